@@ -1,0 +1,61 @@
+# The whole set-up on a fresh Debian machine is `make run` or `make test`:
+# both install what is missing first.
+#
+# One cargo profile (release) serves run, test and CI, so RocksDB's C++ is
+# compiled once.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+PROFILE := --release
+VENV := .venv
+NATS_SERVER := $(VENV)/bin/nats-server
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev
+
+.PHONY: run test build deps system-deps nats-server lint fmt clean-var help
+
+help:
+	@echo "make run    build and start the whole hub locally with demo data"
+	@echo "make test   install what is missing and run every test"
+	@echo "make lint   cargo fmt --check and clippy -D warnings"
+
+## Installs the Debian packages the build needs, when missing.
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+## The pinned nats-server, in a project-local virtualenv.
+$(NATS_SERVER): deploy/nats-server-requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --require-hashes -r deploy/nats-server-requirements.txt
+	@test -x $(NATS_SERVER)
+	@touch $(NATS_SERVER)
+
+nats-server: $(NATS_SERVER)
+
+deps: system-deps nats-server
+
+build: deps
+	$(CARGO) build $(PROFILE) --workspace --bins
+
+test: build
+	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) $(CARGO) test $(PROFILE) --workspace
+
+run: build
+	bash deploy/run-local.sh
+
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Forget local data (NATS store, projections, the local hub secret).
+clean-var:
+	rm -rf var

@@ -1,0 +1,349 @@
+//! Callers, their tokens and roles, and what each role may do (contract
+//! section 4). One table decides every call, for every service.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The agencies that send commands; also the second token of event subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Agency {
+    Custody,
+    Prison,
+    Pharmacy,
+    Treatment,
+    Ambulance,
+}
+
+impl Agency {
+    pub const ALL: [Agency; 5] = [
+        Agency::Custody,
+        Agency::Prison,
+        Agency::Pharmacy,
+        Agency::Treatment,
+        Agency::Ambulance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agency::Custody => "custody",
+            Agency::Prison => "prison",
+            Agency::Pharmacy => "pharmacy",
+            Agency::Treatment => "treatment",
+            Agency::Ambulance => "ambulance",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    CustodyOfficer,
+    PrisonOfficer,
+    CaratWorker,
+    DipWorker,
+    TreatmentWorker,
+    Pharmacist,
+    Paramedic,
+    PartnershipAnalyst,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 9] = [
+        Role::CustodyOfficer,
+        Role::PrisonOfficer,
+        Role::CaratWorker,
+        Role::DipWorker,
+        Role::TreatmentWorker,
+        Role::Pharmacist,
+        Role::Paramedic,
+        Role::PartnershipAnalyst,
+        Role::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::CustodyOfficer => "custody_officer",
+            Role::PrisonOfficer => "prison_officer",
+            Role::CaratWorker => "carat_worker",
+            Role::DipWorker => "dip_worker",
+            Role::TreatmentWorker => "treatment_worker",
+            Role::Pharmacist => "pharmacist",
+            Role::Paramedic => "paramedic",
+            Role::PartnershipAnalyst => "partnership_analyst",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// Something a caller asks to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A command RPC of an agency service, by its RPC name (e.g.
+    /// `RecordReleaseDate`).
+    Command(Agency, &'static str),
+    /// Person-level pick-up rows (`ListPickups`, `WatchPickups`).
+    ReadPickupList,
+    /// Pick-up counts (`GetPickupSummary`).
+    ReadPickupSummary,
+    /// Overdose-training counts.
+    ReadTrainingCounts,
+    /// Rebuilds, erasure, audit, projection status.
+    Operate,
+}
+
+impl Role {
+    /// The contract's section 4 table.
+    pub fn may(self, action: Action) -> bool {
+        use Action::*;
+        use Agency::*;
+        match (self, action) {
+            (Role::Admin, _) => true,
+            (Role::CustodyOfficer, Command(Custody, _)) => true,
+            (Role::PrisonOfficer, Command(Prison, rpc)) => rpc != "FlagImminentRelease",
+            (Role::CaratWorker, Command(Prison, _) | ReadPickupList | ReadPickupSummary) => true,
+            (Role::DipWorker, Command(Treatment, rpc)) => {
+                matches!(
+                    rpc,
+                    "ArrangeGatePickup" | "RecordGatePickup" | "RecordReferral"
+                )
+            }
+            (Role::DipWorker, Command(Prison, rpc)) => rpc == "FlagImminentRelease",
+            (Role::DipWorker, ReadPickupList | ReadPickupSummary) => true,
+            (Role::TreatmentWorker, Command(Treatment, _) | ReadPickupList | ReadPickupSummary) => {
+                true
+            }
+            (Role::Pharmacist, Command(Pharmacy, _)) => true,
+            (Role::Paramedic, Command(Ambulance, _)) => true,
+            (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Which partnerships a caller may act for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnershipScope {
+    All,
+    Only(Vec<String>),
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub user_id: String,
+    pub role: Role,
+    pub org_code: String,
+    pub partnerships: PartnershipScope,
+}
+
+impl Caller {
+    pub fn may_act_for(&self, partnership_code: &str) -> bool {
+        match &self.partnerships {
+            PartnershipScope::All => true,
+            PartnershipScope::Only(codes) => codes.iter().any(|c| c == partnership_code),
+        }
+    }
+
+    /// Role × action, then partnership: `PermissionDenied` naming which.
+    pub fn authorise(&self, action: Action, partnership_code: &str) -> Result<(), Error> {
+        if !self.role.may(action) {
+            let what = match action {
+                Action::Command(_, rpc) => rpc.to_string(),
+                other => format!("{other:?}"),
+            };
+            return Err(Error::PermissionDenied(format!(
+                "role {} may not call {what}",
+                self.role.as_str()
+            )));
+        }
+        if !self.may_act_for(partnership_code) {
+            return Err(Error::PermissionDenied(format!(
+                "partnership_code: this token is not allowed to act for partnership {partnership_code:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+struct TokensFile {
+    tokens: Vec<TokenEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenEntry {
+    token: String,
+    user_id: String,
+    role: String,
+    org_code: String,
+    partnerships: Vec<String>,
+}
+
+/// The callers named in `HUB_TOKENS_FILE`.
+#[derive(Clone, Default)]
+pub struct TokenRegistry {
+    by_token: HashMap<String, Caller>,
+}
+
+impl std::fmt::Debug for TokenRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TokenRegistry({} tokens)", self.by_token.len())
+    }
+}
+
+impl TokenRegistry {
+    pub fn parse(json: &str, source: &str) -> Result<Self, Error> {
+        let bad = |why: String| Error::config("HUB_TOKENS_FILE", format!("{source}: {why}"));
+        let file: TokensFile = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        let mut by_token = HashMap::new();
+        for (i, t) in file.tokens.into_iter().enumerate() {
+            let role = Role::parse(&t.role)
+                .ok_or_else(|| bad(format!("tokens[{i}]: unknown role {:?}", t.role)))?;
+            if t.token.len() < 16 {
+                return Err(bad(format!(
+                    "tokens[{i}]: token shorter than 16 characters"
+                )));
+            }
+            if t.user_id.is_empty() || t.org_code.is_empty() {
+                return Err(bad(format!(
+                    "tokens[{i}]: user_id and org_code are required"
+                )));
+            }
+            let partnerships = if t.partnerships.iter().any(|p| p == "*") {
+                PartnershipScope::All
+            } else {
+                PartnershipScope::Only(t.partnerships)
+            };
+            let caller = Caller {
+                user_id: t.user_id,
+                role,
+                org_code: t.org_code,
+                partnerships,
+            };
+            if by_token.insert(t.token, caller).is_some() {
+                return Err(bad(format!("tokens[{i}]: token appears twice")));
+            }
+        }
+        Ok(Self { by_token })
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config("HUB_TOKENS_FILE", format!("{}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The caller behind an `authorization` header value (`Bearer <token>`).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&Caller, Error> {
+        let value = authorization.ok_or_else(|| {
+            Error::Unauthenticated(
+                "missing authorization header: send `authorization: Bearer <token>`".into(),
+            )
+        })?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                Error::Unauthenticated("authorization must be `Bearer <token>`".into())
+            })?;
+        self.by_token
+            .get(token)
+            .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"tokens": [
+        {"token": "carat-token-0123456789", "user_id": "u-17", "role": "carat_worker", "org_code": "LEI", "partnerships": ["bradford"]},
+        {"token": "admin-token-0123456789", "user_id": "u-1", "role": "admin", "org_code": "HUB", "partnerships": ["*"]}
+    ]}"#;
+
+    #[test]
+    fn authenticates_bearer_tokens() {
+        let reg = TokenRegistry::parse(JSON, "t").unwrap();
+        let c = reg
+            .authenticate(Some("Bearer carat-token-0123456789"))
+            .unwrap();
+        assert_eq!(c.role, Role::CaratWorker);
+        assert_eq!(c.org_code, "LEI");
+        assert!(matches!(
+            reg.authenticate(None),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            reg.authenticate(Some("Bearer nope-nope-nope-nope")),
+            Err(Error::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            reg.authenticate(Some("carat-token-0123456789")),
+            Err(Error::Unauthenticated(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_unknown_roles_and_short_tokens() {
+        let bad = JSON.replace("carat_worker", "wizard");
+        assert!(TokenRegistry::parse(&bad, "t")
+            .unwrap_err()
+            .to_string()
+            .contains("wizard"));
+        let short = JSON.replace("carat-token-0123456789", "short");
+        assert!(TokenRegistry::parse(&short, "t").is_err());
+    }
+
+    #[test]
+    fn partnership_scope() {
+        let reg = TokenRegistry::parse(JSON, "t").unwrap();
+        let carat = reg
+            .authenticate(Some("Bearer carat-token-0123456789"))
+            .unwrap();
+        let admin = reg
+            .authenticate(Some("Bearer admin-token-0123456789"))
+            .unwrap();
+        let rpc = Action::Command(Agency::Prison, "RecordReleaseDate");
+        assert!(carat.authorise(rpc, "bradford").is_ok());
+        assert!(matches!(
+            carat.authorise(rpc, "leeds"),
+            Err(Error::PermissionDenied(_))
+        ));
+        assert!(admin.authorise(rpc, "leeds").is_ok());
+    }
+
+    #[test]
+    fn role_table() {
+        use Action::*;
+        use Agency::*;
+        let flag = Command(Prison, "FlagImminentRelease");
+        let release = Command(Prison, "RecordReleaseDate");
+        assert!(Role::PrisonOfficer.may(release));
+        assert!(!Role::PrisonOfficer.may(flag));
+        assert!(Role::CaratWorker.may(flag));
+        assert!(Role::DipWorker.may(flag));
+        assert!(!Role::DipWorker.may(release));
+        assert!(Role::DipWorker.may(Command(Treatment, "ArrangeGatePickup")));
+        assert!(!Role::DipWorker.may(Command(Treatment, "RecordOverdoseTraining")));
+        assert!(Role::TreatmentWorker.may(Command(Treatment, "RecordOverdoseTraining")));
+        assert!(!Role::CustodyOfficer.may(release));
+        assert!(!Role::PartnershipAnalyst.may(ReadPickupList));
+        assert!(Role::PartnershipAnalyst.may(ReadPickupSummary));
+        assert!(Role::PartnershipAnalyst.may(ReadTrainingCounts));
+        assert!(!Role::PartnershipAnalyst.may(release));
+        assert!(!Role::Pharmacist.may(ReadPickupList));
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+            assert_eq!(role.may(Operate), role == Role::Admin);
+        }
+    }
+}

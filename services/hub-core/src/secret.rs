@@ -1,0 +1,140 @@
+//! The hub secret: 32 or more random bytes in `HUB_SECRET_FILE`, the one key
+//! behind every pseudonym and every wrapped data key.
+//!
+//! Each use gets its own subkey, derived as HMAC-SHA256(secret, label), so a
+//! person key can never be confused with a request digest or a wrapping key.
+//! The file is created with mode 0600 when missing and refused when other
+//! users can read it.
+
+use std::{fs, io::Write, os::unix::fs::OpenOptionsExt, os::unix::fs::PermissionsExt, path::Path};
+
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::Error;
+
+/// Fewest bytes a secret may have.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The loaded secret. `Debug` never shows it.
+#[derive(Clone)]
+pub struct HubSecret(Vec<u8>);
+
+impl std::fmt::Debug for HubSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubSecret(<redacted>)")
+    }
+}
+
+impl HubSecret {
+    /// A secret from bytes (tests, tools). Must be at least 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < MIN_SECRET_BYTES {
+            return Err(Error::config(
+                "HUB_SECRET_FILE",
+                format!(
+                    "holds {} bytes; at least {MIN_SECRET_BYTES} random bytes are required",
+                    bytes.len()
+                ),
+            ));
+        }
+        Ok(Self(bytes.to_vec()))
+    }
+
+    /// Reads the secret at `path`, creating it (32 random bytes, mode 0600)
+    /// when missing. Refuses a file that group or others may read.
+    pub fn load_or_create(path: &Path) -> Result<Self, Error> {
+        let setting = |reason: String| {
+            Error::config("HUB_SECRET_FILE", format!("{}: {reason}", path.display()))
+        };
+        if !path.exists() {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                fs::create_dir_all(dir)
+                    .map_err(|e| setting(format!("cannot create its folder: {e}")))?;
+            }
+            let mut bytes = [0u8; MIN_SECRET_BYTES];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    file.write_all(&bytes)
+                        .map_err(|e| setting(format!("cannot write: {e}")))?;
+                    file.sync_all()
+                        .map_err(|e| setting(format!("cannot write: {e}")))?;
+                }
+                // Another process created it first: read theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(setting(format!("cannot create: {e}"))),
+            }
+        }
+        let mode = fs::metadata(path)
+            .map_err(|e| setting(format!("cannot read: {e}")))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(setting(format!(
+                "is readable by other users (mode {:o}); run `chmod 600` on it",
+                mode & 0o777
+            )));
+        }
+        let bytes = fs::read(path).map_err(|e| setting(format!("cannot read: {e}")))?;
+        Self::from_bytes(&bytes).map_err(|_| {
+            setting(format!(
+                "holds {} bytes; at least {MIN_SECRET_BYTES} random bytes are required",
+                bytes.len()
+            ))
+        })
+    }
+
+    /// The subkey for one use, named by `label`.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"hub-subkey-v1\0");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_with_mode_0600_and_stable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/hub.secret");
+        let a = HubSecret::load_or_create(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read(&path).unwrap().len(), 32);
+        let b = HubSecret::load_or_create(&path).unwrap();
+        assert_eq!(a.derive("x"), b.derive("x"));
+        assert_ne!(a.derive("x"), a.derive("y"));
+    }
+
+    #[test]
+    fn refuses_a_world_readable_or_short_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.secret");
+        fs::write(&path, [7u8; 32]).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = HubSecret::load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains("readable by other users"), "{err}");
+
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        fs::write(&path, [7u8; 16]).unwrap();
+        let err = HubSecret::load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains("at least 32"), "{err}");
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let s = HubSecret::from_bytes(&[0x41; 32]).unwrap();
+        assert_eq!(format!("{s:?}"), "HubSecret(<redacted>)");
+    }
+}

@@ -1,0 +1,59 @@
+//! Generated protobuf and gRPC code for the hub, and the few hand-written
+//! pieces that belong beside it.
+//!
+//! Only this crate runs code generation, so every other crate shares one copy
+//! of each type. Packages follow `hub.<area>.v1`.
+//!
+//! # Layout
+//! - [`common`]: `hub.v1`, shared by all services (PersonRef, EventAck, enums).
+//! - [`events`]: `hub.events.v1`, the event log's schema.
+//! - [`prison`]: `hub.prison.v1`, the prison service.
+//! - [`projections`]: `hub.projections.v1`, the read side.
+//! - [`FILE_DESCRIPTOR_SET`]: every file above, for gRPC reflection.
+//! - [`CommandFields`]: the fields every command request shares.
+//! - [`event_type`]: the snake_case name of each event payload.
+//! - Redacting `Debug` for the types that carry personal data.
+
+#![allow(clippy::all, missing_docs)]
+
+/// The generated code, nested as the proto packages are (generated paths
+/// such as `super::super::v1::PersonRef` rely on it).
+pub mod hub {
+    /// `hub.v1`.
+    pub mod v1 {
+        tonic::include_proto!("hub.v1");
+    }
+    pub mod events {
+        /// `hub.events.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.events.v1");
+        }
+    }
+    pub mod prison {
+        /// `hub.prison.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.prison.v1");
+        }
+    }
+    pub mod projections {
+        /// `hub.projections.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.projections.v1");
+        }
+    }
+}
+
+pub use hub::events::v1 as events;
+pub use hub::prison::v1 as prison;
+pub use hub::projections::v1 as projections;
+pub use hub::v1 as common;
+
+/// The encoded `FileDescriptorSet` of every hub proto, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hub_descriptor");
+
+mod command;
+mod event_type;
+mod redact;
+
+pub use command::CommandFields;
+pub use event_type::{event_type, SCHEMA_VERSION};

@@ -1,0 +1,125 @@
+//! Settings every service reads. Each is an environment variable from the
+//! contract (section 1) with its default; a command-line flag overrides it.
+//! Values are checked at start-up, and a bad one stops the process with a
+//! message naming the setting.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use hub_core::{auth::TokenRegistry, partnerships::PartnershipRegister, secret::HubSecret, Error};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// NATS server(s), comma-separated.
+    #[arg(long, env = "HUB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+    /// Address this service listens on (default: the contract's table).
+    #[arg(long, env = "HUB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Caller tokens (JSON).
+    #[arg(long, env = "HUB_TOKENS_FILE", default_value = "seeds/dev-tokens.json")]
+    pub tokens_file: PathBuf,
+    /// 32+ random bytes behind pseudonyms and personal-data encryption;
+    /// created with mode 0600 if missing.
+    #[arg(long, env = "HUB_SECRET_FILE", default_value = "./var/hub.secret")]
+    pub secret_file: PathBuf,
+    /// The partnership register (TSV).
+    #[arg(
+        long,
+        env = "HUB_PARTNERSHIPS_FILE",
+        default_value = "seeds/partnerships.tsv"
+    )]
+    pub partnerships_file: PathBuf,
+    /// The JetStream stream holding every event.
+    #[arg(long, env = "HUB_STREAM", default_value = "HUB_EVENTS")]
+    pub stream: String,
+    /// How long JetStream remembers a request id for deduplication
+    /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
+    #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub dedupe_window: Duration,
+}
+
+impl CommonArgs {
+    /// The listen address, or `default` when none was set.
+    pub fn listen_or(&self, default: &str) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| default.parse().expect("default addresses are valid"))
+    }
+
+    /// The NATS URLs, checked.
+    pub fn nats_urls(&self) -> Result<Vec<async_nats::ServerAddr>, Error> {
+        let urls: Vec<_> = self
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if urls.is_empty() {
+            return Err(Error::config("HUB_NATS_URL", "no server given"));
+        }
+        urls.iter()
+            .map(|u| {
+                u.parse::<async_nats::ServerAddr>()
+                    .map_err(|e| Error::config("HUB_NATS_URL", format!("{u}: {e}")))
+            })
+            .collect()
+    }
+
+    pub fn load_tokens(&self) -> Result<TokenRegistry, Error> {
+        TokenRegistry::load(&self.tokens_file)
+    }
+
+    pub fn load_secret(&self) -> Result<HubSecret, Error> {
+        HubSecret::load_or_create(&self.secret_file)
+    }
+
+    pub fn load_partnerships(&self) -> Result<PartnershipRegister, Error> {
+        let register = PartnershipRegister::load(&self.partnerships_file)?;
+        if register.is_empty() {
+            return Err(Error::config(
+                "HUB_PARTNERSHIPS_FILE",
+                "lists no partnership",
+            ));
+        }
+        Ok(register)
+    }
+}
+
+/// `90s`, `30m`, `24h`, `7d`, or a number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90s, 30m, 24h or 7d"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{s}`: unit must be s, m, h or d")),
+    };
+    if secs == 0 {
+        return Err("must be more than 0".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert_eq!(parse_duration("120").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

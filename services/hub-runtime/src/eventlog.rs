@@ -1,0 +1,225 @@
+//! The event log: one JetStream stream (`HUB_EVENTS`) holding every event,
+//! the system of record.
+//!
+//! Every service creates it or checks it at start-up: file storage, kept
+//! forever (no age, count or size limit), subjects `hub.>` (agency events
+//! under `hub.events.<agency>.<partnership>.<event_type>`, the hub's own
+//! records under `hub.audit.` and `hub.admin.`).
+//!
+//! # Deduplication
+//! Each command is published with `Nats-Msg-Id = <org_code>:<request_id>`.
+//! JetStream drops a second message with the same id inside the stream's
+//! duplicate window and answers with the first message's sequence and
+//! `duplicate: true`; the pipeline then reads that first message back to
+//! return its event id (or `ALREADY_EXISTS` when the body differs).
+//!
+//! The window (`HUB_DEDUPE_WINDOW`, default 24 h) is kept in the server's
+//! memory: one entry of roughly 150 bytes (id, sequence, time, map overhead)
+//! per message published inside it. A national year of about 5 million
+//! events is ~14,000 a day, so 24 h costs ~2 MB; a benchmark pushing 1,000
+//! commands a second for a whole window would cost ~13 GB, which is why
+//! benchmarks set a short window. A retry after the window is recorded
+//! again: clients retry within hours, not days.
+
+use std::time::Duration;
+
+use async_nats::{
+    header::{HeaderMap, NATS_MESSAGE_ID},
+    jetstream::{
+        self,
+        message::StreamMessage,
+        publish::PublishAck,
+        stream::{self, DiscardPolicy, RetentionPolicy, StorageType},
+    },
+    Client, ServerAddr,
+};
+use bytes::Bytes;
+
+use hub_core::Error;
+
+/// Longest a command waits for JetStream's acknowledgement.
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a service waits for NATS at start-up before giving up.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connects to NATS. Returns at once; the client reconnects by itself
+/// whenever the server is away.
+pub async fn connect(urls: Vec<ServerAddr>, name: &str) -> Result<Client, Error> {
+    async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("NATS connected"),
+                async_nats::Event::Disconnected => {
+                    tracing::warn!("NATS disconnected; reconnecting")
+                }
+                other => tracing::info!(event = %other, "NATS event"),
+            }
+        })
+        .connect(urls)
+        .await
+        .map_err(|e| Error::Unavailable(format!("cannot connect to NATS: {e}")))
+}
+
+/// The event stream and the client that reaches it.
+#[derive(Clone)]
+pub struct EventLog {
+    client: Client,
+    js: jetstream::Context,
+    stream_name: String,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EventLog({})", self.stream_name)
+    }
+}
+
+/// The stream configuration the hub requires.
+pub fn stream_config(name: &str, dedupe_window: Duration) -> stream::Config {
+    stream::Config {
+        name: name.to_string(),
+        description: Some(
+            "Harm-reduction hub: every event, kept forever (system of record)".into(),
+        ),
+        subjects: vec!["hub.>".into()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::New,
+        max_age: Duration::ZERO,
+        max_messages: -1,
+        max_bytes: -1,
+        duplicate_window: dedupe_window,
+        allow_direct: true,
+        ..Default::default()
+    }
+}
+
+impl EventLog {
+    /// Creates the stream, or checks an existing one, retrying while NATS is
+    /// not yet reachable (up to [`STARTUP_TIMEOUT`]).
+    pub async fn open(
+        client: Client,
+        stream_name: &str,
+        dedupe_window: Duration,
+    ) -> Result<Self, Error> {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(PUBLISH_TIMEOUT)
+            .build(client.clone());
+        let wanted = stream_config(stream_name, dedupe_window);
+        let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        let info = loop {
+            match js.get_or_create_stream(wanted.clone()).await {
+                Ok(mut s) => match s.info().await {
+                    Ok(info) => break info.clone(),
+                    Err(e) => tracing::warn!(error = %e, "reading the stream's configuration"),
+                },
+                Err(e) => tracing::warn!(error = %e, stream = stream_name, "waiting for JetStream"),
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::Unavailable(format!(
+                    "JetStream not reachable within {}s (is nats-server running with -js?)",
+                    STARTUP_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let have = &info.config;
+        if have.storage != StorageType::File {
+            return Err(Error::config(
+                "HUB_STREAM",
+                format!("stream {stream_name} must use file storage"),
+            ));
+        }
+        if !have.subjects.iter().any(|s| s == "hub.>") {
+            return Err(Error::config(
+                "HUB_STREAM",
+                format!("stream {stream_name} must take subjects hub.>"),
+            ));
+        }
+        if have.max_age != Duration::ZERO || have.max_messages != -1 || have.max_bytes != -1 {
+            return Err(Error::config(
+                "HUB_STREAM",
+                format!("stream {stream_name} has limits that would delete events; it must keep everything"),
+            ));
+        }
+        if have.duplicate_window != dedupe_window {
+            let mut updated = have.clone();
+            updated.duplicate_window = dedupe_window;
+            js.update_stream(updated)
+                .await
+                .map_err(|e| Error::Unavailable(format!("updating the duplicate window: {e}")))?;
+            tracing::info!(
+                window_s = dedupe_window.as_secs(),
+                "duplicate window updated"
+            );
+        }
+        Ok(Self {
+            client,
+            js,
+            stream_name: stream_name.to_string(),
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream_name
+    }
+
+    /// Publishes and waits (at most [`PUBLISH_TIMEOUT`]) for the ack.
+    pub async fn publish(
+        &self,
+        subject: String,
+        msg_id: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<PublishAck, Error> {
+        headers.insert(NATS_MESSAGE_ID, msg_id);
+        let attempt = async {
+            let ack = self.js.publish_with_headers(subject, headers, body).await?;
+            ack.await
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, attempt).await {
+            Ok(Ok(ack)) => Ok(ack),
+            Ok(Err(e)) => Err(Error::Unavailable(format!(
+                "the event log did not acknowledge: {e}"
+            ))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "the event log did not acknowledge within {}s",
+                PUBLISH_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// The stored message at `sequence`.
+    pub async fn message(&self, sequence: u64) -> Result<StreamMessage, Error> {
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream_name)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        tokio::time::timeout(PUBLISH_TIMEOUT, stream.get_raw_message(sequence))
+            .await
+            .map_err(|_| Error::Unavailable("the event log did not answer within 5s".into()))?
+            .map_err(|e| Error::Unavailable(format!("reading message {sequence}: {e}")))
+    }
+
+    /// The stream's last sequence.
+    pub async fn last_sequence(&self) -> Result<u64, Error> {
+        let stream = self
+            .js
+            .get_stream(&self.stream_name)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(stream.cached_info().state.last_sequence)
+    }
+}

@@ -1,0 +1,28 @@
+//! The hub's I/O, shared by every service: the event log on JetStream, the
+//! key store for personal-data keys, the command pipeline, and gRPC serving
+//! (reflection, health, graceful shutdown).
+//!
+//! The decisions themselves (field rules, roles, pseudonyms, sealing) are
+//! pure and live in `hub-core`; this crate runs them against the network.
+//!
+//! # Layout
+//! - [`config`]: the settings every service reads (`HUB_*`, flags override).
+//! - [`eventlog`]: the HUB_EVENTS stream: create or check, publish, read.
+//! - [`keystore`]: per-person data keys in a JetStream KV bucket.
+//! - [`pipeline`]: authenticate → authorise → validate → pseudonymise and
+//!   seal → publish → acknowledge, for every command of every agency.
+//! - [`server`]: tonic server with reflection, health and drain on shutdown.
+//! - [`shutdown`]: SIGINT/SIGTERM handling.
+//! - [`telemetry`]: tracing set-up.
+//! - [`error`]: the one mapping from errors to gRPC statuses.
+
+pub mod config;
+pub mod error;
+pub mod eventlog;
+pub mod keystore;
+pub mod pipeline;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::ApiError;

@@ -1,0 +1,80 @@
+//! Serving gRPC the same way in every service: the service's own routes plus
+//! gRPC reflection (v1 and v1alpha) and `grpc.health.v1.Health`, a 64 KiB
+//! request limit, and a graceful stop that drains in-flight calls for at
+//! most [`DRAIN_TIMEOUT`].
+
+use std::{future::Future, time::Duration};
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::Routes, transport::Server};
+
+use hub_core::Error;
+
+/// Largest request body a service accepts.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// How long a stopping service waits for in-flight calls.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reflection for every hub proto, in both protocol versions clients use.
+fn add_reflection(routes: Routes) -> Result<Routes, Error> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hub_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(hub_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    Ok(routes.add_service(v1).add_service(v1alpha))
+}
+
+/// Serves `routes` (plus reflection) on `listener` until `shutdown`
+/// resolves, then drains. Prints `<name> listening on <addr>` on standard
+/// output once bound, which scripts and tests wait for.
+pub async fn serve(
+    name: &str,
+    listener: TcpListener,
+    routes: Routes,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("listener: {e}")))?;
+    let routes = add_reflection(routes)?;
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = drain_rx.await;
+        });
+    tokio::pin!(server);
+    tracing::info!(%addr, service = name, "listening");
+    println!("{name} listening on {addr}");
+    tokio::select! {
+        result = &mut server => {
+            return result.map_err(|e| Error::Internal(format!("gRPC server failed: {e}")));
+        }
+        _ = shutdown => {}
+    }
+    let _ = drain_tx.send(());
+    match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+        Ok(result) => result.map_err(|e| Error::Internal(format!("gRPC server failed: {e}"))),
+        Err(_) => {
+            tracing::warn!(
+                "in-flight calls still running after {}s; stopping anyway",
+                DRAIN_TIMEOUT.as_secs()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Binds `addr`, naming the setting in the error.
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::config("HUB_LISTEN", format!("cannot listen on {addr}: {e}")))
+}

@@ -1,0 +1,311 @@
+//! Test servers for the hub's tests: a real `nats-server` with JetStream on
+//! a free port and its own store directory, and the hub's own binaries as
+//! child processes on free ports. Everything is killed and removed on drop.
+//! No fixed ports, no fixed sleeps: each waits for its readiness signal.
+//!
+//! # Layout
+//! - [`NatsServer`]: start, kill, restart on the same port and store.
+//! - [`HubProcess`]: a hub binary started with `HUB_LISTEN=127.0.0.1:0`,
+//!   ready once it prints `<name> listening on <addr>`.
+//! - [`binary`]: where cargo put a workspace binary.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How long a server may take to become ready.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The workspace root (two levels above this crate).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// The nats-server to use: `$HUB_NATS_SERVER`, else the project's pinned
+/// one in `.venv/bin` (installed by `make test`), else `nats-server` on PATH.
+pub fn nats_server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("HUB_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let pinned = workspace_root().join(".venv/bin/nats-server");
+    if pinned.exists() {
+        return pinned;
+    }
+    PathBuf::from("nats-server")
+}
+
+/// A running `nats-server -js` on loopback.
+pub struct NatsServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl NatsServer {
+    /// Starts a server on a free port with a fresh store directory.
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new().prefix("hub-nats-").tempdir()?;
+        let mut server = Self {
+            child: None,
+            dir,
+            port: 0,
+        };
+        server.launch(None)?;
+        Ok(server)
+    }
+
+    fn launch(&mut self, port: Option<u16>) -> Result<()> {
+        let ports_dir = self.dir.path().join("ports");
+        let _ = std::fs::remove_dir_all(&ports_dir);
+        std::fs::create_dir_all(&ports_dir)?;
+        let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
+        let bin = nats_server_binary();
+        let child = Command::new(&bin)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "--store_dir"])
+            .arg(self.dir.path().join("jetstream"))
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(
+                self.dir.path().join("server.log"),
+            )?))
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting {} (run `make test`, which installs it)",
+                    bin.display()
+                )
+            })?;
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        // The server writes its ports file once it listens.
+        loop {
+            if let Some(port) = read_ports_file(&ports_dir)? {
+                self.port = port;
+                break;
+            }
+            if let Some(status) = self.child.as_mut().expect("just set").try_wait()? {
+                bail!("nats-server exited with {status}: {}", self.log());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "nats-server not ready after {READY_TIMEOUT:?}: {}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // And is ready for clients once it accepts a connection.
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("nats-server does not accept connections: {}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The server's log so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same store.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.launch(Some(self.port))
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn read_ports_file(dir: &Path) -> Result<Option<u16>> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "ports") {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let url = json["nats"][0]
+                .as_str()
+                .ok_or_else(|| anyhow!("ports file without nats: {text}"))?;
+            let port = url.rsplit(':').next().and_then(|p| p.parse().ok());
+            return Ok(port);
+        }
+    }
+    Ok(None)
+}
+
+/// Where cargo put the workspace binary `name` (next to the test's own
+/// `deps/` folder, same profile).
+pub fn binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected test binary location {}", exe.display()))?;
+    let path = profile_dir.join(name);
+    if !path.exists() {
+        bail!(
+            "{} not built: run `cargo build --release --workspace` first (make test does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One of the hub's binaries, running.
+pub struct HubProcess {
+    name: String,
+    child: Option<Child>,
+    addr: SocketAddr,
+    env: Vec<(String, String)>,
+    stderr_log: PathBuf,
+}
+
+impl HubProcess {
+    /// Starts `name` with `env` (plus `HUB_LISTEN=127.0.0.1:0`) and waits
+    /// for its ready line. Its log goes to `stderr_log`.
+    pub fn start(name: &str, env: &[(String, String)], stderr_log: &Path) -> Result<Self> {
+        let mut p = Self {
+            name: name.to_string(),
+            child: None,
+            addr: "127.0.0.1:0".parse()?,
+            env: env.to_vec(),
+            stderr_log: stderr_log.to_path_buf(),
+        };
+        p.launch()?;
+        Ok(p)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)?;
+        let mut child = Command::new(binary(&self.name)?)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("HUB_LISTEN", "127.0.0.1:0")
+            .env("HUB_METRICS_LISTEN", "127.0.0.1:0")
+            .current_dir(workspace_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        let marker = format!("{} listening on ", self.name);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix(&marker) {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => {
+                    self.addr = addr.parse()?;
+                    return Ok(());
+                }
+                Err(_) => {
+                    let exited = self.child.as_mut().expect("just set").try_wait()?;
+                    if exited.is_some() || Instant::now() > deadline {
+                        let log = std::fs::read_to_string(&self.stderr_log).unwrap_or_default();
+                        self.kill();
+                        bail!(
+                            "{} did not become ready ({exited:?}); its log:\n{log}",
+                            self.name
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://addr`, for a tonic client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> Result<std::process::ExitStatus> {
+        let mut c = self
+            .child
+            .take()
+            .ok_or_else(|| anyhow!("{} is not running", self.name))?;
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
+        Ok(c.wait()?)
+    }
+
+    /// Starts again with the same settings (a new port).
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        self.launch()
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,322 @@
+//! `hubctl`: the hub from the command line, for workers and operators.
+//!
+//! It reaches the services through the contract's settings: `HUB_TOKEN` (the
+//! caller's bearer token) and one `HUB_<NAME>_ADDR` per service (defaults
+//! as in the contract's table). Tables by default, `--json` for scripts.
+//!
+//! # Layout
+//! - `main.rs`: the command tree and settings.
+//! - [`demo`]: the deterministic demo scenario behind `seed demo`.
+//! - [`output`]: tables and JSON.
+
+mod demo;
+mod output;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use hub_proto::{
+    common::PersonRef,
+    prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest},
+    projections::{
+        pickup_list_service_client::PickupListServiceClient,
+        projection_status_service_client::ProjectionStatusServiceClient,
+        GetProjectionStatusRequest, ListPickupsRequest,
+    },
+};
+use tonic::{transport::Channel, Request};
+
+#[derive(Parser)]
+#[command(
+    name = "hubctl",
+    version,
+    about = "Command line for the harm-reduction data-sharing hub"
+)]
+struct Cli {
+    /// Your bearer token.
+    #[arg(long, env = "HUB_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// prison-service address.
+    #[arg(
+        long,
+        env = "HUB_PRISON_SERVICE_ADDR",
+        default_value = "127.0.0.1:50052",
+        global = true
+    )]
+    prison_service_addr: String,
+    /// pickup-projection address.
+    #[arg(
+        long,
+        env = "HUB_PICKUP_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50061",
+        global = true
+    )]
+    pickup_projection_addr: String,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// PrisonService.RecordReleaseDate: record (or replace) a release date.
+    RecordReleaseDate {
+        #[arg(long)]
+        partnership: String,
+        #[arg(long)]
+        prison_code: String,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        release_date: String,
+        #[command(flatten)]
+        person: PersonArgs,
+        /// Your idempotency key (default: a new one). Reuse it to retry safely.
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The prison-gate pick-up list.
+    Pickups {
+        #[arg(long)]
+        partnership: String,
+        /// YYYY-MM-DD (default: today in Europe/London).
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Days ahead to include (default 14).
+        #[arg(long)]
+        horizon: Option<u32>,
+        /// Wait until this stream sequence has been applied.
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Projections: status.
+    Projection {
+        #[command(subcommand)]
+        command: ProjectionCommand,
+    },
+    /// Load data.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionCommand {
+    /// Each projection's applied sequence and lag.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum SeedCommand {
+    /// A deterministic demo scenario, recorded through the public RPCs.
+    /// Re-running it with the same seed records nothing new.
+    Demo {
+        /// Partnerships to fill, from the start of the demo list.
+        #[arg(long, default_value_t = 2)]
+        partnerships: usize,
+        /// People per partnership.
+        #[arg(long, default_value_t = 12)]
+        people: usize,
+        #[arg(long, default_value_t = 2026)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct PersonArgs {
+    #[arg(long)]
+    nhs_number: Option<String>,
+    #[arg(long)]
+    prison_number: Option<String>,
+    #[arg(long)]
+    pnc_id: Option<String>,
+    #[arg(long)]
+    client_code: Option<String>,
+    #[arg(long)]
+    given_name: Option<String>,
+    #[arg(long)]
+    family_name: Option<String>,
+    /// YYYY-MM-DD.
+    #[arg(long)]
+    date_of_birth: Option<String>,
+}
+
+impl From<PersonArgs> for PersonRef {
+    fn from(p: PersonArgs) -> Self {
+        PersonRef {
+            nhs_number: p.nhs_number.unwrap_or_default(),
+            prison_number: p.prison_number.unwrap_or_default(),
+            pnc_id: p.pnc_id.unwrap_or_default(),
+            client_code: p.client_code.unwrap_or_default(),
+            given_name: p.given_name.unwrap_or_default(),
+            family_name: p.family_name.unwrap_or_default(),
+            date_of_birth: p.date_of_birth.unwrap_or_default(),
+        }
+    }
+}
+
+/// `host:port` or a full URL.
+fn endpoint(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+async fn channel(name: &str, addr: &str) -> Result<Channel> {
+    Channel::from_shared(endpoint(addr))
+        .with_context(|| format!("{name} address {addr:?}"))?
+        .connect()
+        .await
+        .with_context(|| {
+            format!(
+                "cannot reach {name} at {addr} (is it running? set HUB_{}_ADDR)",
+                name.to_uppercase().replace('-', "_")
+            )
+        })
+}
+
+pub struct Caller {
+    token: String,
+}
+
+impl Caller {
+    pub fn request<T>(&self, msg: T) -> Result<Request<T>> {
+        let mut r = Request::new(msg);
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token)
+                .parse()
+                .context("HUB_TOKEN has characters a header cannot carry")?,
+        );
+        Ok(r)
+    }
+}
+
+/// A gRPC error as a person can act on it.
+pub fn explain(status: tonic::Status) -> anyhow::Error {
+    use tonic_types::StatusExt;
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    if let Some(bad) = status.get_details_bad_request() {
+        for v in bad.field_violations {
+            text.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+    }
+    let hint = match status.code() {
+        tonic::Code::Unauthenticated => "\nhint: set HUB_TOKEN to your token",
+        tonic::Code::PermissionDenied => "\nhint: your role or partnerships do not allow this",
+        tonic::Code::Unavailable => {
+            "\nhint: retry with the same --request-id; nothing is recorded twice"
+        }
+        _ => "",
+    };
+    anyhow::anyhow!("{text}{hint}")
+}
+
+pub fn timestamp_now() -> prost_types::Timestamp {
+    let t = jiff::Timestamp::now();
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: 0,
+    }
+}
+
+fn new_request_id() -> String {
+    let t = jiff::Timestamp::now();
+    format!("hubctl-{}-{}", t.as_nanosecond(), std::process::id())
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli).await {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let Some(token) = cli.token.clone() else {
+        bail!("no token: set HUB_TOKEN (or pass --token)");
+    };
+    let caller = Caller { token };
+    match cli.command {
+        Command::RecordReleaseDate {
+            partnership,
+            prison_code,
+            release_date,
+            person,
+            request_id,
+        } => {
+            let mut prison = PrisonServiceClient::new(
+                channel("prison-service", &cli.prison_service_addr).await?,
+            );
+            let req = RecordReleaseDateRequest {
+                request_id: request_id.unwrap_or_else(new_request_id),
+                partnership_code: partnership,
+                occurred_at: Some(timestamp_now()),
+                prison_code,
+                person: Some(person.into()),
+                release_date,
+            };
+            let ack = prison
+                .record_release_date(caller.request(req)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::ack(&ack, cli.json);
+        }
+        Command::Pickups {
+            partnership,
+            as_of,
+            horizon,
+            min_sequence,
+        } => {
+            let mut pickups = PickupListServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let req = ListPickupsRequest {
+                partnership_code: partnership,
+                as_of_date: as_of.unwrap_or_default(),
+                horizon_days: horizon,
+                min_sequence,
+            };
+            let reply = pickups
+                .list_pickups(caller.request(req)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::pickups(&reply, cli.json);
+        }
+        Command::Projection {
+            command: ProjectionCommand::Status,
+        } => {
+            let mut status = ProjectionStatusServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let s = status
+                .get_projection_status(caller.request(GetProjectionStatusRequest {})?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::projection_status(&[s], cli.json);
+        }
+        Command::Seed {
+            command:
+                SeedCommand::Demo {
+                    partnerships,
+                    people,
+                    seed,
+                },
+        } => {
+            let mut prison = PrisonServiceClient::new(
+                channel("prison-service", &cli.prison_service_addr).await?,
+            );
+            let summary = demo::seed(&mut prison, &caller, partnerships, people, seed).await?;
+            println!("{summary}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! `prison-service`: commands from prisons and their CARAT teams (release
+//! dates, cancellations, imminent-release flags, consent, triage, naloxone
+//! on release, releases).
+//!
+//! The service adds only its RPC table ([`api`]) and its field rules
+//! ([`rules`]); authentication, roles, validation of the common fields,
+//! pseudonyms, sealing and publishing are the shared pipeline of
+//! `hub-runtime`.
+//!
+//! # Layout
+//! - [`rules`]: pure decide functions, one per RPC.
+//! - [`api`]: the gRPC service, each RPC one pipeline call.
+//! - [`run`]: start-up, used by `main` and by tests on port 0.
+
+pub mod api;
+pub mod rules;
+
+use std::future::Future;
+
+use hub_core::{auth::Agency, Error};
+use hub_proto::prison::prison_service_server::PrisonServiceServer;
+use hub_runtime::{config::CommonArgs, pipeline::CommandPipeline, server};
+use tokio::net::TcpListener;
+
+/// The binary's name, used for NATS and the ready line.
+pub const NAME: &str = "prison-service";
+/// Default listen address (contract section 1).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50052";
+
+/// Connects, then serves on `listener` until `shutdown` resolves.
+pub async fn run(
+    args: CommonArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let pipeline = CommandPipeline::start(Agency::Prison, &args, NAME).await?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let service = PrisonServiceServer::new(api::PrisonApi::new(pipeline))
+        .max_decoding_message_size(server::MAX_REQUEST_BYTES);
+    health
+        .set_serving::<PrisonServiceServer<api::PrisonApi>>()
+        .await;
+    let routes = tonic::service::Routes::new(health_service).add_service(service);
+    server::serve(NAME, listener, routes, shutdown).await
+}

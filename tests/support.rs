@@ -1,0 +1,174 @@
+//! A whole hub for a test: a real nats-server on a free port and the hub's
+//! real binaries, each with their own temporary directories, driven through
+//! real gRPC clients.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use async_nats::jetstream::{self, message::StreamMessage};
+use hub_proto::{
+    prison::prison_service_client::PrisonServiceClient,
+    projections::{
+        pickup_list_service_client::PickupListServiceClient,
+        projection_status_service_client::ProjectionStatusServiceClient,
+    },
+};
+use hub_testkit::{workspace_root, HubProcess, NatsServer};
+use tonic::{transport::Channel, Request};
+
+/// Tokens from `seeds/dev-tokens.json`.
+pub const CARAT: &str = "dev-carat-worker-token";
+pub const PRISON_OFFICER: &str = "dev-prison-officer-token";
+pub const DIP: &str = "dev-dip-worker-token";
+pub const PHARMACIST: &str = "dev-pharmacist-token";
+pub const ANALYST: &str = "dev-analyst-token";
+pub const ADMIN: &str = "dev-hub-admin-token";
+
+pub struct Hub {
+    pub dir: tempfile::TempDir,
+    pub env: Vec<(String, String)>,
+    pub prison: HubProcess,
+    pub pickup: HubProcess,
+    // Last, so that services stop before their server.
+    pub nats: NatsServer,
+}
+
+impl Hub {
+    pub fn start() -> Result<Self> {
+        let nats = NatsServer::start()?;
+        let dir = tempfile::Builder::new().prefix("hub-test-").tempdir()?;
+        let root = workspace_root();
+        let path = |p: PathBuf| p.display().to_string();
+        let env = vec![
+            ("HUB_NATS_URL".to_string(), nats.url()),
+            (
+                "HUB_TOKENS_FILE".into(),
+                path(root.join("seeds/dev-tokens.json")),
+            ),
+            (
+                "HUB_PARTNERSHIPS_FILE".into(),
+                path(root.join("seeds/partnerships.tsv")),
+            ),
+            (
+                "HUB_SECRET_FILE".into(),
+                path(dir.path().join("hub.secret")),
+            ),
+            (
+                "HUB_DATA_DIR".into(),
+                path(dir.path().join("pickup-projection")),
+            ),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        let prison = HubProcess::start(
+            "prison-service",
+            &env,
+            &dir.path().join("prison-service.log"),
+        )?;
+        let pickup = HubProcess::start(
+            "pickup-projection",
+            &env,
+            &dir.path().join("pickup-projection.log"),
+        )?;
+        Ok(Self {
+            dir,
+            env,
+            prison,
+            pickup,
+            nats,
+        })
+    }
+
+    pub async fn prison(&self) -> PrisonServiceClient<Channel> {
+        PrisonServiceClient::connect(self.prison.endpoint())
+            .await
+            .expect("prison-service reachable")
+    }
+
+    pub async fn pickups(&self) -> PickupListServiceClient<Channel> {
+        PickupListServiceClient::connect(self.pickup.endpoint())
+            .await
+            .expect("pickup-projection reachable")
+    }
+
+    pub async fn projection_status(&self) -> ProjectionStatusServiceClient<Channel> {
+        ProjectionStatusServiceClient::connect(self.pickup.endpoint())
+            .await
+            .expect("pickup-projection reachable")
+    }
+
+    async fn jetstream(&self) -> jetstream::Context {
+        jetstream::new(
+            async_nats::connect(self.nats.url())
+                .await
+                .expect("nats reachable"),
+        )
+    }
+
+    /// How many messages the event stream holds.
+    pub async fn stream_messages(&self) -> u64 {
+        let mut stream = self
+            .jetstream()
+            .await
+            .get_stream("HUB_EVENTS")
+            .await
+            .expect("stream exists");
+        stream.info().await.expect("stream info").state.messages
+    }
+
+    /// Every message in the event stream, read by a plain NATS client.
+    pub async fn all_messages(&self) -> Vec<StreamMessage> {
+        let js = self.jetstream().await;
+        let mut stream = js.get_stream("HUB_EVENTS").await.expect("stream exists");
+        let last = stream
+            .info()
+            .await
+            .expect("stream info")
+            .state
+            .last_sequence;
+        let mut out = Vec::new();
+        for seq in 1..=last {
+            if let Ok(m) = stream.get_raw_message(seq).await {
+                out.push(m);
+            }
+        }
+        out
+    }
+}
+
+/// `msg` with `authorization: Bearer <token>`.
+pub fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    r
+}
+
+/// Now, as a protobuf Timestamp.
+pub fn now() -> prost_types::Timestamp {
+    let t = jiff::Timestamp::now();
+    prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: 0,
+    }
+}
+
+/// Today in London plus `days`, as YYYY-MM-DD.
+pub fn london_day(days: i64) -> String {
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/London").expect("tz"))
+        .date();
+    (today + jiff::Span::new().days(days)).to_string()
+}
+
+/// A unique request id.
+pub fn request_id(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
