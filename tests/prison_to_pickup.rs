@@ -238,7 +238,8 @@ async fn refused_commands_record_nothing_and_say_why() {
     assert!(err.message().contains("partnership"), "{}", err.message());
 
     // Each broken rule: INVALID_ARGUMENT naming the field, in the message and the details.
-    let cases: Vec<(&str, Box<dyn Fn(&mut RecordReleaseDateRequest)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut RecordReleaseDateRequest)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         (
             "request_id",
             Box::new(|r| r.request_id = "has spaces".into()),

@@ -100,7 +100,7 @@ mod tests {
     fn financial_years() {
         let fy = FinancialYear::parse("2026-27").unwrap();
         assert_eq!(fy.to_string(), "2026-27");
-        assert_eq!(FinancialYear::parse("1999-00").is_err(), true);
+        assert!(FinancialYear::parse("1999-00").is_err());
         assert_eq!(
             FinancialYear::parse("2099-00").unwrap().to_string(),
             "2099-00"

@@ -12,6 +12,7 @@
 //! - [`pipeline`]: authenticate → authorise → validate → pseudonymise and
 //!   seal → publish → acknowledge, for every command of every agency.
 //! - [`server`]: tonic server with reflection, health and drain on shutdown.
+//! - [`limit`]: the 64 KiB request limit (`RESOURCE_EXHAUSTED`).
 //! - [`shutdown`]: SIGINT/SIGTERM handling.
 //! - [`telemetry`]: tracing set-up.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod eventlog;
 pub mod keystore;
+pub mod limit;
 pub mod pipeline;
 pub mod server;
 pub mod shutdown;

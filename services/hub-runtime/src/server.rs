@@ -46,6 +46,9 @@ pub async fn serve(
     let routes = add_reflection(routes)?;
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
+        .layer(crate::limit::RequestLimitLayer {
+            max_message_bytes: MAX_REQUEST_BYTES,
+        })
         .add_routes(routes)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
             let _ = drain_rx.await;

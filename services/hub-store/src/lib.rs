@@ -69,6 +69,9 @@ pub fn parts(items: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// Rows of a scan: (key without its kind byte, value), in key order.
+pub type Rows = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Where the projection stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -135,18 +138,13 @@ impl Store {
 
     /// Every (rest of key, value) of `kind` whose rest starts with `prefix`,
     /// in key order.
-    pub fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error> {
         self.range(kind, prefix, None)
     }
 
     /// Keys of `kind` from `from` (inclusive) while they are `< to` (when
     /// given) and start with `from`'s kind.
-    pub fn range(
-        &self,
-        kind: KeyKind,
-        from: &[u8],
-        to: Option<&[u8]>,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn range(&self, kind: KeyKind, from: &[u8], to: Option<&[u8]>) -> Result<Rows, Error> {
         let start = key(kind, from);
         let end = to.map(|t| key(kind, t));
         let mut out = Vec::new();
@@ -214,7 +212,7 @@ impl Txn<'_> {
     }
 
     /// Keys of `kind` under `prefix`, staged changes included.
-    pub fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Error> {
+    pub fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> =
             self.store.scan(kind, prefix)?.into_iter().collect();
         let start = key(kind, prefix);

@@ -81,10 +81,7 @@ pub async fn run(
         .set_serving::<PickupListServiceServer<api::PickupApi>>()
         .await;
     let routes = tonic::service::Routes::new(health_service)
-        .add_service(
-            PickupListServiceServer::new(api::PickupApi(shared.clone()))
-                .max_decoding_message_size(server::MAX_REQUEST_BYTES),
-        )
+        .add_service(PickupListServiceServer::new(api::PickupApi(shared.clone())))
         .add_service(ProjectionStatusServiceServer::new(api::StatusApi(shared)));
     let served = server::serve(NAME, listener, routes, shutdown).await;
     // Each batch commits atomically, so stopping between awaits loses nothing.

@@ -196,27 +196,24 @@ pub fn apply<S: PickupState>(
     };
     let old = state.record(&root)?;
     let mut record = old.clone().unwrap_or_default();
-    match &event.payload {
-        Some(Payload::ReleaseDateRecorded(r)) => {
-            let continues = record
-                .episode
-                .as_ref()
-                .is_some_and(|e| !e.cancelled && e.status == PickupStatus::Scheduled as i32);
-            if !continues {
-                record.episode = Some(Episode {
-                    status: PickupStatus::Scheduled as i32,
-                    opened_sequence: sequence,
-                    ..Default::default()
-                });
-            }
-            let e = record.episode.as_mut().expect("set above");
-            e.partnership_code = event.partnership_code.clone();
-            e.prison_code = r.prison_code.clone();
-            e.release_date = r.release_date.clone();
-            e.date_sequence = sequence;
+    // Other facts join the list with the full checklist.
+    if let Some(Payload::ReleaseDateRecorded(r)) = &event.payload {
+        let continues = record
+            .episode
+            .as_ref()
+            .is_some_and(|e| !e.cancelled && e.status == PickupStatus::Scheduled as i32);
+        if !continues {
+            record.episode = Some(Episode {
+                status: PickupStatus::Scheduled as i32,
+                opened_sequence: sequence,
+                ..Default::default()
+            });
         }
-        // Other facts join the list with the full checklist.
-        _ => {}
+        let e = record.episode.as_mut().expect("set above");
+        e.partnership_code = event.partnership_code.clone();
+        e.prison_code = r.prison_code.clone();
+        e.release_date = r.release_date.clone();
+        e.date_sequence = sequence;
     }
     if old.as_ref() != Some(&record) {
         save(state, &root, old.as_ref(), Some(&record));
@@ -231,7 +228,7 @@ pub const ALERT_DAYS: i32 = 7;
 pub fn view(root: &str, record: &PersonRecord, as_of: Date) -> Option<PickupEntry> {
     let e = record.episode.as_ref().filter(|e| e.listed())?;
     let release_date: Date = e.release_date.parse().ok()?;
-    let days_to_release = i32::try_from((release_date - as_of).get_days()).ok()?;
+    let days_to_release = (release_date - as_of).get_days();
     let consent =
         ConsentState::try_from(record.gate_consent).unwrap_or(ConsentState::ConsentUnknown);
     let status = PickupStatus::try_from(e.status).unwrap_or(PickupStatus::Scheduled);

@@ -35,8 +35,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let pipeline = CommandPipeline::start(Agency::Prison, &args, NAME).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    let service = PrisonServiceServer::new(api::PrisonApi::new(pipeline))
-        .max_decoding_message_size(server::MAX_REQUEST_BYTES);
+    let service = PrisonServiceServer::new(api::PrisonApi::new(pipeline));
     health
         .set_serving::<PrisonServiceServer<api::PrisonApi>>()
         .await;
