@@ -20,6 +20,7 @@ stop() {
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   echo "stopped. Data is kept in ./var (make clean-var forgets it)."
+  exit 0
 }
 trap stop EXIT INT TERM
 
@@ -61,7 +62,7 @@ Demo tokens (seeds/dev-tokens.json, local use only):
   dip_worker          dev-dip-worker-token      (bradford)
   prison_officer      dev-prison-officer-token  (bradford, leeds)
   partnership_analyst dev-analyst-token         (bradford)
-  admin               dev-hub-admin-token           (all)
+  admin               dev-hub-admin-token       (all)
 
 Try:
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl pickups --partnership bradford

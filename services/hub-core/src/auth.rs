@@ -98,6 +98,19 @@ pub enum Action {
     Operate,
 }
 
+impl Action {
+    /// What the action is, in words for an error message.
+    pub fn describe(self) -> String {
+        match self {
+            Action::Command(agency, rpc) => format!("call {}.{rpc}", agency.as_str()),
+            Action::ReadPickupList => "read the pick-up list (person-level rows)".into(),
+            Action::ReadPickupSummary => "read pick-up summaries".into(),
+            Action::ReadTrainingCounts => "read overdose-training counts".into(),
+            Action::Operate => "operate the hub (status, rebuilds, erasure, audit)".into(),
+        }
+    }
+}
+
 impl Role {
     /// The contract's section 4 table.
     pub fn may(self, action: Action) -> bool {
@@ -154,13 +167,10 @@ impl Caller {
     /// Role × action, then partnership: `PermissionDenied` naming which.
     pub fn authorise(&self, action: Action, partnership_code: &str) -> Result<(), Error> {
         if !self.role.may(action) {
-            let what = match action {
-                Action::Command(_, rpc) => rpc.to_string(),
-                other => format!("{other:?}"),
-            };
             return Err(Error::PermissionDenied(format!(
-                "role {} may not call {what}",
-                self.role.as_str()
+                "role {} may not {}",
+                self.role.as_str(),
+                action.describe()
             )));
         }
         if !self.may_act_for(partnership_code) {

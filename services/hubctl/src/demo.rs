@@ -1,7 +1,8 @@
 //! The demo scenario: made-up people with valid-looking identifiers and
 //! release dates spread over the coming four weeks, recorded through the
-//! public RPCs. Deterministic for a seed: request ids derive from it, so a
-//! second run is answered as duplicates and records nothing new.
+//! public RPCs. Deterministic for a seed and a day: request ids derive from
+//! both, so a second run that day is answered as duplicates and records
+//! nothing new.
 
 use anyhow::Result;
 use hub_proto::{
@@ -10,7 +11,7 @@ use hub_proto::{
 };
 use tonic::transport::Channel;
 
-use crate::{explain, timestamp_now, Caller};
+use crate::{explain, Caller};
 
 /// Partnerships the demo fills, in order.
 pub const PARTNERSHIPS: &[&str] = &["bradford", "leeds", "kirklees", "calderdale", "wakefield"];
@@ -76,9 +77,15 @@ pub async fn seed(
     seed: u64,
 ) -> Result<String> {
     let mut rng = Rng(seed);
-    let today = jiff::Timestamp::now()
-        .to_zoned(jiff::tz::TimeZone::get("Europe/London")?)
-        .date();
+    let london = jiff::tz::TimeZone::get("Europe/London")?;
+    let today = jiff::Timestamp::now().to_zoned(london.clone()).date();
+    // Same day, same seed: the same bodies and request ids, so a re-run is
+    // answered as duplicates. Recorded as of midnight, London time.
+    let midnight = today.to_zoned(london)?.timestamp();
+    let occurred_at = prost_types::Timestamp {
+        seconds: midnight.as_second(),
+        nanos: 0,
+    };
     let (mut recorded, mut duplicates) = (0, 0);
     for partnership in PARTNERSHIPS.iter().take(partnerships) {
         for i in 0..people {
@@ -98,9 +105,9 @@ pub async fn seed(
             // Some released in the last three weeks, most in the coming four.
             let offset = rng.below(49) as i64 - 20;
             let req = RecordReleaseDateRequest {
-                request_id: format!("demo-{seed}-{partnership}-{i}-release"),
+                request_id: format!("demo-{seed}-{today}-{partnership}-{i}-release"),
                 partnership_code: partnership.to_string(),
-                occurred_at: Some(timestamp_now()),
+                occurred_at: Some(occurred_at),
                 prison_code: PRISONS[rng.below(PRISONS.len() as u64) as usize].into(),
                 person: Some(person),
                 release_date: (today + jiff::Span::new().days(offset)).to_string(),
