@@ -64,13 +64,7 @@ async fn a_recorded_release_is_on_the_pickup_list_when_read_with_min_sequence() 
     assert!(ack.stream_sequence >= 1);
     assert_eq!(ack.event_id.len(), 36, "a UUID");
 
-    let reply = hub
-        .pickups()
-        .await
-        .list_pickups(authed(list(ack.stream_sequence), CARAT))
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = hub.list_bradford(ack.stream_sequence, CARAT).await;
     assert!(reply.applied_sequence >= ack.stream_sequence);
     assert_eq!(reply.entries.len(), 1);
     let e = &reply.entries[0];
@@ -141,13 +135,7 @@ async fn identifiers_sent_together_resolve_to_one_person_later() {
         .await
         .unwrap()
         .into_inner();
-    let reply = hub
-        .pickups()
-        .await
-        .list_pickups(authed(list(ack.stream_sequence), DIP))
-        .await
-        .unwrap()
-        .into_inner();
+    let reply = hub.list_bradford(ack.stream_sequence, DIP).await;
     assert_eq!(reply.entries.len(), 1, "{:?}", reply.entries);
     assert_eq!(reply.entries[0].release_date, london_day(12));
 }
@@ -352,13 +340,7 @@ async fn a_killed_projection_resumes_without_applying_anything_twice() {
             .into_inner();
         last = ack.stream_sequence;
     }
-    let before = hub
-        .pickups()
-        .await
-        .list_pickups(authed(list(last), CARAT))
-        .await
-        .unwrap()
-        .into_inner();
+    let before = hub.list_bradford(last, CARAT).await;
     assert_eq!(before.entries.len(), 4);
 
     hub.pickup.kill();
@@ -375,13 +357,7 @@ async fn a_killed_projection_resumes_without_applying_anything_twice() {
         .into_inner();
     hub.pickup.restart().unwrap();
 
-    let after = hub
-        .pickups()
-        .await
-        .list_pickups(authed(list(ack.stream_sequence), CARAT))
-        .await
-        .unwrap()
-        .into_inner();
+    let after = hub.list_bradford(ack.stream_sequence, CARAT).await;
     assert_eq!(after.entries.len(), 4);
     assert_eq!(
         after.entries[3].release_date,
@@ -393,13 +369,7 @@ async fn a_killed_projection_resumes_without_applying_anything_twice() {
     // Killed again straight after start-up, then restarted: still exact.
     hub.pickup.kill();
     hub.pickup.restart().unwrap();
-    let again = hub
-        .pickups()
-        .await
-        .list_pickups(authed(list(ack.stream_sequence), CARAT))
-        .await
-        .unwrap()
-        .into_inner();
+    let again = hub.list_bradford(ack.stream_sequence, CARAT).await;
     assert_eq!(again.entries, after.entries);
     let status = hub
         .projection_status()

@@ -90,6 +90,25 @@ impl Hub {
             .expect("pickup-projection reachable")
     }
 
+    /// `ListPickups` for bradford as `token`, waiting for `min_sequence`.
+    pub async fn list_bradford(
+        &self,
+        min_sequence: u64,
+        token: &str,
+    ) -> hub_proto::projections::ListPickupsResponse {
+        let request = hub_proto::projections::ListPickupsRequest {
+            partnership_code: "bradford".into(),
+            min_sequence,
+            ..Default::default()
+        };
+        self.pickups()
+            .await
+            .list_pickups(authed(request, token))
+            .await
+            .expect("ListPickups")
+            .into_inner()
+    }
+
     pub async fn projection_status(&self) -> ProjectionStatusServiceClient<Channel> {
         ProjectionStatusServiceClient::connect(self.pickup.endpoint())
             .await

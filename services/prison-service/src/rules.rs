@@ -31,6 +31,19 @@ fn prison_and_person(
     (code, person)
 }
 
+/// The RPCs whose fact is only "this happened to this person at this
+/// prison": one rule, a different payload.
+fn prison_fact(
+    prison_code: &str,
+    person: Option<&hub_proto::common::PersonRef>,
+    ctx: &RuleContext<'_>,
+    v: &mut Violations,
+    payload: fn(String) -> Payload,
+) -> Option<Decision> {
+    let (prison_code, person) = prison_and_person(prison_code, person, ctx, v);
+    Some(Decision::about(Some(person?), payload(prison_code?)))
+}
+
 pub fn record_release_date(
     r: &RecordReleaseDateRequest,
     ctx: &RuleContext<'_>,
@@ -52,13 +65,9 @@ pub fn cancel_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
-    Some(Decision::about(
-        Some(person?),
-        Payload::ReleaseCancelled(ReleaseCancelled {
-            prison_code: prison_code?,
-        }),
-    ))
+    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
+        Payload::ReleaseCancelled(ReleaseCancelled { prison_code })
+    })
 }
 
 pub fn flag_imminent_release(
@@ -101,13 +110,9 @@ pub fn record_pre_release_triage(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
-    Some(Decision::about(
-        Some(person?),
-        Payload::PreReleaseTriageRecorded(PreReleaseTriageRecorded {
-            prison_code: prison_code?,
-        }),
-    ))
+    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
+        Payload::PreReleaseTriageRecorded(PreReleaseTriageRecorded { prison_code })
+    })
 }
 
 pub fn record_naloxone_on_release(
@@ -115,13 +120,9 @@ pub fn record_naloxone_on_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
-    Some(Decision::about(
-        Some(person?),
-        Payload::NaloxoneOnReleaseRecorded(NaloxoneOnReleaseRecorded {
-            prison_code: prison_code?,
-        }),
-    ))
+    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
+        Payload::NaloxoneOnReleaseRecorded(NaloxoneOnReleaseRecorded { prison_code })
+    })
 }
 
 pub fn record_release(
@@ -129,13 +130,9 @@ pub fn record_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
-    Some(Decision::about(
-        Some(person?),
-        Payload::ReleaseRecorded(ReleaseRecorded {
-            prison_code: prison_code?,
-        }),
-    ))
+    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
+        Payload::ReleaseRecorded(ReleaseRecorded { prison_code })
+    })
 }
 
 #[cfg(test)]
