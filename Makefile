@@ -10,7 +10,7 @@ PROFILE := --release
 VENV := .venv
 NATS_SERVER := $(VENV)/bin/nats-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev
+DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 
 .PHONY: run test build deps system-deps nats-server lint fmt clean-var help
 
