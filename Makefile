@@ -12,7 +12,7 @@ NATS_SERVER := $(VENV)/bin/nats-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 
-.PHONY: run test build deps system-deps nats-server lint fmt clean-var help
+.PHONY: run test build deps system-deps nats-server nextest lint fmt clean-var help
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
@@ -43,8 +43,12 @@ deps: system-deps nats-server
 build: deps
 	$(CARGO) build $(PROFILE) --workspace --bins
 
-test: build
-	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) $(CARGO) test $(PROFILE) --workspace
+## cargo-nextest ships with the machine's toolchain; installed when missing.
+nextest:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
+
+test: build nextest
+	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) $(CARGO) nextest run $(PROFILE) --workspace --no-fail-fast
 
 run: build
 	bash deploy/run-local.sh

@@ -6,7 +6,11 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "hub/v1/common.proto",
     "hub/events/v1/events.proto",
+    "hub/custody/v1/custody.proto",
     "hub/prison/v1/prison.proto",
+    "hub/pharmacy/v1/pharmacy.proto",
+    "hub/treatment/v1/treatment.proto",
+    "hub/ambulance/v1/ambulance.proto",
     "hub/projections/v1/pickup.proto",
     "hub/projections/v1/status.proto",
 ];

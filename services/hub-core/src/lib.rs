@@ -7,6 +7,7 @@
 //! `hub-runtime` holds the I/O steps.
 //!
 //! # Layout
+//! - [`command`]: what a command's rules decide, and shared rule helpers.
 //! - [`error`]: the one error type, sorted by what the caller does next.
 //! - [`validate`]: the contract's field rules, collected per field.
 //! - [`person`]: PersonRef rules and normalised identifiers.
@@ -18,6 +19,7 @@
 //! - [`time`]: Europe/London days and financial years.
 
 pub mod auth;
+pub mod command;
 pub mod error;
 pub mod partnerships;
 pub mod person;

@@ -150,6 +150,42 @@ pub fn check_person(
     })
 }
 
+/// A person named only by an NDTMS client code (needle exchange), checked
+/// under `field`.
+pub fn check_client_code(violations: &mut Violations, field: &str, raw: &str) -> Option<Person> {
+    if raw.trim().is_empty() {
+        violations.add(field, "required: the NDTMS attributor, e.g. JS02031985M");
+        return None;
+    }
+    let value = violations.check(field, client_code(raw))?;
+    Some(Person {
+        identifiers: vec![Identifier {
+            kind: IdentifierKind::ClientCode,
+            value,
+        }],
+        given_name: String::new(),
+        family_name: String::new(),
+        date_of_birth: None,
+    })
+}
+
+/// A person who may be unknown: `None`, or a ref with nothing in it, is no
+/// person (`Some(None)`); anything else must be a valid person. `None` when
+/// a rule was broken.
+pub fn check_optional_person(
+    violations: &mut Violations,
+    field: &str,
+    person: Option<&PersonRef>,
+    today: Date,
+) -> Option<Option<Person>> {
+    match person {
+        Some(p) if *p != PersonRef::default() => {
+            check_person(violations, field, Some(p), today).map(Some)
+        }
+        _ => Some(None),
+    }
+}
+
 /// 10 digits (spaces allowed) with a valid modulus 11 check digit.
 ///
 /// Weights 10 down to 2 over the first nine digits; the check digit is

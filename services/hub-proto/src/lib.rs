@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`common`]: `hub.v1`, shared by all services (PersonRef, EventAck, enums).
 //! - [`events`]: `hub.events.v1`, the event log's schema.
-//! - [`prison`]: `hub.prison.v1`, the prison service.
+//! - [`custody`], [`prison`], [`pharmacy`], [`treatment`], [`ambulance`]:
+//!   `hub.<agency>.v1`, the five agency services.
 //! - [`projections`]: `hub.projections.v1`, the read side.
 //! - [`FILE_DESCRIPTOR_SET`]: every file above, for gRPC reflection.
 //! - [`CommandFields`]: the fields every command request shares.
@@ -29,10 +30,34 @@ pub mod hub {
             tonic::include_proto!("hub.events.v1");
         }
     }
+    pub mod custody {
+        /// `hub.custody.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.custody.v1");
+        }
+    }
     pub mod prison {
         /// `hub.prison.v1`.
         pub mod v1 {
             tonic::include_proto!("hub.prison.v1");
+        }
+    }
+    pub mod pharmacy {
+        /// `hub.pharmacy.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.pharmacy.v1");
+        }
+    }
+    pub mod treatment {
+        /// `hub.treatment.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.treatment.v1");
+        }
+    }
+    pub mod ambulance {
+        /// `hub.ambulance.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.ambulance.v1");
         }
     }
     pub mod projections {
@@ -43,9 +68,13 @@ pub mod hub {
     }
 }
 
+pub use hub::ambulance::v1 as ambulance;
+pub use hub::custody::v1 as custody;
 pub use hub::events::v1 as events;
+pub use hub::pharmacy::v1 as pharmacy;
 pub use hub::prison::v1 as prison;
 pub use hub::projections::v1 as projections;
+pub use hub::treatment::v1 as treatment;
 pub use hub::v1 as common;
 
 /// The encoded `FileDescriptorSet` of every hub proto, for gRPC reflection.

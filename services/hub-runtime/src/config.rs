@@ -15,6 +15,9 @@ pub struct CommonArgs {
     /// Address this service listens on (default: the contract's table).
     #[arg(long, env = "HUB_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Address for Prometheus metrics (default: the gRPC port + 1000).
+    #[arg(long, env = "HUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Caller tokens (JSON).
     #[arg(long, env = "HUB_TOKENS_FILE", default_value = "seeds/dev-tokens.json")]
     pub tokens_file: PathBuf,

@@ -6,6 +6,9 @@
 //! pure and live in `hub-core`; this crate runs them against the network.
 //!
 //! # Layout
+//! - [`agency`]: what every agency service runs around its RPC table, and
+//!   the binaries' `main`.
+//! - [`prometheus`]: Prometheus metrics over HTTP.
 //! - [`config`]: the settings every service reads (`HUB_*`, flags override).
 //! - [`eventlog`]: the HUB_EVENTS stream: create or check, publish, read.
 //! - [`keystore`]: per-person data keys in a JetStream KV bucket.
@@ -17,12 +20,14 @@
 //! - [`telemetry`]: tracing set-up.
 //! - [`error`]: the one mapping from errors to gRPC statuses.
 
+pub mod agency;
 pub mod config;
 pub mod error;
 pub mod eventlog;
 pub mod keystore;
 pub mod limit;
 pub mod pipeline;
+pub mod prometheus;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;

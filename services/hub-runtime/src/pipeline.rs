@@ -12,14 +12,13 @@ use std::sync::Arc;
 
 use async_nats::header::HeaderMap;
 use bytes::Bytes;
-use jiff::{civil::Date, Timestamp};
+use jiff::Timestamp;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use hub_core::{
     auth::{Action, Agency, Caller, TokenRegistry},
     partnerships::PartnershipRegister,
-    person::Person,
     pseudonym::Pseudonymiser,
     sealing,
     time::london_date,
@@ -29,11 +28,15 @@ use hub_core::{
 use hub_proto::{
     common::EventAck,
     event_type,
-    events::{event::Payload, Event, PersonalData},
+    events::{Event, PersonalData},
     CommandFields, SCHEMA_VERSION,
 };
 
-use crate::{eventlog::EventLog, keystore::KeyStore, ApiError};
+use crate::{
+    eventlog::{EventLog, PUBLISH_TIMEOUT},
+    keystore::KeyStore,
+    ApiError,
+};
 
 /// Header carrying the keyed digest of the request that produced an event.
 pub const HEADER_REQUEST_DIGEST: &str = "Hub-Request-Digest";
@@ -42,33 +45,7 @@ pub const HEADER_REQUEST_DIGEST: &str = "Hub-Request-Digest";
 pub const HEADER_EVENT_ID: &str = "Hub-Event-Id";
 pub const HEADER_EVENT_TYPE: &str = "Hub-Event-Type";
 
-/// What a rule function decided.
-#[derive(Debug)]
-pub struct Decision {
-    pub payload: Payload,
-    /// The person the event is about, if any.
-    pub person: Option<Person>,
-    /// Free text about the person (a note, a reason): sealed, never in clear.
-    pub person_text: String,
-}
-
-impl Decision {
-    pub fn about(person: Option<Person>, payload: Payload) -> Self {
-        Self {
-            payload,
-            person,
-            person_text: String::new(),
-        }
-    }
-}
-
-/// What a rule function may consult.
-pub struct RuleContext<'a> {
-    pub caller: &'a Caller,
-    /// Today in Europe/London.
-    pub today: Date,
-    pub pseudonymiser: &'a Pseudonymiser,
-}
+pub use hub_core::command::{Decision, RuleContext};
 
 /// Everything the pipeline needs, shared by every RPC of a service.
 #[derive(Clone)]
@@ -82,6 +59,11 @@ pub struct CommandPipeline {
 }
 
 impl CommandPipeline {
+    /// The NATS client (for health).
+    pub fn client(&self) -> &async_nats::Client {
+        self.log.client()
+    }
+
     pub fn new(
         agency: Agency,
         tokens: TokenRegistry,
@@ -117,7 +99,16 @@ impl CommandPipeline {
             .get("authorization")
             .map(|v| v.to_str().unwrap_or_default().to_string());
         let req = request.into_inner();
+        let started = std::time::Instant::now();
         let result = self.run(rpc, authorization.as_deref(), &req, rules).await;
+        let code = match &result {
+            Ok(_) => "OK",
+            Err(e) => status_code_name(e),
+        };
+        let labels = [("rpc", rpc.to_string()), ("code", code.to_string())];
+        metrics::counter!("hub_commands_total", &labels).increment(1);
+        metrics::histogram!("hub_command_duration_seconds", &labels)
+            .record(started.elapsed().as_secs_f64());
         match &result {
             Ok(ack) => tracing::info!(
                 rpc,
@@ -174,6 +165,33 @@ impl CommandPipeline {
             )));
         };
 
+        // Everything from here waits on NATS: one bound for all of it, so a
+        // caller hears UNAVAILABLE within 5 s whatever is slow.
+        match tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            self.record(rpc, caller, req, decision, occurred_at, now),
+        )
+        .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(format!(
+                "the event log did not acknowledge within {}s; retry with the same request_id",
+                PUBLISH_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Pseudonymise and seal, publish, and answer with the acknowledgement.
+    async fn record<R: CommandFields>(
+        &self,
+        rpc: &'static str,
+        caller: &Caller,
+        req: &R,
+        decision: Decision,
+        occurred_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<EventAck, Error> {
+        let partnership_code = req.partnership_code();
         // pseudonymise and seal
         let event_id = uuid::Uuid::now_v7().to_string();
         let keys = decision
@@ -236,6 +254,7 @@ impl CommandPipeline {
         headers.insert(HEADER_REQUEST_DIGEST, digest.as_str());
         headers.insert(HEADER_EVENT_ID, event_id.as_str());
         headers.insert(HEADER_EVENT_TYPE, event_type);
+        let publish_started = std::time::Instant::now();
         let ack = self
             .log
             .publish(
@@ -245,6 +264,8 @@ impl CommandPipeline {
                 Bytes::from(event.encode_to_vec()),
             )
             .await?;
+        metrics::histogram!("hub_publish_duration_seconds")
+            .record(publish_started.elapsed().as_secs_f64());
         if !ack.duplicate {
             return Ok(EventAck {
                 event_id,
@@ -272,6 +293,18 @@ impl CommandPipeline {
             stream_sequence: ack.sequence,
             duplicate: true,
         })
+    }
+}
+
+/// The gRPC status name an error becomes (for metrics).
+fn status_code_name(e: &Error) -> &'static str {
+    match e {
+        Error::Invalid(_) => "INVALID_ARGUMENT",
+        Error::Unauthenticated(_) => "UNAUTHENTICATED",
+        Error::PermissionDenied(_) => "PERMISSION_DENIED",
+        Error::AlreadyExists(_) => "ALREADY_EXISTS",
+        Error::Unavailable(_) => "UNAVAILABLE",
+        Error::Config { .. } | Error::Internal(_) => "INTERNAL",
     }
 }
 
@@ -311,4 +344,40 @@ impl CommandPipeline {
             log,
         ))
     }
+}
+
+/// An agency's RPC table: the tonic service whose every RPC is one
+/// pipeline call with its rule function.
+///
+/// ```ignore
+/// hub_runtime::rpc_table!(PrisonApi: PrisonService {
+///     record_release_date(RecordReleaseDateRequest) => "RecordReleaseDate", rules::record_release_date;
+/// });
+/// ```
+#[macro_export]
+macro_rules! rpc_table {
+    ($api:ident : $service:path { $( $method:ident($request:ty) => $rpc:literal, $rule:path; )* }) => {
+        /// The RPC table: each RPC runs the shared command pipeline with its rule.
+        pub struct $api {
+            pipeline: $crate::pipeline::CommandPipeline,
+        }
+
+        impl $api {
+            pub fn new(pipeline: $crate::pipeline::CommandPipeline) -> Self {
+                Self { pipeline }
+            }
+        }
+
+        #[tonic::async_trait]
+        impl $service for $api {
+            $(
+                async fn $method(
+                    &self,
+                    request: tonic::Request<$request>,
+                ) -> Result<tonic::Response<hub_proto::common::EventAck>, tonic::Status> {
+                    self.pipeline.execute($rpc, request, $rule).await
+                }
+            )*
+        }
+    };
 }

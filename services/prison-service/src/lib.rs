@@ -3,9 +3,8 @@
 //! on release, releases).
 //!
 //! The service adds only its RPC table ([`api`]) and its field rules
-//! ([`rules`]); authentication, roles, validation of the common fields,
-//! pseudonyms, sealing and publishing are the shared pipeline of
-//! `hub-runtime`.
+//! ([`rules`]); authentication, roles, the common field rules, pseudonyms,
+//! sealing, publishing, health and metrics are shared (`hub-runtime`).
 //!
 //! # Layout
 //! - [`rules`]: pure decide functions, one per RPC.
@@ -19,7 +18,7 @@ use std::future::Future;
 
 use hub_core::{auth::Agency, Error};
 use hub_proto::prison::prison_service_server::PrisonServiceServer;
-use hub_runtime::{config::CommonArgs, pipeline::CommandPipeline, server};
+use hub_runtime::{agency::serve_agency, config::CommonArgs};
 use tokio::net::TcpListener;
 
 /// The binary's name, used for NATS and the ready line.
@@ -33,12 +32,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    let pipeline = CommandPipeline::start(Agency::Prison, &args, NAME).await?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    let service = PrisonServiceServer::new(api::PrisonApi::new(pipeline));
-    health
-        .set_serving::<PrisonServiceServer<api::PrisonApi>>()
-        .await;
-    let routes = tonic::service::Routes::new(health_service).add_service(service);
-    server::serve(NAME, listener, routes, shutdown).await
+    serve_agency(Agency::Prison, NAME, args, listener, shutdown, |pipeline| {
+        PrisonServiceServer::new(api::PrisonApi::new(pipeline))
+    })
+    .await
 }

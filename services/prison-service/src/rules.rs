@@ -5,51 +5,26 @@
 //! several learns of them all at once.
 
 use hub_core::{
-    person::{check_person, Person},
+    command::{org_and_person, org_fact, Decision, RuleContext},
+    person::check_person,
     validate::{self, Violations},
 };
 use hub_proto::{
+    common::ConsentPurpose,
     events::{
         event::Payload, ConsentRecorded, ImminentReleaseFlagged, NaloxoneOnReleaseRecorded,
         PreReleaseTriageRecorded, ReleaseCancelled, ReleaseDateRecorded, ReleaseRecorded,
     },
     prison::*,
 };
-use hub_runtime::pipeline::{Decision, RuleContext};
-
-/// The two fields most prison RPCs share.
-fn prison_and_person(
-    prison_code: &str,
-    person: Option<&hub_proto::common::PersonRef>,
-    ctx: &RuleContext<'_>,
-    v: &mut Violations,
-) -> (Option<String>, Option<Person>) {
-    let code = v
-        .check("prison_code", validate::org_code(prison_code))
-        .map(str::to_string);
-    let person = check_person(v, "person", person, ctx.today);
-    (code, person)
-}
-
-/// The RPCs whose fact is only "this happened to this person at this
-/// prison": one rule, a different payload.
-fn prison_fact(
-    prison_code: &str,
-    person: Option<&hub_proto::common::PersonRef>,
-    ctx: &RuleContext<'_>,
-    v: &mut Violations,
-    payload: fn(String) -> Payload,
-) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(prison_code, person, ctx, v);
-    Some(Decision::about(Some(person?), payload(prison_code?)))
-}
 
 pub fn record_release_date(
     r: &RecordReleaseDateRequest,
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
+    let (prison_code, person) =
+        org_and_person("prison_code", &r.prison_code, r.person.as_ref(), ctx, v);
     let release_date = v.check("release_date", validate::date(&r.release_date));
     Some(Decision::about(
         Some(person?),
@@ -65,9 +40,14 @@ pub fn cancel_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
-        Payload::ReleaseCancelled(ReleaseCancelled { prison_code })
-    })
+    org_fact(
+        "prison_code",
+        &r.prison_code,
+        r.person.as_ref(),
+        ctx,
+        v,
+        |prison_code| Payload::ReleaseCancelled(ReleaseCancelled { prison_code }),
+    )
 }
 
 pub fn flag_imminent_release(
@@ -75,7 +55,8 @@ pub fn flag_imminent_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (prison_code, person) = prison_and_person(&r.prison_code, r.person.as_ref(), ctx, v);
+    let (prison_code, person) =
+        org_and_person("prison_code", &r.prison_code, r.person.as_ref(), ctx, v);
     let note = v.check("note", validate::text(&r.note));
     Some(Decision {
         payload: Payload::ImminentReleaseFlagged(ImminentReleaseFlagged {
@@ -92,10 +73,7 @@ pub fn record_consent(
     v: &mut Violations,
 ) -> Option<Decision> {
     let person = check_person(v, "person", r.person.as_ref(), ctx.today);
-    let purpose = v.check(
-        "purpose",
-        validate::enum_value::<hub_proto::common::ConsentPurpose>(r.purpose),
-    );
+    let purpose = v.check("purpose", validate::enum_value::<ConsentPurpose>(r.purpose));
     Some(Decision::about(
         Some(person?),
         Payload::ConsentRecorded(ConsentRecorded {
@@ -110,9 +88,14 @@ pub fn record_pre_release_triage(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
-        Payload::PreReleaseTriageRecorded(PreReleaseTriageRecorded { prison_code })
-    })
+    org_fact(
+        "prison_code",
+        &r.prison_code,
+        r.person.as_ref(),
+        ctx,
+        v,
+        |prison_code| Payload::PreReleaseTriageRecorded(PreReleaseTriageRecorded { prison_code }),
+    )
 }
 
 pub fn record_naloxone_on_release(
@@ -120,9 +103,14 @@ pub fn record_naloxone_on_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
-        Payload::NaloxoneOnReleaseRecorded(NaloxoneOnReleaseRecorded { prison_code })
-    })
+    org_fact(
+        "prison_code",
+        &r.prison_code,
+        r.person.as_ref(),
+        ctx,
+        v,
+        |prison_code| Payload::NaloxoneOnReleaseRecorded(NaloxoneOnReleaseRecorded { prison_code }),
+    )
 }
 
 pub fn record_release(
@@ -130,61 +118,21 @@ pub fn record_release(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    prison_fact(&r.prison_code, r.person.as_ref(), ctx, v, |prison_code| {
-        Payload::ReleaseRecorded(ReleaseRecorded { prison_code })
-    })
+    org_fact(
+        "prison_code",
+        &r.prison_code,
+        r.person.as_ref(),
+        ctx,
+        v,
+        |prison_code| Payload::ReleaseRecorded(ReleaseRecorded { prison_code }),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hub_core::{
-        auth::{Caller, PartnershipScope, Role},
-        pseudonym::Pseudonymiser,
-        secret::HubSecret,
-        Error,
-    };
-    use hub_proto::common::{ConsentPurpose, PersonRef};
-    use jiff::civil::date;
-
-    struct Given {
-        caller: Caller,
-        pseudonymiser: Pseudonymiser,
-    }
-
-    fn given() -> Given {
-        Given {
-            caller: Caller {
-                user_id: "u-1".into(),
-                role: Role::CaratWorker,
-                org_code: "LEI".into(),
-                partnerships: PartnershipScope::All,
-            },
-            pseudonymiser: Pseudonymiser::new(&HubSecret::from_bytes(&[3; 32]).unwrap()),
-        }
-    }
-
-    fn when<R>(
-        rule: fn(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
-        req: &R,
-    ) -> Result<Decision, Error> {
-        let g = given();
-        let ctx = RuleContext {
-            caller: &g.caller,
-            today: date(2026, 11, 23),
-            pseudonymiser: &g.pseudonymiser,
-        };
-        let mut v = Violations::new();
-        let decision = rule(req, &ctx, &mut v);
-        v.finish(|| decision.expect("valid requests decide"))
-    }
-
-    fn fields(err: Error) -> Vec<String> {
-        match err {
-            Error::Invalid(list) => list.into_iter().map(|f| f.field).collect(),
-            other => panic!("expected invalid, got {other:?}"),
-        }
-    }
+    use hub_core::{auth::Role, command::testing::decide};
+    use hub_proto::common::PersonRef;
 
     fn person() -> Option<PersonRef> {
         Some(PersonRef {
@@ -202,7 +150,7 @@ mod tests {
             release_date: "2026-12-01".into(),
             ..Default::default()
         };
-        let d = when(record_release_date, &req).unwrap();
+        let d = decide(Role::CaratWorker, record_release_date, &req).unwrap();
         assert_eq!(
             d.payload,
             Payload::ReleaseDateRecorded(ReleaseDateRecorded {
@@ -222,7 +170,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(when(record_release_date, &req).unwrap_err()),
+            decide(Role::CaratWorker, record_release_date, &req).unwrap_err(),
             ["prison_code", "person", "release_date"]
         );
     }
@@ -235,9 +183,12 @@ mod tests {
             given: true,
             ..Default::default()
         };
-        assert_eq!(fields(when(record_consent, &req).unwrap_err()), ["purpose"]);
+        assert_eq!(
+            decide(Role::CaratWorker, record_consent, &req).unwrap_err(),
+            ["purpose"]
+        );
         req.purpose = ConsentPurpose::GatePickup as i32;
-        let d = when(record_consent, &req).unwrap();
+        let d = decide(Role::CaratWorker, record_consent, &req).unwrap();
         assert_eq!(
             d.payload,
             Payload::ConsentRecorded(ConsentRecorded {
@@ -255,7 +206,7 @@ mod tests {
             note: "released early, lives with mum".into(),
             ..Default::default()
         };
-        let d = when(flag_imminent_release, &req).unwrap();
+        let d = decide(Role::DipWorker, flag_imminent_release, &req).unwrap();
         assert_eq!(d.person_text, "released early, lives with mum");
         assert_eq!(
             d.payload,
@@ -263,13 +214,12 @@ mod tests {
                 prison_code: "LEI".into()
             })
         );
-
         let bad = FlagImminentReleaseRequest {
             note: "a\u{7}b".into(),
             ..req
         };
         assert_eq!(
-            fields(when(flag_imminent_release, &bad).unwrap_err()),
+            decide(Role::DipWorker, flag_imminent_release, &bad).unwrap_err(),
             ["note"]
         );
     }
@@ -286,7 +236,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(when(record_release, &req).unwrap_err()),
+            decide(Role::CaratWorker, record_release, &req).unwrap_err(),
             ["person.nhs_number"]
         );
         let req = CancelReleaseRequest {
@@ -295,7 +245,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            fields(when(cancel_release, &req).unwrap_err()),
+            decide(Role::CaratWorker, cancel_release, &req).unwrap_err(),
             ["prison_code"]
         );
     }

@@ -1,0 +1,99 @@
+//! Prometheus metrics over HTTP (`GET /metrics`) on `HUB_METRICS_LISTEN`,
+//! default: the gRPC port + 1000 on the same host.
+//!
+//! Names (all prefixed `hub_`):
+//! - `hub_commands_total{rpc, code}`: commands by RPC and gRPC status code;
+//! - `hub_command_duration_seconds{rpc, code}`: end-to-end latency;
+//! - `hub_publish_duration_seconds`: JetStream publish-to-ack latency;
+//! - `hub_nats_connected`: 1 while NATS is reachable.
+
+use std::net::SocketAddr;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use hub_core::Error;
+
+/// Installs the process-wide recorder (once).
+pub fn install() -> Result<PrometheusHandle, Error> {
+    PrometheusBuilder::new()
+        .set_buckets(&[
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ])
+        .map_err(|e| Error::Internal(format!("metrics: {e}")))?
+        .install_recorder()
+        .map_err(|e| Error::Internal(format!("metrics: {e}")))
+}
+
+/// The metrics address: the setting, else `grpc` with its port + 1000.
+pub fn listen_addr(setting: Option<SocketAddr>, grpc: SocketAddr) -> Result<SocketAddr, Error> {
+    if let Some(addr) = setting {
+        return Ok(addr);
+    }
+    if grpc.port() == 0 {
+        return Ok(SocketAddr::new(grpc.ip(), 0));
+    }
+    let port = grpc.port().checked_add(1000).ok_or_else(|| {
+        Error::config(
+            "HUB_METRICS_LISTEN",
+            format!("gRPC port {} + 1000 is not a port; set it", grpc.port()),
+        )
+    })?;
+    Ok(SocketAddr::new(grpc.ip(), port))
+}
+
+/// Binds the metrics listener and serves `/metrics` in the background.
+/// Prints `<name> metrics on <addr>`.
+pub async fn serve(
+    name: &str,
+    addr: SocketAddr,
+    handle: PrometheusHandle,
+) -> Result<SocketAddr, Error> {
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        Error::config(
+            "HUB_METRICS_LISTEN",
+            format!("cannot listen on {addr}: {e}"),
+        )
+    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { handle.render() }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics server stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "metrics listening");
+    println!("{name} metrics on {bound}");
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_grpc_port_plus_1000() {
+        let grpc: SocketAddr = "127.0.0.1:50052".parse().unwrap();
+        assert_eq!(
+            listen_addr(None, grpc).unwrap(),
+            "127.0.0.1:51052".parse().unwrap()
+        );
+        let set: SocketAddr = "0.0.0.0:9100".parse().unwrap();
+        assert_eq!(listen_addr(Some(set), grpc).unwrap(), set);
+        assert_eq!(
+            listen_addr(None, "127.0.0.1:0".parse().unwrap())
+                .unwrap()
+                .port(),
+            0
+        );
+        assert!(listen_addr(None, "127.0.0.1:65000".parse().unwrap()).is_err());
+    }
+}
