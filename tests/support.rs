@@ -2,6 +2,8 @@
 //! real binaries, each with their own temporary directories, driven through
 //! real gRPC clients.
 
+pub mod commands;
+
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -27,7 +29,11 @@ pub const ADMIN: &str = "dev-hub-admin-token";
 pub struct Hub {
     pub dir: tempfile::TempDir,
     pub env: Vec<(String, String)>,
+    pub custody: HubProcess,
     pub prison: HubProcess,
+    pub pharmacy: HubProcess,
+    pub treatment: HubProcess,
+    pub ambulance: HubProcess,
     pub pickup: HubProcess,
     // Last, so that services stop before their server.
     pub nats: NatsServer,
@@ -59,23 +65,28 @@ impl Hub {
             ),
             ("RUST_LOG".into(), "info".into()),
         ];
-        let prison = HubProcess::start(
-            "prison-service",
-            &env,
-            &dir.path().join("prison-service.log"),
-        )?;
-        let pickup = HubProcess::start(
-            "pickup-projection",
-            &env,
-            &dir.path().join("pickup-projection.log"),
-        )?;
+        let start =
+            |name: &str| HubProcess::start(name, &env, &dir.path().join(format!("{name}.log")));
         Ok(Self {
+            custody: start("custody-service")?,
+            prison: start("prison-service")?,
+            pharmacy: start("pharmacy-service")?,
+            treatment: start("treatment-service")?,
+            ambulance: start("ambulance-service")?,
+            pickup: start("pickup-projection")?,
             dir,
             env,
-            prison,
-            pickup,
             nats,
         })
+    }
+
+    /// A gRPC channel to `process`.
+    pub async fn channel(process: &HubProcess) -> Channel {
+        Channel::from_shared(process.endpoint())
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("service reachable")
     }
 
     pub async fn prison(&self) -> PrisonServiceClient<Channel> {
