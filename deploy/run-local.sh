@@ -40,11 +40,12 @@ fi
 pids+=($!)
 wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 
-for svc in prison-service pickup-projection; do
+SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service pickup-projection"
+for svc in $SERVICES; do
   "$BIN/$svc" >"var/logs/$svc.log" 2>&1 &
   pids+=($!)
 done
-for svc in prison-service pickup-projection; do
+for svc in $SERVICES; do
   wait_for_line "var/logs/$svc.log" "$svc listening on" "$svc"
 done
 
@@ -54,13 +55,21 @@ cat <<INFO
 
 The hub is running (logs in var/logs/):
   nats-server         $HUB_NATS_URL
-  prison-service      127.0.0.1:50052
+  custody-service     127.0.0.1:50051   metrics http://127.0.0.1:51051/metrics
+  prison-service      127.0.0.1:50052   metrics http://127.0.0.1:51052/metrics
+  pharmacy-service    127.0.0.1:50053   metrics http://127.0.0.1:51053/metrics
+  treatment-service   127.0.0.1:50054   metrics http://127.0.0.1:51054/metrics
+  ambulance-service   127.0.0.1:50055   metrics http://127.0.0.1:51055/metrics
   pickup-projection   127.0.0.1:50061
 
 Demo tokens (seeds/dev-tokens.json, local use only):
+  custody_officer     dev-custody-officer-token (bradford, leeds)
   carat_worker        dev-carat-worker-token    (bradford, leeds)
   dip_worker          dev-dip-worker-token      (bradford)
   prison_officer      dev-prison-officer-token  (bradford, leeds)
+  treatment_worker    dev-treatment-worker-token (bradford)
+  pharmacist          dev-pharmacist-token      (bradford)
+  paramedic           dev-paramedic-token       (bradford, leeds)
   partnership_analyst dev-analyst-token         (bradford)
   admin               dev-hub-admin-token       (all)
 

@@ -979,3 +979,60 @@ async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
         "exactly one event for the request"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_service_serves_metrics_by_rpc_and_status() {
+    let hub = Hub::start().unwrap();
+    send(
+        &hub,
+        "custody",
+        "RecordCustodyWorkforce",
+        ADMIN,
+        "bradford",
+        &request_id("m"),
+    )
+    .await
+    .unwrap();
+    let err = send(
+        &hub,
+        "custody",
+        "RecordCustodyWorkforce",
+        PHARMACIST,
+        "bradford",
+        &request_id("m"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let text = hub.custody.scrape_metrics().unwrap();
+    let line = |rpc: &str, code: &str| {
+        text.lines()
+            .find(|l| {
+                l.starts_with("hub_commands_total{")
+                    && l.contains(&format!("rpc=\"{rpc}\""))
+                    && l.contains(&format!("code=\"{code}\""))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().to_string())
+    };
+    assert_eq!(
+        line("RecordCustodyWorkforce", "OK").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert_eq!(
+        line("RecordCustodyWorkforce", "PERMISSION_DENIED").as_deref(),
+        Some("1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("hub_publish_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(text.contains("hub_nats_connected 1"), "{text}");
+    for process in [&hub.prison, &hub.pharmacy, &hub.treatment, &hub.ambulance] {
+        assert!(process
+            .scrape_metrics()
+            .unwrap()
+            .contains("hub_nats_connected"));
+    }
+}

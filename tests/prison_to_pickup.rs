@@ -523,28 +523,20 @@ async fn the_stream_never_holds_a_personal_identifier_in_clear() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn services_answer_health_and_reflection() {
+async fn every_service_answers_health_and_both_reflection_versions() {
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-    use tonic_reflection::pb::v1::{
-        server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-        ServerReflectionRequest,
-    };
+    use tonic_reflection::pb::{v1, v1alpha};
     let hub = Hub::start().unwrap();
-    for (endpoint, service) in [
-        (hub.prison.endpoint(), "hub.prison.v1.PrisonService"),
-        (
-            hub.pickup.endpoint(),
-            "hub.projections.v1.PickupListService",
-        ),
+    for (process, service) in [
+        (&hub.custody, "hub.custody.v1.CustodyService"),
+        (&hub.prison, "hub.prison.v1.PrisonService"),
+        (&hub.pharmacy, "hub.pharmacy.v1.PharmacyService"),
+        (&hub.treatment, "hub.treatment.v1.TreatmentService"),
+        (&hub.ambulance, "hub.ambulance.v1.AmbulanceService"),
+        (&hub.pickup, "hub.projections.v1.PickupListService"),
     ] {
-        let channel = tonic::transport::Channel::from_shared(endpoint)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut health = HealthClient::new(channel.clone());
-        let status = health
+        let channel = Hub::channel(process).await;
+        let status = HealthClient::new(channel.clone())
             .check(HealthCheckRequest {
                 service: service.into(),
             })
@@ -554,31 +546,79 @@ async fn services_answer_health_and_reflection() {
             .status;
         assert_eq!(status, 1, "{service} SERVING");
 
-        let mut reflection = ServerReflectionClient::new(channel);
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
+        // v1: list the services, then fetch the file that defines ours.
+        let mut reflection =
+            v1::server_reflection_client::ServerReflectionClient::new(channel.clone());
+        let requests = [
+            v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(
+                    String::new(),
+                )),
+            },
+            v1::ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(
+                    v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+                        service.into(),
+                    ),
+                ),
+            },
+        ];
         let mut replies = reflection
-            .server_reflection_info(futures::stream::iter([request]))
+            .server_reflection_info(futures::stream::iter(requests))
             .await
             .unwrap()
             .into_inner();
-        let reply = replies.message().await.unwrap().unwrap();
-        let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
-            panic!("no service list");
+        let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+            replies.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("{service}: no service list");
         };
         let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
         assert!(names.contains(&service), "{names:?}");
         assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+        let Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(files)) =
+            replies.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("{service}: no file descriptor");
+        };
+        assert!(!files.file_descriptor_proto.is_empty());
+
+        // v1alpha, which older grpcurl and Postman use.
+        let mut alpha = v1alpha::server_reflection_client::ServerReflectionClient::new(channel);
+        let request = v1alpha::ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(
+                v1alpha::server_reflection_request::MessageRequest::ListServices(String::new()),
+            ),
+        };
+        let mut replies = alpha
+            .server_reflection_info(futures::stream::iter([request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+            replies.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("{service}: no v1alpha service list");
+        };
+        assert!(list.service.iter().any(|s| s.name == service));
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_service_stops_cleanly_on_sigterm() {
+async fn every_service_stops_cleanly_on_sigterm() {
     let mut hub = Hub::start().unwrap();
-    let status = hub.prison.terminate().unwrap();
-    assert!(status.success(), "{status:?}");
-    let status = hub.pickup.terminate().unwrap();
-    assert!(status.success(), "{status:?}");
+    for process in [
+        &mut hub.custody,
+        &mut hub.prison,
+        &mut hub.pharmacy,
+        &mut hub.treatment,
+        &mut hub.ambulance,
+        &mut hub.pickup,
+    ] {
+        let status = process.terminate().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
 }

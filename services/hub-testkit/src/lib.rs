@@ -196,6 +196,7 @@ pub struct HubProcess {
     name: String,
     child: Option<Child>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     env: Vec<(String, String)>,
     stderr_log: PathBuf,
 }
@@ -208,6 +209,7 @@ impl HubProcess {
             name: name.to_string(),
             child: None,
             addr: "127.0.0.1:0".parse()?,
+            metrics_addr: None,
             env: env.to_vec(),
             stderr_log: stderr_log.to_path_buf(),
         };
@@ -231,12 +233,15 @@ impl HubProcess {
             .spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
-        let marker = format!("{} listening on ", self.name);
+        let ready = format!("{} listening on ", self.name);
+        let metrics = format!("{} metrics on ", self.name);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix(&marker) {
-                    let _ = tx.send(addr.trim().to_string());
+                if let Some(addr) = line.strip_prefix(&ready) {
+                    let _ = tx.send((true, addr.trim().to_string()));
+                } else if let Some(addr) = line.strip_prefix(&metrics) {
+                    let _ = tx.send((false, addr.trim().to_string()));
                 }
             }
         });
@@ -244,10 +249,11 @@ impl HubProcess {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
-                Ok(addr) => {
+                Ok((true, addr)) => {
                     self.addr = addr.parse()?;
                     return Ok(());
                 }
+                Ok((false, addr)) => self.metrics_addr = Some(addr.parse()?),
                 Err(_) => {
                     let exited = self.child.as_mut().expect("just set").try_wait()?;
                     if exited.is_some() || Instant::now() > deadline {
@@ -265,6 +271,31 @@ impl HubProcess {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where it serves Prometheus metrics, if it does.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// `GET /metrics`, the body as text.
+    pub fn scrape_metrics(&self) -> Result<String> {
+        use std::io::{Read, Write};
+        let addr = self
+            .metrics_addr
+            .ok_or_else(|| anyhow!("{} serves no metrics", self.name))?;
+        let mut stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("not HTTP: {response}"))?;
+        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+            bail!("GET /metrics: {head}");
+        }
+        Ok(body.to_string())
     }
 
     /// `http://addr`, for a tonic client.
