@@ -136,6 +136,9 @@ pub fn seal(key: &DataKey, key_id: &str, event_id: &str, data: &PersonalData) ->
         key_id: key_id.to_string(),
         nonce: n.to_vec(),
         ciphertext,
+        has_name: !data.given_name.is_empty()
+            || !data.family_name.is_empty()
+            || !data.date_of_birth.is_empty(),
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`KeyKind`]: the fixed one-byte prefixes that partition the key space.
 //! - [`Store`]: open, read, scan, commit.
 //! - [`Txn`]: changes staged over the store and read back before commit.
+//! - [`Kv`]: what projection logic sees of a store ([`Txn`], or [`MemKv`] in tests).
 //! - [`error`]: the crate's error type.
 
 pub mod error;
@@ -41,8 +42,18 @@ pub enum KeyKind {
     PickupRecord = 0x20,
     /// partnership \0 release date \0 root: the list's order.
     PickupByDate = 0x21,
-    /// Training facts (training projection).
-    Training = 0x30,
+    /// root \0 episode: a release episode's continuity facts.
+    Continuity = 0x22,
+    /// partnership \0 released on \0 root \0 episode: continuity by year.
+    ContinuityByDate = 0x23,
+    /// A person or staff member trained: partnership \0 year \0 quarter \0 group \0 who.
+    Trained = 0x30,
+    /// root \0 partnership \0 year \0 quarter \0 group: the reverse of `Trained` for people.
+    TrainedByPerson = 0x31,
+    /// Additive counters: partnership \0 year \0 quarter \0 name → u64.
+    Counter = 0x32,
+    /// Headcount figures: partnership \0 org \0 occurred (RFC 3339) → u32.
+    Headcount = 0x33,
 }
 
 const META_APPLIED: &[u8] = b"applied_sequence";
@@ -184,6 +195,57 @@ impl Store {
     /// Flushes memtables to disk (at shutdown).
     pub fn flush(&self) -> Result<(), Error> {
         Ok(self.db.flush()?)
+    }
+}
+
+/// What projection logic reads and writes: a key space partitioned by
+/// [`KeyKind`]. Implemented by [`Txn`] (RocksDB, staged) and [`MemKv`]
+/// (tests), so the logic itself stays free of I/O.
+pub trait Kv {
+    fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error>;
+    fn put(&mut self, kind: KeyKind, rest: &[u8], value: Vec<u8>);
+    fn delete(&mut self, kind: KeyKind, rest: &[u8]);
+    /// Keys of `kind` under `prefix`, in key order.
+    fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error>;
+}
+
+/// An in-memory [`Kv`] for tests of pure projection logic.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MemKv(pub BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl Kv for MemKv {
+    fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Ok(self.0.get(&key(kind, rest)).cloned())
+    }
+    fn put(&mut self, kind: KeyKind, rest: &[u8], value: Vec<u8>) {
+        self.0.insert(key(kind, rest), value);
+    }
+    fn delete(&mut self, kind: KeyKind, rest: &[u8]) {
+        self.0.remove(&key(kind, rest));
+    }
+    fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error> {
+        let start = key(kind, prefix);
+        Ok(self
+            .0
+            .range(start.clone()..)
+            .take_while(|(k, _)| k.starts_with(&start))
+            .map(|(k, v)| (k[1..].to_vec(), v.clone()))
+            .collect())
+    }
+}
+
+impl Kv for Txn<'_> {
+    fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        Txn::get(self, kind, rest)
+    }
+    fn put(&mut self, kind: KeyKind, rest: &[u8], value: Vec<u8>) {
+        Txn::put(self, kind, rest, value)
+    }
+    fn delete(&mut self, kind: KeyKind, rest: &[u8]) {
+        Txn::delete(self, kind, rest)
+    }
+    fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error> {
+        Txn::scan(self, kind, prefix)
     }
 }
 
@@ -329,7 +391,7 @@ mod tests {
             &parts(&[b"leedsx", b"2026-11-30", b"c"]),
             vec![],
         );
-        txn.put(KeyKind::Training, b"leeds", vec![]);
+        txn.put(KeyKind::Counter, b"leeds", vec![]);
         txn.commit(Progress::default()).unwrap();
 
         let leeds = parts(&[b"leeds", b""]);

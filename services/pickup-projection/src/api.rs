@@ -1,106 +1,114 @@
-//! The read side's gRPC services: `PickupListService` (the list, its live
-//! watch and its summary) and `ProjectionStatusService`.
+//! `PickupListService`: the list, its live watch, and its summary.
 //!
-//! Every query may carry `min_sequence`: the reply waits (up to 5 s) until
-//! the projection has applied that stream sequence, so a client that
-//! records and then reads sees its own write.
+//! Names are opened only for entries whose gate pick-up consent is `GIVEN`,
+//! at read time, with the person's data key from the key store: a
+//! withdrawal hides the name on the next read and on open watches, and an
+//! erased key can never show it again.
 
-use std::{collections::HashSet, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use jiff::civil::Date;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
 use hub_core::{
-    auth::{Action, Caller, TokenRegistry},
-    partnerships::PartnershipRegister,
+    auth::{Action, Role},
+    sealing::{self, DataKey},
     time::{london_today, FinancialYear},
     validate::{self, Violations},
     Error,
 };
+use hub_projection::Projection;
 use hub_proto::projections::{
-    pickup_list_service_server::PickupListService,
-    projection_status_service_server::ProjectionStatusService, AlertCount, GetPickupSummaryRequest,
-    GetProjectionStatusRequest, ListPickupsRequest, ListPickupsResponse, PickupAlert, PickupEntry,
-    PickupStatus, PickupSummary, ProjectionStatus, StatusCount, WatchPickupsRequest,
+    pickup_list_service_server::PickupListService, AlertCount, ConsentState,
+    GetPickupSummaryRequest, ListPickupsRequest, ListPickupsResponse, PickupAlert, PickupEntry,
+    PickupStatus, PickupSummary, StatusCount, WatchPickupsRequest,
 };
-use hub_runtime::{eventlog::EventLog, ApiError};
-use hub_store::{parts, KeyKind, Progress, Store};
+use hub_runtime::{keystore::KeyStore, ApiError};
+use hub_store::{parts, KeyKind};
 
-use crate::{model, state};
+use crate::model::{self, PersonRecord};
 
-/// Longest a query waits for `min_sequence`.
-pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default and largest `horizon_days`.
 pub const DEFAULT_HORIZON_DAYS: u32 = 14;
 pub const MAX_HORIZON_DAYS: u32 = 366;
-
-#[derive(Clone)]
-pub struct Shared {
-    pub store: Arc<Store>,
-    pub tokens: Arc<TokenRegistry>,
-    pub partnerships: Arc<PartnershipRegister>,
-    pub progress: watch::Receiver<Progress>,
-    pub changes: broadcast::Sender<String>,
-    pub log: EventLog,
-}
 
 fn internal(e: impl std::fmt::Display) -> Status {
     ApiError(Error::Internal(e.to_string())).into()
 }
 
-impl Shared {
-    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let auth = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        self.tokens
-            .authenticate(auth)
-            .cloned()
-            .map_err(|e| ApiError(e).into())
+#[derive(Clone)]
+pub struct PickupApi {
+    projection: Arc<Projection>,
+    keys: KeyStore,
+    data_keys: Arc<Mutex<HashMap<String, DataKey>>>,
+}
+
+impl PickupApi {
+    pub fn new(projection: Arc<Projection>, keys: KeyStore) -> Self {
+        Self {
+            projection,
+            keys,
+            data_keys: Arc::default(),
+        }
     }
 
-    /// Role, then partnership, then that the partnership exists.
-    fn authorise(
-        &self,
-        caller: &Caller,
-        action: Action,
-        partnership_code: &str,
-    ) -> Result<(), Status> {
-        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
-            caller
-                .authorise(action, partnership_code)
-                .map_err(ApiError)?;
-        }
-        validate::partnership(&self.partnerships, partnership_code)
-            .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
-        Ok(())
+    /// The person's name, if consent allows and their key still exists.
+    async fn display_name(&self, record: &PersonRecord) -> Option<String> {
+        let name = record.name.as_ref()?;
+        let sealed = name.sealed.as_ref()?;
+        let cached = self
+            .data_keys
+            .lock()
+            .expect("cache lock")
+            .get(&sealed.key_id)
+            .cloned();
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = self.keys.get(&sealed.key_id).await.ok()??;
+                self.data_keys
+                    .lock()
+                    .expect("cache lock")
+                    .insert(sealed.key_id.clone(), k.clone());
+                k
+            }
+        };
+        let data = sealing::open(&key, &name.event_id, sealed).ok()?;
+        let full = format!("{} {}", data.given_name, data.family_name)
+            .trim()
+            .to_string();
+        (!full.is_empty()).then_some(full)
     }
 
-    /// Waits until `min_sequence` is applied; returns the applied sequence.
-    async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
-        let mut rx = self.progress.clone();
-        let reached = tokio::time::timeout(
-            READ_YOUR_WRITES_TIMEOUT,
-            rx.wait_for(|p| p.applied_sequence >= min_sequence),
-        )
-        .await;
-        match reached {
-            Ok(Ok(p)) => Ok(p.applied_sequence),
-            Ok(Err(_)) => Err(internal("projection stopped")),
-            Err(_) => Err(ApiError(Error::Unavailable(format!(
-                "min_sequence: sequence {min_sequence} not applied within {}s (applied: {})",
-                READ_YOUR_WRITES_TIMEOUT.as_secs(),
-                self.progress.borrow().applied_sequence
-            )))
-            .into()),
+    async fn entry(&self, root: &str, as_of: Date) -> Result<Option<PickupEntry>, Status> {
+        let store = self.projection.store();
+        let Some(bytes) = store
+            .get(KeyKind::PickupRecord, root.as_bytes())
+            .map_err(internal)?
+        else {
+            return Ok(None);
+        };
+        let record = model::decode_record(&bytes).map_err(internal)?;
+        let Some(mut entry) = model::view(root, &record, as_of) else {
+            return Ok(None);
+        };
+        if entry.consent == ConsentState::Given as i32 {
+            if let Some(name) = self.display_name(&record).await {
+                entry.display_name = name;
+                entry.redacted = false;
+            }
         }
+        Ok(Some(entry))
     }
 
     /// The list for `partnership_code` on `as_of`, soonest first.
-    pub fn list(
+    pub async fn list(
         &self,
         partnership_code: &str,
         as_of: Date,
@@ -109,7 +117,8 @@ impl Shared {
         let from = as_of - jiff::Span::new().days(21);
         let until = as_of + jiff::Span::new().days(i64::from(horizon_days) + 1);
         let rows = self
-            .store
+            .projection
+            .store()
             .range(
                 KeyKind::PickupByDate,
                 &parts(&[partnership_code.as_bytes(), from.to_string().as_bytes()]),
@@ -123,7 +132,7 @@ impl Shared {
         for (key, _) in rows {
             let root = key.rsplit(|b| *b == 0).next().unwrap_or_default();
             let root = std::str::from_utf8(root).map_err(internal)?;
-            if let Some(entry) = self.entry(root, as_of)? {
+            if let Some(entry) = self.entry(root, as_of).await? {
                 if entry.partnership_code == partnership_code
                     && model::in_window(&entry, horizon_days)
                 {
@@ -133,28 +142,14 @@ impl Shared {
         }
         Ok(entries)
     }
-
-    fn entry(&self, root: &str, as_of: Date) -> Result<Option<PickupEntry>, Status> {
-        let Some(bytes) = self
-            .store
-            .get(KeyKind::PickupRecord, root.as_bytes())
-            .map_err(internal)?
-        else {
-            return Ok(None);
-        };
-        let record = state::decode_record(&bytes).map_err(internal)?;
-        Ok(model::view(root, &record, as_of))
-    }
 }
 
-fn as_of_date(s: &str) -> Result<Date, Status> {
+fn as_of_date(v: &mut Violations, s: &str) -> Option<Date> {
     if s.is_empty() {
-        return Ok(london_today());
+        return Some(london_today());
     }
-    validate::date(s).map_err(|d| ApiError(Error::invalid("as_of_date", d)).into())
+    v.check("as_of_date", validate::date(s))
 }
-
-pub struct PickupApi(pub Shared);
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<PickupEntry, Status>> + Send>>;
 
@@ -164,15 +159,12 @@ impl PickupListService for PickupApi {
         &self,
         request: Request<ListPickupsRequest>,
     ) -> Result<Response<ListPickupsResponse>, Status> {
-        let s = &self.0;
-        let caller = s.caller(&request)?;
+        let p = &self.projection;
+        let caller = p.caller(&request)?;
         let r = request.into_inner();
-        s.authorise(&caller, Action::ReadPickupList, &r.partnership_code)?;
+        p.authorise(&caller, Action::ReadPickupList, &r.partnership_code)?;
         let mut v = Violations::new();
-        let as_of = v.check(
-            "as_of_date",
-            as_of_date(&r.as_of_date).map_err(|e| e.message().to_string()),
-        );
+        let as_of = as_of_date(&mut v, &r.as_of_date);
         let horizon = r.horizon_days.unwrap_or(DEFAULT_HORIZON_DAYS);
         if horizon > MAX_HORIZON_DAYS {
             v.add(
@@ -181,9 +173,10 @@ impl PickupListService for PickupApi {
             );
         }
         v.finish(|| ()).map_err(ApiError)?;
-        let as_of = as_of.expect("checked");
-        let applied_sequence = s.wait_for(r.min_sequence).await?;
-        let entries = s.list(&r.partnership_code, as_of, horizon)?;
+        let applied_sequence = p.wait_for(r.min_sequence).await?;
+        let entries = self
+            .list(&r.partnership_code, as_of.expect("checked"), horizon)
+            .await?;
         tracing::info!(
             user = %caller.user_id,
             role = caller.role.as_str(),
@@ -203,37 +196,40 @@ impl PickupListService for PickupApi {
         &self,
         request: Request<WatchPickupsRequest>,
     ) -> Result<Response<WatchStream>, Status> {
-        let s = self.0.clone();
-        let caller = s.caller(&request)?;
+        let caller = self.projection.caller(&request)?;
         let partnership_code = request.into_inner().partnership_code;
-        s.authorise(&caller, Action::ReadPickupList, &partnership_code)?;
+        self.projection
+            .authorise(&caller, Action::ReadPickupList, &partnership_code)?;
         // Subscribe before the first snapshot, so no change falls between.
-        let mut changes = s.changes.subscribe();
+        let mut changes = self.projection.consumer.changes.subscribe();
         let (tx, rx) = mpsc::channel(256);
+        let api = self.clone();
         tokio::spawn(async move {
+            let removed = |person_key: String| PickupEntry {
+                person_key,
+                partnership_code: partnership_code.clone(),
+                removed: true,
+                ..Default::default()
+            };
             let mut shown: HashSet<String> = HashSet::new();
             let mut send_all = true;
             loop {
                 if send_all {
                     send_all = false;
-                    let entries =
-                        match s.list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS) {
-                            Ok(e) => e,
-                            Err(status) => {
-                                let _ = tx.send(Err(status)).await;
-                                return;
-                            }
-                        };
+                    let entries = match api
+                        .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
+                        .await
+                    {
+                        Ok(e) => e,
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
+                    };
                     let now: HashSet<String> =
                         entries.iter().map(|e| e.person_key.clone()).collect();
                     for gone in shown.difference(&now) {
-                        let removed = PickupEntry {
-                            person_key: gone.clone(),
-                            partnership_code: partnership_code.clone(),
-                            removed: true,
-                            ..Default::default()
-                        };
-                        if tx.send(Ok(removed)).await.is_err() {
+                        if tx.send(Ok(removed(gone.clone()))).await.is_err() {
                             return;
                         }
                     }
@@ -246,14 +242,15 @@ impl PickupListService for PickupApi {
                 }
                 let root = match changes.recv().await {
                     Ok(root) => root,
-                    // This watcher fell behind: resend the whole list.
+                    // This watcher fell behind the projection: resend the
+                    // whole list rather than slow the projection down.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
                         send_all = true;
                         continue;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                let entry = match s.entry(&root, london_today()) {
+                let entry = match api.entry(&root, london_today()).await {
                     Ok(e) => e.filter(|e| {
                         e.partnership_code == partnership_code
                             && model::in_window(e, DEFAULT_HORIZON_DAYS)
@@ -268,12 +265,7 @@ impl PickupListService for PickupApi {
                         shown.insert(root);
                         e
                     }
-                    None if shown.remove(&root) => PickupEntry {
-                        person_key: root,
-                        partnership_code: partnership_code.clone(),
-                        removed: true,
-                        ..Default::default()
-                    },
+                    None if shown.remove(&root) => removed(root),
                     None => continue,
                 };
                 if tx.send(Ok(update)).await.is_err() {
@@ -288,15 +280,12 @@ impl PickupListService for PickupApi {
         &self,
         request: Request<GetPickupSummaryRequest>,
     ) -> Result<Response<PickupSummary>, Status> {
-        let s = &self.0;
-        let caller = s.caller(&request)?;
+        let p = &self.projection;
+        let caller = p.caller(&request)?;
         let r = request.into_inner();
-        s.authorise(&caller, Action::ReadPickupSummary, &r.partnership_code)?;
+        p.authorise(&caller, Action::ReadPickupSummary, &r.partnership_code)?;
         let mut v = Violations::new();
-        let as_of = v.check(
-            "as_of_date",
-            as_of_date(&r.as_of_date).map_err(|e| e.message().to_string()),
-        );
+        let as_of = as_of_date(&mut v, &r.as_of_date);
         let fy = if r.financial_year.is_empty() {
             as_of.map(FinancialYear::of)
         } else {
@@ -304,16 +293,32 @@ impl PickupListService for PickupApi {
         };
         v.finish(|| ()).map_err(ApiError)?;
         let (as_of, fy) = (as_of.expect("checked"), fy.expect("checked"));
-        let applied_sequence = s.wait_for(r.min_sequence).await?;
-        let entries = s.list(&r.partnership_code, as_of, DEFAULT_HORIZON_DAYS)?;
+        let applied_sequence = p.wait_for(r.min_sequence).await?;
+        let entries = self
+            .list(&r.partnership_code, as_of, DEFAULT_HORIZON_DAYS)
+            .await?;
+        let (from, to) = model::continuity_range(&r.partnership_code, fy);
+        let rows = p
+            .store()
+            .range(KeyKind::ContinuityByDate, &from, Some(&to))
+            .map_err(internal)?;
+        let (released, engaged) = model::continuity(&rows);
         let mut summary = summarise(&entries);
+        summary.released = released;
+        summary.engaged_within_21_days = engaged;
+        summary.continuity_pct = percent(engaged, released);
         summary.financial_year = fy.to_string();
         summary.applied_sequence = applied_sequence;
-        if caller.role == hub_core::auth::Role::PartnershipAnalyst {
+        if caller.role == Role::PartnershipAnalyst {
             suppress_small_counts(&mut summary);
         }
         Ok(Response::new(summary))
     }
+}
+
+/// `part ÷ whole × 100` to one decimal; absent when `whole` is 0.
+pub fn percent(part: u32, whole: u32) -> Option<f64> {
+    (whole > 0).then(|| (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0)
 }
 
 /// Counts of list entries by status and by alert (every value listed, zeros
@@ -357,8 +362,8 @@ pub fn summarise(entries: &[PickupEntry]) -> PickupSummary {
     }
 }
 
-/// Counts of people from 1 to 7 are withheld below national level: set to 0
-/// and named in `suppressed`; a percentage computed from a withheld count
+/// Below national level counts of people from 1 to 7 are withheld: set to
+/// 0 and named in `suppressed`; a percentage computed from a withheld count
 /// is withheld too.
 pub fn suppress_small_counts(s: &mut PickupSummary) {
     let small = |n: u32| (1..=7).contains(&n);
@@ -397,36 +402,6 @@ pub fn suppress_small_counts(s: &mut PickupSummary) {
     }
 }
 
-pub struct StatusApi(pub Shared);
-
-#[tonic::async_trait]
-impl ProjectionStatusService for StatusApi {
-    async fn get_projection_status(
-        &self,
-        request: Request<GetProjectionStatusRequest>,
-    ) -> Result<Response<ProjectionStatus>, Status> {
-        let s = &self.0;
-        let caller = s.caller(&request)?;
-        if !caller.role.may(Action::Operate) {
-            return Err(ApiError(Error::PermissionDenied(format!(
-                "role {} may not read projection status",
-                caller.role.as_str()
-            )))
-            .into());
-        }
-        let p = *s.progress.borrow();
-        let last = s.log.last_sequence().await.map_err(ApiError)?;
-        Ok(Response::new(ProjectionStatus {
-            projection: "pickup".into(),
-            applied_sequence: p.applied_sequence,
-            stream_last_sequence: last,
-            lag: last.saturating_sub(p.applied_sequence),
-            events_applied: p.events_applied,
-            parked: p.parked,
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,5 +431,13 @@ mod tests {
         assert!(s.suppressed.contains(&"released".to_string()));
         assert_eq!(s.continuity_pct, None);
         assert!(s.suppressed.contains(&"continuity_pct".to_string()));
+    }
+
+    #[test]
+    fn percentages_to_one_decimal() {
+        assert_eq!(percent(1, 3), Some(33.3));
+        assert_eq!(percent(2, 3), Some(66.7));
+        assert_eq!(percent(0, 5), Some(0.0));
+        assert_eq!(percent(0, 0), None);
     }
 }

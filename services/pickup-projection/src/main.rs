@@ -1,30 +1,12 @@
-//! `pickup-projection`: see the library docs. Reads `HUB_*` settings (flags
-//! override), binds, and runs until SIGINT or SIGTERM.
+//! `pickup-projection`: see the library docs.
 
-use clap::Parser;
-use hub_runtime::{server, shutdown, telemetry};
-
-#[derive(Parser)]
-#[command(
-    name = "pickup-projection",
-    version,
-    about = "Builds and serves the prison-gate pick-up list"
-)]
-struct Cli {
-    #[command(flatten)]
-    config: pickup_projection::Config,
-}
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    telemetry::init();
-    let cli = Cli::parse();
-    let listener = server::bind(
-        cli.config
-            .common
-            .listen_or(pickup_projection::DEFAULT_LISTEN),
+fn main() -> std::process::ExitCode {
+    hub_runtime::agency::service_main(
+        pickup_projection::NAME,
+        "Builds and serves the prison-gate pick-up list",
+        pickup_projection::DEFAULT_LISTEN,
+        |config: hub_projection::Config, listener| {
+            pickup_projection::run(config, listener, hub_runtime::shutdown::signal_received())
+        },
     )
-    .await?;
-    pickup_projection::run(cli.config, listener, shutdown::signal_received()).await?;
-    Ok(())
 }

@@ -1,0 +1,242 @@
+//! Running a projection: its store (and rebuilds into a fresh one), its
+//! live consumer, and what its queries share (callers, read-your-writes).
+//!
+//! # Stores on disk
+//! `HUB_DATA_DIR` holds one or more RocksDB stores (`store-<n>`) and a file
+//! `ACTIVE_STORE` naming the one in use. A rebuild replays the stream into a
+//! fresh store while the active one keeps serving; once it has caught up,
+//! the live consumer pauses, the fresh store takes the last few events,
+//! readers switch to it, `ACTIVE_STORE` is replaced atomically, and the old
+//! store is deleted.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
+    time::Duration,
+};
+
+use tokio::{sync::watch, task::JoinHandle};
+use tonic::{Request, Status};
+
+use hub_core::{
+    auth::{Action, Caller, TokenRegistry},
+    partnerships::PartnershipRegister,
+    validate, Error,
+};
+use hub_runtime::ApiError;
+use hub_store::{Progress, Store};
+
+use crate::consumer::Consumer;
+
+/// Longest a query waits for `min_sequence`.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+const ACTIVE_STORE: &str = "ACTIVE_STORE";
+
+/// A projection while it runs.
+pub struct Projection {
+    pub name: &'static str,
+    data_dir: PathBuf,
+    store: RwLock<Arc<Store>>,
+    live: Mutex<Option<JoinHandle<()>>>,
+    rebuilding: tokio::sync::Mutex<()>,
+    pub consumer: Consumer,
+    pub progress: watch::Receiver<Progress>,
+    pub tokens: Arc<TokenRegistry>,
+    pub partnerships: Arc<PartnershipRegister>,
+}
+
+fn open_store(path: &Path) -> Result<Store, Error> {
+    Store::open(path).map_err(|e| Error::config("HUB_DATA_DIR", e.to_string()))
+}
+
+/// The active store's folder under `data_dir`.
+fn active_dir(data_dir: &Path) -> Result<PathBuf, Error> {
+    let pointer = data_dir.join(ACTIVE_STORE);
+    let name = match std::fs::read_to_string(&pointer) {
+        Ok(s) => s.trim().to_string(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "store-1".to_string(),
+        Err(e) => {
+            return Err(Error::config(
+                "HUB_DATA_DIR",
+                format!("{}: {e}", pointer.display()),
+            ))
+        }
+    };
+    Ok(data_dir.join(name))
+}
+
+fn set_active(data_dir: &Path, dir: &Path) -> Result<(), Error> {
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| Error::Internal("store folder name".into()))?;
+    let tmp = data_dir.join(format!("{ACTIVE_STORE}.tmp"));
+    std::fs::write(&tmp, name).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::rename(&tmp, data_dir.join(ACTIVE_STORE)).map_err(|e| Error::Internal(e.to_string()))
+}
+
+impl Projection {
+    /// Opens the active store under `data_dir`.
+    pub fn open(
+        name: &'static str,
+        data_dir: &Path,
+        consumer_parts: impl FnOnce(watch::Sender<Progress>) -> Consumer,
+        tokens: TokenRegistry,
+        partnerships: PartnershipRegister,
+    ) -> Result<Arc<Self>, Error> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
+        let dir = active_dir(data_dir)?;
+        let store = open_store(&dir)?;
+        let progress = store
+            .progress()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        tracing::info!(projection = name, applied = progress.applied_sequence, dir = %dir.display(), "store opened");
+        let (tx, rx) = watch::channel(progress);
+        Ok(Arc::new(Self {
+            name,
+            data_dir: data_dir.to_path_buf(),
+            store: RwLock::new(Arc::new(store)),
+            live: Mutex::new(None),
+            rebuilding: tokio::sync::Mutex::new(()),
+            consumer: consumer_parts(tx),
+            progress: rx,
+            tokens: Arc::new(tokens),
+            partnerships: Arc::new(partnerships),
+        }))
+    }
+
+    /// The store readers use now.
+    pub fn store(&self) -> Arc<Store> {
+        self.store.read().expect("store lock").clone()
+    }
+
+    /// Starts the live consumer on the active store.
+    pub fn start(&self) {
+        let consumer = self.consumer.clone();
+        let store = self.store();
+        let task = tokio::spawn(async move { consumer.run(store).await });
+        if let Some(old) = self.live.lock().expect("live lock").replace(task) {
+            old.abort();
+        }
+    }
+
+    /// Stops the live consumer (each batch commits atomically, so stopping
+    /// between awaits loses nothing) and flushes the store.
+    pub async fn stop(&self) {
+        let task = self.live.lock().expect("live lock").take();
+        if let Some(task) = task {
+            task.abort();
+            let _ = task.await;
+        }
+        if let Err(e) = self.store().flush() {
+            tracing::warn!(projection = self.name, error = %e, "flushing the store");
+        }
+    }
+
+    /// The authenticated caller of a request.
+    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let auth = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        self.tokens
+            .authenticate(auth)
+            .cloned()
+            .map_err(|e| ApiError(e).into())
+    }
+
+    /// Role, then partnership scope, then that the partnership exists.
+    pub fn authorise(
+        &self,
+        caller: &Caller,
+        action: Action,
+        partnership_code: &str,
+    ) -> Result<(), Status> {
+        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
+            caller
+                .authorise(action, partnership_code)
+                .map_err(ApiError)?;
+        }
+        validate::partnership(&self.partnerships, partnership_code)
+            .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
+        Ok(())
+    }
+
+    /// Waits until `min_sequence` is applied; returns the applied sequence.
+    pub async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
+        let mut rx = self.progress.clone();
+        let reached = tokio::time::timeout(
+            READ_YOUR_WRITES_TIMEOUT,
+            rx.wait_for(|p| p.applied_sequence >= min_sequence),
+        )
+        .await;
+        match reached {
+            Ok(Ok(p)) => Ok(p.applied_sequence),
+            Ok(Err(_)) => Err(ApiError(Error::Internal("projection stopped".into())).into()),
+            Err(_) => Err(ApiError(Error::Unavailable(format!(
+                "min_sequence: sequence {min_sequence} not applied within {}s (applied: {})",
+                READ_YOUR_WRITES_TIMEOUT.as_secs(),
+                self.progress.borrow().applied_sequence
+            )))
+            .into()),
+        }
+    }
+
+    /// Rebuilds into a fresh store (see the module docs), reporting
+    /// `(progress, target, switched)` as it goes.
+    pub async fn rebuild(
+        self: &Arc<Self>,
+        report: impl Fn(Progress, u64, bool),
+    ) -> Result<(), Error> {
+        let _one_at_a_time = self.rebuilding.try_lock().map_err(|_| {
+            Error::AlreadyExists("a rebuild of this projection is already running".into())
+        })?;
+        let target = self.consumer.log.last_sequence().await?;
+        let dir = self
+            .data_dir
+            .join(format!("store-{}", jiff::Timestamp::now().as_millisecond()));
+        let fresh = Arc::new(open_store(&dir)?);
+        let (tx, mut rx) = watch::channel(Progress::default());
+        let mut replay = self.consumer.clone();
+        replay.progress = tx;
+        replay.changes = tokio::sync::broadcast::channel(1).0;
+        tracing::info!(projection = self.name, target, dir = %dir.display(), "rebuild started");
+        let task = {
+            let (replay, fresh) = (replay.clone(), fresh.clone());
+            tokio::spawn(async move { replay.run_until(fresh, false, Some(target)).await })
+        };
+        while !task.is_finished() {
+            let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
+            report(*rx.borrow(), target, false);
+        }
+        task.await
+            .map_err(|e| Error::Internal(format!("rebuild task: {e}")))?;
+        // Caught up to the target: pause the live consumer, take the tail.
+        self.stop().await;
+        let tail = self.consumer.log.last_sequence().await?;
+        replay.run_until(fresh.clone(), false, Some(tail)).await;
+        let progress = fresh
+            .progress()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let old_dir = self.store().path().to_path_buf();
+        set_active(&self.data_dir, &dir)?;
+        *self.store.write().expect("store lock") = fresh;
+        let _ = self.consumer.progress.send(progress);
+        self.start();
+        report(progress, tail, true);
+        tracing::info!(
+            projection = self.name,
+            applied = progress.applied_sequence,
+            "rebuild switched readers to the fresh store"
+        );
+        tokio::spawn(async move {
+            // Let reads that still hold the old store finish first.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            if let Err(e) = std::fs::remove_dir_all(&old_dir) {
+                tracing::warn!(error = %e, dir = %old_dir.display(), "removing the old store");
+            }
+        });
+        Ok(())
+    }
+}

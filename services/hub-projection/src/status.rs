@@ -1,0 +1,90 @@
+//! `ProjectionStatusService`, the same for every projection: where it
+//! stands (applied sequence, lag, parked messages) and rebuilds. Admin only.
+
+use std::{pin::Pin, sync::Arc};
+
+use tokio::sync::mpsc;
+use tokio_stream::{wrappers::ReceiverStream, Stream};
+use tonic::{Request, Response, Status};
+
+use hub_core::{auth::Action, Error};
+use hub_proto::projections::{
+    projection_status_service_server::ProjectionStatusService, GetProjectionStatusRequest,
+    ProjectionStatus, RebuildProgress, RebuildProjectionRequest,
+};
+use hub_runtime::ApiError;
+
+use crate::runtime::Projection;
+
+pub struct StatusApi {
+    pub projection: Arc<Projection>,
+    /// `pickup` or `training`.
+    pub label: &'static str,
+}
+
+fn operator(p: &Projection, request: &Request<impl Sized>) -> Result<(), Status> {
+    let caller = p.caller(request)?;
+    if !caller.role.may(Action::Operate) {
+        return Err(ApiError(Error::PermissionDenied(format!(
+            "role {} may not {}",
+            caller.role.as_str(),
+            Action::Operate.describe()
+        )))
+        .into());
+    }
+    Ok(())
+}
+
+type ProgressStream = Pin<Box<dyn Stream<Item = Result<RebuildProgress, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ProjectionStatusService for StatusApi {
+    async fn get_projection_status(
+        &self,
+        request: Request<GetProjectionStatusRequest>,
+    ) -> Result<Response<ProjectionStatus>, Status> {
+        operator(&self.projection, &request)?;
+        let p = *self.projection.progress.borrow();
+        let last = self
+            .projection
+            .consumer
+            .log
+            .last_sequence()
+            .await
+            .map_err(ApiError)?;
+        Ok(Response::new(ProjectionStatus {
+            projection: self.label.into(),
+            applied_sequence: p.applied_sequence,
+            stream_last_sequence: last,
+            lag: last.saturating_sub(p.applied_sequence),
+            events_applied: p.events_applied,
+            parked: p.parked,
+        }))
+    }
+
+    type RebuildProjectionStream = ProgressStream;
+
+    async fn rebuild_projection(
+        &self,
+        request: Request<RebuildProjectionRequest>,
+    ) -> Result<Response<ProgressStream>, Status> {
+        operator(&self.projection, &request)?;
+        let (tx, rx) = mpsc::channel(64);
+        let projection = self.projection.clone();
+        tokio::spawn(async move {
+            let report = |p: hub_store::Progress, target: u64, switched: bool| {
+                let _ = tx.try_send(Ok(RebuildProgress {
+                    applied_sequence: p.applied_sequence,
+                    target_sequence: target,
+                    switched,
+                    events_applied: p.events_applied,
+                    parked: p.parked,
+                }));
+            };
+            if let Err(e) = projection.rebuild(report).await {
+                let _ = tx.send(Err(ApiError(e).into())).await;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
