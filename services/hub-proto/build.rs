@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "hub/ambulance/v1/ambulance.proto",
     "hub/projections/v1/pickup.proto",
     "hub/projections/v1/status.proto",
+    "hub/projections/v1/training.proto",
 ];
 
 fn main() -> std::io::Result<()> {

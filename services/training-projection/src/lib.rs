@@ -1,0 +1,46 @@
+//! `training-projection`: builds and serves the overdose-training counts
+//! partnership dashboards show (people and staff trained, headcounts,
+//! naloxone kits), per financial year and quarter.
+//!
+//! # Layout
+//! - [`model`]: pure apply and tally functions.
+//! - [`api`]: the training counts service.
+//! - [`run`]: start-up; the consumer, status and rebuilds are
+//!   `hub-projection`'s.
+
+pub mod api;
+pub mod model;
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+
+use hub_core::Error;
+use hub_projection::Config;
+use hub_proto::projections::training_counts_service_server::TrainingCountsServiceServer;
+
+pub const NAME: &str = "training-projection";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50062";
+
+/// Opens the store, starts consuming, and serves until `shutdown`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    hub_projection::serve(
+        NAME,
+        "training",
+        "hub.projections.v1.TrainingCountsService",
+        config,
+        listener,
+        shutdown,
+        Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
+        |projection| {
+            tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(
+                projection,
+            )))
+        },
+    )
+    .await
+}

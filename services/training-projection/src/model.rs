@@ -1,0 +1,719 @@
+//! Overdose-training counts as pure functions over a [`Kv`]: what an event
+//! adds ([`apply`]) and what a partnership's year adds up to ([`tally`]).
+//!
+//! Facts are stored so that counting distinct people is a scan, not a sum:
+//! each trained person or staff member is one key per (partnership, year,
+//! quarter, group, who), so training the same person twice writes the same
+//! key and a redelivered event changes nothing. People are their identity
+//! root, so someone trained under their NHS number and again under their
+//! client code counts once once the two are linked. Naloxone kits are an
+//! additive counter: applied exactly once by the consumer's commit.
+//! Headcounts keep every figure with its date, so each period uses the
+//! latest figure per suite or trust as at its end.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::{civil::Date, Timestamp};
+
+use hub_core::time::{london_date, FinancialYear};
+use hub_projection::identity;
+use hub_proto::{
+    common::TrainingAudience,
+    events::{event::Payload, Event},
+    projections::{QuarterTrainingCounts, TrainingCounts},
+};
+use hub_store::{parts, Error, KeyKind, Kv, Rows};
+
+/// Who is counted: the contract's groups.
+pub const GROUPS: [&str; 6] = [
+    "service_user",
+    "carer",
+    "prison_leaver",
+    "custody_officer",
+    "paramedic",
+    "pharmacy_staff",
+];
+
+const KITS: &str = "naloxone_kits";
+const CUSTODY: &str = "custody";
+const AMBULANCE: &str = "ambulance";
+
+fn period(event: &Event) -> Option<(FinancialYear, u8, Timestamp)> {
+    let t = event
+        .occurred_at
+        .as_ref()
+        .and_then(|t| Timestamp::new(t.seconds, t.nanos).ok())?;
+    let day = london_date(t);
+    let fy = FinancialYear::of(day);
+    Some((fy, fy.quarter(day).expect("the day is in its own year"), t))
+}
+
+fn trained<K: Kv>(
+    kv: &mut K,
+    partnership: &str,
+    fy: FinancialYear,
+    quarter: u8,
+    group: &str,
+    who: &str,
+    person: bool,
+) {
+    let (fy, q) = (fy.to_string(), quarter.to_string());
+    kv.put(
+        KeyKind::Trained,
+        &parts(&[
+            partnership.as_bytes(),
+            fy.as_bytes(),
+            q.as_bytes(),
+            group.as_bytes(),
+            who.as_bytes(),
+        ]),
+        Vec::new(),
+    );
+    if person {
+        kv.put(
+            KeyKind::TrainedByPerson,
+            &parts(&[
+                who.as_bytes(),
+                partnership.as_bytes(),
+                fy.as_bytes(),
+                q.as_bytes(),
+                group.as_bytes(),
+            ]),
+            Vec::new(),
+        );
+    }
+}
+
+fn add<K: Kv>(
+    kv: &mut K,
+    partnership: &str,
+    fy: FinancialYear,
+    quarter: u8,
+    n: u64,
+) -> Result<(), Error> {
+    let key = parts(&[
+        partnership.as_bytes(),
+        fy.to_string().as_bytes(),
+        quarter.to_string().as_bytes(),
+        KITS.as_bytes(),
+    ]);
+    let now = match kv.get(KeyKind::Counter, &key)? {
+        Some(b) => u64::from_be_bytes(
+            b.as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt("counter".into()))?,
+        ),
+        None => 0,
+    };
+    kv.put(KeyKind::Counter, &key, (now + n).to_be_bytes().to_vec());
+    Ok(())
+}
+
+fn headcount<K: Kv>(
+    kv: &mut K,
+    partnership: &str,
+    kind: &str,
+    org: &str,
+    at: Timestamp,
+    seq: u64,
+    n: u32,
+) {
+    // Seconds since 1970, zero-padded, so keys sort by time (then sequence).
+    let when = format!("{:012}", at.as_second().max(0));
+    let key = parts(&[
+        partnership.as_bytes(),
+        kind.as_bytes(),
+        org.as_bytes(),
+        when.as_bytes(),
+        &seq.to_be_bytes(),
+    ]);
+    kv.put(KeyKind::Headcount, &key, n.to_be_bytes().to_vec());
+}
+
+/// Moves a folded person's trainings to the person they turned out to be.
+fn fold<K: Kv>(kv: &mut K, kept: &str, folded: &str) -> Result<(), Error> {
+    for (key, _) in kv.scan(KeyKind::TrainedByPerson, &parts(&[folded.as_bytes(), b""]))? {
+        let f: Vec<&[u8]> = key.split(|b| *b == 0).collect();
+        let [_, partnership, fy, q, group] = f.as_slice() else {
+            return Err(Error::Corrupt("trained-by-person key".into()));
+        };
+        kv.delete(KeyKind::TrainedByPerson, &key);
+        kv.delete(
+            KeyKind::Trained,
+            &parts(&[partnership, fy, q, group, folded.as_bytes()]),
+        );
+        kv.put(
+            KeyKind::Trained,
+            &parts(&[partnership, fy, q, group, kept.as_bytes()]),
+            Vec::new(),
+        );
+        kv.put(
+            KeyKind::TrainedByPerson,
+            &parts(&[kept.as_bytes(), partnership, fy, q, group]),
+            Vec::new(),
+        );
+    }
+    Ok(())
+}
+
+/// Applies one event at stream `sequence`.
+pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<String>, Error> {
+    let root = identity::resolve(kv, event, fold)?;
+    let Some((fy, q, at)) = period(event) else {
+        return Ok(None);
+    };
+    let p = event.partnership_code.as_str();
+    match &event.payload {
+        Some(Payload::OverdoseTrainingRecorded(t)) => {
+            let group = match TrainingAudience::try_from(t.audience) {
+                Ok(TrainingAudience::ServiceUser) => "service_user",
+                Ok(TrainingAudience::Carer) => "carer",
+                Ok(TrainingAudience::PrisonLeaver) => "prison_leaver",
+                _ => return Ok(None),
+            };
+            if let Some(root) = &root {
+                trained(kv, p, fy, q, group, root, true);
+            }
+            if t.naloxone_kit_supplied {
+                add(kv, p, fy, q, 1)?;
+            }
+        }
+        Some(Payload::OfficerOverdoseTrainingRecorded(t)) => {
+            trained(kv, p, fy, q, "custody_officer", &t.staff_key, false)
+        }
+        Some(Payload::ParamedicNaloxoneTrainingRecorded(t)) => {
+            trained(kv, p, fy, q, "paramedic", &t.staff_key, false)
+        }
+        Some(Payload::PharmacyStaffTrainingRecorded(t)) => {
+            trained(kv, p, fy, q, "pharmacy_staff", &t.staff_key, false)
+        }
+        Some(Payload::NaloxoneSupplied(n)) => add(kv, p, fy, q, u64::from(n.kits))?,
+        Some(Payload::NaloxoneOnReleaseRecorded(_)) => add(kv, p, fy, q, 1)?,
+        Some(Payload::CustodyWorkforceRecorded(w)) => headcount(
+            kv,
+            p,
+            CUSTODY,
+            &w.custody_suite_code,
+            at,
+            sequence,
+            w.custody_officer_headcount,
+        ),
+        Some(Payload::AmbulanceWorkforceRecorded(w)) => headcount(
+            kv,
+            p,
+            AMBULANCE,
+            &w.trust_code,
+            at,
+            sequence,
+            w.paramedic_headcount,
+        ),
+        _ => {}
+    }
+    Ok(None)
+}
+
+/// The rows a tally needs, read from the store.
+pub struct YearRows {
+    /// `Trained` under `partnership \0 year \0`.
+    pub trained: Rows,
+    /// `Counter` under `partnership \0 year \0`.
+    pub counters: Rows,
+    /// `Headcount` under `partnership \0`.
+    pub headcounts: Rows,
+}
+
+/// The key prefixes of a partnership's year.
+pub fn prefixes(partnership: &str, fy: FinancialYear) -> (Vec<u8>, Vec<u8>) {
+    (
+        parts(&[partnership.as_bytes(), fy.to_string().as_bytes(), b""]),
+        parts(&[partnership.as_bytes(), b""]),
+    )
+}
+
+#[derive(Default)]
+struct Figures {
+    people: BTreeMap<String, BTreeSet<Vec<u8>>>,
+    kits: u64,
+    custody_headcount: u32,
+    paramedic_headcount: u32,
+}
+
+/// The latest headcount per org of `kind` as at the end of `last_day`, summed.
+fn headcount_at(rows: &Rows, kind: &str, last_day: Date) -> u32 {
+    let end = last_day
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(hub_core::time::london()).ok())
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(i64::MAX);
+    let mut latest: BTreeMap<&[u8], u32> = BTreeMap::new();
+    for (key, value) in rows {
+        let f: Vec<&[u8]> = key.splitn(5, |b| *b == 0).collect();
+        let [_, k, org, when, _] = f.as_slice() else {
+            continue;
+        };
+        if *k != kind.as_bytes() {
+            continue;
+        }
+        let Some(secs) = std::str::from_utf8(when)
+            .ok()
+            .and_then(|w| w.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if secs >= end {
+            continue;
+        }
+        let Ok(n) = <[u8; 4]>::try_from(value.as_slice()) else {
+            continue;
+        };
+        latest.insert(org, u32::from_be_bytes(n)); // rows are in time order: the last wins
+    }
+    latest.values().sum()
+}
+
+/// Trained ÷ headcount × 100 to one decimal; absent when headcount is 0.
+pub fn percent(trained: u32, headcount: u32) -> Option<f64> {
+    (headcount > 0).then(|| (f64::from(trained) * 1000.0 / f64::from(headcount)).round() / 10.0)
+}
+
+/// A partnership's year and its quarters.
+pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingCounts {
+    let mut year = Figures::default();
+    let mut quarters: [Figures; 4] = Default::default();
+    for (key, _) in &rows.trained {
+        let f: Vec<&[u8]> = key.splitn(5, |b| *b == 0).collect();
+        let [_, _, q, group, who] = f.as_slice() else {
+            continue;
+        };
+        let Some(q) = std::str::from_utf8(q)
+            .ok()
+            .and_then(|q| q.parse::<usize>().ok())
+            .filter(|q| (1..=4).contains(q))
+        else {
+            continue;
+        };
+        let group = String::from_utf8_lossy(group).to_string();
+        year.people
+            .entry(group.clone())
+            .or_default()
+            .insert(who.to_vec());
+        quarters[q - 1]
+            .people
+            .entry(group)
+            .or_default()
+            .insert(who.to_vec());
+    }
+    for (key, value) in &rows.counters {
+        let f: Vec<&[u8]> = key.splitn(4, |b| *b == 0).collect();
+        let [_, _, q, name] = f.as_slice() else {
+            continue;
+        };
+        let (Some(q), Ok(n)) = (
+            std::str::from_utf8(q)
+                .ok()
+                .and_then(|q| q.parse::<usize>().ok()),
+            <[u8; 8]>::try_from(value.as_slice()),
+        ) else {
+            continue;
+        };
+        if *name == KITS.as_bytes() && (1..=4).contains(&q) {
+            year.kits += u64::from_be_bytes(n);
+            quarters[q - 1].kits += u64::from_be_bytes(n);
+        }
+    }
+    year.custody_headcount = headcount_at(&rows.headcounts, CUSTODY, fy.last_day());
+    year.paramedic_headcount = headcount_at(&rows.headcounts, AMBULANCE, fy.last_day());
+    for (i, q) in quarters.iter_mut().enumerate() {
+        let last = quarter_last_day(fy, i as u8 + 1);
+        q.custody_headcount = headcount_at(&rows.headcounts, CUSTODY, last);
+        q.paramedic_headcount = headcount_at(&rows.headcounts, AMBULANCE, last);
+    }
+    let n = |f: &Figures, g: &str| f.people.get(g).map_or(0, |s| s.len() as u32);
+    let q_counts = quarters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| QuarterTrainingCounts {
+            quarter: i as u32 + 1,
+            service_users_trained: n(f, "service_user"),
+            carers_trained: n(f, "carer"),
+            prison_leavers_trained: n(f, "prison_leaver"),
+            custody_officers_trained: n(f, "custody_officer"),
+            custody_officer_headcount: f.custody_headcount,
+            custody_officers_trained_pct: percent(n(f, "custody_officer"), f.custody_headcount),
+            paramedics_trained: n(f, "paramedic"),
+            paramedic_headcount: f.paramedic_headcount,
+            paramedics_trained_pct: percent(n(f, "paramedic"), f.paramedic_headcount),
+            pharmacy_staff_trained: n(f, "pharmacy_staff"),
+            naloxone_kits_supplied: u32::try_from(f.kits).unwrap_or(u32::MAX),
+        })
+        .collect();
+    TrainingCounts {
+        partnership_code: partnership.into(),
+        financial_year: fy.to_string(),
+        service_users_trained: n(&year, "service_user"),
+        carers_trained: n(&year, "carer"),
+        prison_leavers_trained: n(&year, "prison_leaver"),
+        custody_officers_trained: n(&year, "custody_officer"),
+        custody_officer_headcount: year.custody_headcount,
+        custody_officers_trained_pct: percent(n(&year, "custody_officer"), year.custody_headcount),
+        paramedics_trained: n(&year, "paramedic"),
+        paramedic_headcount: year.paramedic_headcount,
+        paramedics_trained_pct: percent(n(&year, "paramedic"), year.paramedic_headcount),
+        pharmacy_staff_trained: n(&year, "pharmacy_staff"),
+        naloxone_kits_supplied: u32::try_from(year.kits).unwrap_or(u32::MAX),
+        quarters: q_counts,
+        suppressed: Vec::new(),
+        applied_sequence: 0,
+    }
+}
+
+fn quarter_last_day(fy: FinancialYear, q: u8) -> Date {
+    let (y, m, d) = match q {
+        1 => (fy.start_year, 6, 30),
+        2 => (fy.start_year, 9, 30),
+        3 => (fy.start_year, 12, 31),
+        _ => (fy.start_year + 1, 3, 31),
+    };
+    Date::new(y, m, d).expect("quarter ends are real days")
+}
+
+/// Withholds counts of people from 1 to 7 (and percentages computed from
+/// them) for partnership analysts, naming each in `suppressed`.
+pub fn suppress_small_counts(c: &mut TrainingCounts) {
+    fn people(
+        prefix: &str,
+        suppressed: &mut Vec<String>,
+        fields: [(&str, &mut u32); 6],
+        pcts: [(&str, &str, &mut Option<f64>); 2],
+    ) {
+        let mut withheld = BTreeSet::new();
+        for (name, value) in fields {
+            if (1..=7).contains(value) {
+                *value = 0;
+                suppressed.push(format!("{prefix}{name}"));
+                withheld.insert(name);
+            }
+        }
+        for (name, from, pct) in pcts {
+            if withheld.contains(from) && pct.is_some() {
+                *pct = None;
+                suppressed.push(format!("{prefix}{name}"));
+            }
+        }
+    }
+    let mut suppressed = Vec::new();
+    people(
+        "",
+        &mut suppressed,
+        [
+            ("service_users_trained", &mut c.service_users_trained),
+            ("carers_trained", &mut c.carers_trained),
+            ("prison_leavers_trained", &mut c.prison_leavers_trained),
+            ("custody_officers_trained", &mut c.custody_officers_trained),
+            ("paramedics_trained", &mut c.paramedics_trained),
+            ("pharmacy_staff_trained", &mut c.pharmacy_staff_trained),
+        ],
+        [
+            (
+                "custody_officers_trained_pct",
+                "custody_officers_trained",
+                &mut c.custody_officers_trained_pct,
+            ),
+            (
+                "paramedics_trained_pct",
+                "paramedics_trained",
+                &mut c.paramedics_trained_pct,
+            ),
+        ],
+    );
+    for q in &mut c.quarters {
+        people(
+            &format!("q{}.", q.quarter),
+            &mut suppressed,
+            [
+                ("service_users_trained", &mut q.service_users_trained),
+                ("carers_trained", &mut q.carers_trained),
+                ("prison_leavers_trained", &mut q.prison_leavers_trained),
+                ("custody_officers_trained", &mut q.custody_officers_trained),
+                ("paramedics_trained", &mut q.paramedics_trained),
+                ("pharmacy_staff_trained", &mut q.pharmacy_staff_trained),
+            ],
+            [
+                (
+                    "custody_officers_trained_pct",
+                    "custody_officers_trained",
+                    &mut q.custody_officers_trained_pct,
+                ),
+                (
+                    "paramedics_trained_pct",
+                    "paramedics_trained",
+                    &mut q.paramedics_trained_pct,
+                ),
+            ],
+        );
+    }
+    c.suppressed = suppressed;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_proto::events::*;
+    use hub_store::MemKv;
+
+    struct World {
+        kv: MemKv,
+        seq: u64,
+    }
+
+    impl World {
+        fn new() -> Self {
+            Self {
+                kv: MemKv::default(),
+                seq: 0,
+            }
+        }
+
+        /// `at` is an RFC 3339 instant.
+        fn given(&mut self, keys: &[&str], at: &str, payload: Payload) -> &mut Self {
+            self.seq += 1;
+            let t: Timestamp = at.parse().unwrap();
+            let event = Event {
+                person_key: keys.first().map(|k| k.to_string()).unwrap_or_default(),
+                linked_person_keys: keys.iter().skip(1).map(|k| k.to_string()).collect(),
+                partnership_code: "bradford".into(),
+                occurred_at: Some(prost_types::Timestamp {
+                    seconds: t.as_second(),
+                    nanos: 0,
+                }),
+                payload: Some(payload),
+                ..Default::default()
+            };
+            apply(&mut self.kv, &event, self.seq).unwrap();
+            self
+        }
+
+        fn counts(&self, fy: &str) -> TrainingCounts {
+            let fy = FinancialYear::parse(fy).unwrap();
+            let (year, all) = prefixes("bradford", fy);
+            tally(
+                "bradford",
+                fy,
+                &YearRows {
+                    trained: self.kv.scan(KeyKind::Trained, &year).unwrap(),
+                    counters: self.kv.scan(KeyKind::Counter, &year).unwrap(),
+                    headcounts: self.kv.scan(KeyKind::Headcount, &all).unwrap(),
+                },
+            )
+        }
+    }
+
+    fn training(audience: TrainingAudience, kit: bool) -> Payload {
+        Payload::OverdoseTrainingRecorded(OverdoseTrainingRecorded {
+            service_code: "TRT01".into(),
+            audience: audience as i32,
+            naloxone_kit_supplied: kit,
+        })
+    }
+
+    #[test]
+    fn the_year_turns_at_midnight_in_london_not_utc() {
+        let mut w = World::new();
+        // 23:30 UTC on 31 March 2026 is 00:30 BST on 1 April: 2026-27, Q1.
+        w.given(
+            &["a"],
+            "2026-03-31T23:30:00Z",
+            training(TrainingAudience::Carer, false),
+        );
+        // 22:30 UTC is 23:30 BST on 31 March: 2025-26, Q4.
+        w.given(
+            &["b"],
+            "2026-03-31T22:30:00Z",
+            training(TrainingAudience::Carer, false),
+        );
+        let this = w.counts("2026-27");
+        assert_eq!(this.carers_trained, 1);
+        assert_eq!(this.quarters[0].carers_trained, 1);
+        let last = w.counts("2025-26");
+        assert_eq!(last.carers_trained, 1);
+        assert_eq!(last.quarters[3].carers_trained, 1);
+    }
+
+    #[test]
+    fn a_person_trained_twice_counts_once_a_year_and_once_a_quarter() {
+        let mut w = World::new();
+        w.given(
+            &["a"],
+            "2026-05-01T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        )
+        .given(
+            &["a"],
+            "2026-05-20T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        )
+        .given(
+            &["a"],
+            "2026-08-01T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        )
+        // The same person under another identifier, linked later.
+        .given(
+            &["c"],
+            "2026-05-02T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        );
+        assert_eq!(w.counts("2026-27").service_users_trained, 2);
+        w.given(
+            &["a", "c"],
+            "2026-09-01T10:00:00Z",
+            Payload::ConsentRecorded(ConsentRecorded {
+                purpose: 1,
+                given: true,
+            }),
+        );
+        let c = w.counts("2026-27");
+        assert_eq!(c.service_users_trained, 1, "linked: one person");
+        assert_eq!(
+            (
+                c.quarters[0].service_users_trained,
+                c.quarters[1].service_users_trained
+            ),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn kits_add_up_from_pharmacies_releases_and_trainings() {
+        let mut w = World::new();
+        w.given(
+            &["a"],
+            "2026-05-01T10:00:00Z",
+            Payload::NaloxoneSupplied(NaloxoneSupplied {
+                pharmacy_code: "FW844".into(),
+                kits: 3,
+            }),
+        )
+        .given(
+            &["a"],
+            "2026-05-02T10:00:00Z",
+            Payload::NaloxoneOnReleaseRecorded(NaloxoneOnReleaseRecorded {
+                prison_code: "LEI".into(),
+            }),
+        )
+        .given(
+            &["b"],
+            "2026-11-02T10:00:00Z",
+            training(TrainingAudience::PrisonLeaver, true),
+        )
+        .given(
+            &["b"],
+            "2026-11-03T10:00:00Z",
+            training(TrainingAudience::PrisonLeaver, false),
+        );
+        let c = w.counts("2026-27");
+        assert_eq!(c.naloxone_kits_supplied, 5);
+        assert_eq!(
+            (
+                c.quarters[0].naloxone_kits_supplied,
+                c.quarters[2].naloxone_kits_supplied
+            ),
+            (4, 1)
+        );
+        assert_eq!(c.prison_leavers_trained, 1);
+    }
+
+    #[test]
+    fn headcount_is_the_latest_figure_per_suite_summed_and_percentages_use_it() {
+        let mut w = World::new();
+        let workforce = |suite: &str, n| {
+            Payload::CustodyWorkforceRecorded(CustodyWorkforceRecorded {
+                custody_suite_code: suite.into(),
+                custody_officer_headcount: n,
+            })
+        };
+        let officer = |staff: &str| {
+            Payload::OfficerOverdoseTrainingRecorded(OfficerOverdoseTrainingRecorded {
+                custody_suite_code: "A".into(),
+                staff_key: staff.into(),
+            })
+        };
+        w.given(&[], "2026-04-10T10:00:00Z", workforce("A", 40))
+            .given(&[], "2026-10-10T10:00:00Z", workforce("A", 50))
+            .given(&[], "2026-04-10T10:00:00Z", workforce("B", 30))
+            .given(&[], "2026-05-01T10:00:00Z", officer("s1"))
+            .given(&[], "2026-05-01T10:00:00Z", officer("s2"))
+            .given(&[], "2026-06-01T10:00:00Z", officer("s1"))
+            .given(&[], "2026-11-01T10:00:00Z", officer("s3"));
+        let c = w.counts("2026-27");
+        assert_eq!(c.custody_officer_headcount, 80);
+        assert_eq!(c.custody_officers_trained, 3);
+        assert_eq!(c.custody_officers_trained_pct, Some(3.8));
+        assert_eq!(c.quarters[0].custody_officer_headcount, 70, "as at 30 June");
+        assert_eq!(c.quarters[0].custody_officers_trained_pct, Some(2.9));
+        assert_eq!(c.paramedic_headcount, 0);
+        assert_eq!(c.paramedics_trained_pct, None, "absent when headcount is 0");
+    }
+
+    #[test]
+    fn analysts_see_small_counts_withheld() {
+        let mut w = World::new();
+        for i in 0..8 {
+            w.given(
+                &[&format!("su{i}")],
+                "2026-05-01T10:00:00Z",
+                training(TrainingAudience::ServiceUser, false),
+            );
+        }
+        w.given(
+            &["c1"],
+            "2026-05-01T10:00:00Z",
+            training(TrainingAudience::Carer, false),
+        );
+        w.given(
+            &[],
+            "2026-04-10T10:00:00Z",
+            Payload::AmbulanceWorkforceRecorded(AmbulanceWorkforceRecorded {
+                trust_code: "RX8".into(),
+                paramedic_headcount: 100,
+            }),
+        );
+        w.given(
+            &[],
+            "2026-05-01T10:00:00Z",
+            Payload::ParamedicNaloxoneTrainingRecorded(ParamedicNaloxoneTrainingRecorded {
+                trust_code: "RX8".into(),
+                staff_key: "p1".into(),
+            }),
+        );
+        let mut c = w.counts("2026-27");
+        suppress_small_counts(&mut c);
+        assert_eq!(c.service_users_trained, 8, "8 is shown");
+        assert_eq!(c.carers_trained, 0);
+        assert_eq!(c.paramedics_trained, 0);
+        assert_eq!(c.paramedics_trained_pct, None);
+        assert_eq!(
+            c.paramedic_headcount, 100,
+            "headcounts are not counts of people trained"
+        );
+        for name in [
+            "carers_trained",
+            "paramedics_trained",
+            "paramedics_trained_pct",
+            "q1.carers_trained",
+            "q1.paramedics_trained_pct",
+        ] {
+            assert!(
+                c.suppressed.iter().any(|s| s == name),
+                "{name} in {:?}",
+                c.suppressed
+            );
+        }
+        assert!(!c.suppressed.iter().any(|s| s == "service_users_trained"));
+        assert!(
+            !c.suppressed.iter().any(|s| s == "prison_leavers_trained"),
+            "0 is not withheld"
+        );
+    }
+}
