@@ -40,7 +40,7 @@ fi
 pids+=($!)
 wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 
-SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service pickup-projection"
+SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service pickup-projection training-projection"
 for svc in $SERVICES; do
   "$BIN/$svc" >"var/logs/$svc.log" 2>&1 &
   pids+=($!)
@@ -60,7 +60,8 @@ The hub is running (logs in var/logs/):
   pharmacy-service    127.0.0.1:50053   metrics http://127.0.0.1:51053/metrics
   treatment-service   127.0.0.1:50054   metrics http://127.0.0.1:51054/metrics
   ambulance-service   127.0.0.1:50055   metrics http://127.0.0.1:51055/metrics
-  pickup-projection   127.0.0.1:50061
+  pickup-projection   127.0.0.1:50061   metrics http://127.0.0.1:51061/metrics
+  training-projection 127.0.0.1:50062   metrics http://127.0.0.1:51062/metrics
 
 Demo tokens (seeds/dev-tokens.json, local use only):
   custody_officer     dev-custody-officer-token (bradford, leeds)
@@ -77,7 +78,10 @@ Try:
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl pickups --partnership bradford
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl record-release-date --partnership bradford \\
       --prison-code LEI --prison-number A1234BC --release-date $(date +%F)
+  HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
+  HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
   HUB_TOKEN=dev-hub-admin-token $BIN/hubctl projection status
+  HUB_TOKEN=dev-hub-admin-token $BIN/hubctl projection rebuild pickup
 Any gRPC client works through reflection, e.g. grpcurl:
   grpcurl -plaintext -H 'authorization: Bearer dev-carat-worker-token' \\
       -d '{"partnership_code":"bradford"}' 127.0.0.1:50061 hub.projections.v1.PickupListService/ListPickups

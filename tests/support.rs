@@ -35,6 +35,7 @@ pub struct Hub {
     pub treatment: HubProcess,
     pub ambulance: HubProcess,
     pub pickup: HubProcess,
+    pub training: HubProcess,
     // Last, so that services stop before their server.
     pub nats: NatsServer,
 }
@@ -59,14 +60,13 @@ impl Hub {
                 "HUB_SECRET_FILE".into(),
                 path(dir.path().join("hub.secret")),
             ),
-            (
-                "HUB_DATA_DIR".into(),
-                path(dir.path().join("pickup-projection")),
-            ),
             ("RUST_LOG".into(), "info".into()),
         ];
-        let start =
-            |name: &str| HubProcess::start(name, &env, &dir.path().join(format!("{name}.log")));
+        let start = |name: &str| {
+            let mut env = env.clone();
+            env.push(("HUB_DATA_DIR".into(), path(dir.path().join(name))));
+            HubProcess::start(name, &env, &dir.path().join(format!("{name}.log")))
+        };
         Ok(Self {
             custody: start("custody-service")?,
             prison: start("prison-service")?,
@@ -74,6 +74,7 @@ impl Hub {
             treatment: start("treatment-service")?,
             ambulance: start("ambulance-service")?,
             pickup: start("pickup-projection")?,
+            training: start("training-projection")?,
             dir,
             env,
             nats,

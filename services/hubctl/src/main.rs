@@ -20,7 +20,9 @@ use hub_proto::{
     projections::{
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
-        GetProjectionStatusRequest, ListPickupsRequest,
+        training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
+        GetProjectionStatusRequest, GetTrainingCountsRequest, ListPickupsRequest,
+        RebuildProjectionRequest,
     },
 };
 use tonic::{transport::Channel, Request};
@@ -51,6 +53,14 @@ struct Cli {
         global = true
     )]
     pickup_projection_addr: String,
+    /// training-projection address.
+    #[arg(
+        long,
+        env = "HUB_TRAINING_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50062",
+        global = true
+    )]
+    training_projection_addr: String,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     json: bool,
@@ -89,7 +99,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
     },
-    /// Projections: status.
+    /// Pick-up counts by status and alert, and continuity of care for a
+    /// financial year (the pick-up read open to partnership analysts).
+    PickupSummary {
+        #[arg(long)]
+        partnership: String,
+        /// Financial year, e.g. 2026-27 (default: that of --as-of).
+        #[arg(long)]
+        fy: Option<String>,
+        /// YYYY-MM-DD (default: today in Europe/London).
+        #[arg(long)]
+        as_of: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Overdose-training counts for a financial year, by quarter.
+    Training {
+        #[arg(long)]
+        partnership: String,
+        /// Financial year, e.g. 2026-27 (default: the current one).
+        #[arg(long)]
+        fy: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Projections: status and rebuilds (admin).
     Projection {
         #[command(subcommand)]
         command: ProjectionCommand,
@@ -105,6 +139,18 @@ enum Command {
 enum ProjectionCommand {
     /// Each projection's applied sequence and lag.
     Status,
+    /// Replay the whole stream into a fresh store while the current one
+    /// keeps serving, then switch readers over.
+    Rebuild {
+        #[arg(value_enum)]
+        projection: Which,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    Pickup,
+    Training,
 }
 
 #[derive(Subcommand)]
@@ -290,18 +336,104 @@ async fn run(cli: Cli) -> Result<()> {
                 .into_inner();
             output::pickups(&reply, cli.json);
         }
-        Command::Projection {
-            command: ProjectionCommand::Status,
+        Command::PickupSummary {
+            partnership,
+            fy,
+            as_of,
+            min_sequence,
         } => {
-            let mut status = ProjectionStatusServiceClient::new(
+            let mut pickups = PickupListServiceClient::new(
                 channel("pickup-projection", &cli.pickup_projection_addr).await?,
             );
-            let s = status
-                .get_projection_status(caller.request(GetProjectionStatusRequest {})?)
+            let req = GetPickupSummaryRequest {
+                partnership_code: partnership,
+                as_of_date: as_of.unwrap_or_default(),
+                financial_year: fy.unwrap_or_default(),
+                min_sequence,
+            };
+            let s = pickups
+                .get_pickup_summary(caller.request(req)?)
                 .await
                 .map_err(explain)?
                 .into_inner();
-            output::projection_status(&[s], cli.json);
+            output::pickup_summary(&s, cli.json);
+        }
+        Command::Training {
+            partnership,
+            fy,
+            min_sequence,
+        } => {
+            let mut training = TrainingCountsServiceClient::new(
+                channel("training-projection", &cli.training_projection_addr).await?,
+            );
+            let req = GetTrainingCountsRequest {
+                partnership_code: partnership,
+                financial_year: fy.unwrap_or_default(),
+                min_sequence,
+            };
+            let c = training
+                .get_training_counts(caller.request(req)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::training(&c, cli.json);
+        }
+        Command::Projection {
+            command: ProjectionCommand::Status,
+        } => {
+            let mut rows = Vec::new();
+            for (name, addr) in [
+                ("pickup-projection", &cli.pickup_projection_addr),
+                ("training-projection", &cli.training_projection_addr),
+            ] {
+                let mut status = ProjectionStatusServiceClient::new(channel(name, addr).await?);
+                let s = status
+                    .get_projection_status(caller.request(GetProjectionStatusRequest {})?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner();
+                rows.push(s);
+            }
+            output::projection_status(&rows, cli.json);
+        }
+        Command::Projection {
+            command: ProjectionCommand::Rebuild { projection },
+        } => {
+            let (name, addr) = match projection {
+                Which::Pickup => ("pickup-projection", &cli.pickup_projection_addr),
+                Which::Training => ("training-projection", &cli.training_projection_addr),
+            };
+            let mut status = ProjectionStatusServiceClient::new(channel(name, addr).await?);
+            let mut progress = status
+                .rebuild_projection(caller.request(RebuildProjectionRequest {})?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("rebuilding {name}"));
+            let mut last = None;
+            while let Some(p) = progress.message().await.map_err(explain)? {
+                bar.set_length(p.target_sequence);
+                bar.set_position(p.applied_sequence.min(p.target_sequence));
+                if p.switched {
+                    bar.finish_with_message(format!("rebuilt {name}"));
+                }
+                last = Some(p);
+            }
+            match last {
+                Some(p) if p.switched => println!(
+                    "{name}: readers switched to the rebuilt store at sequence {} ({} events applied, {} parked)",
+                    p.applied_sequence, p.events_applied, p.parked
+                ),
+                _ => bail!("the rebuild of {name} ended before switching readers over; the old store is still in use"),
+            }
         }
         Command::Seed {
             command:

@@ -3,7 +3,10 @@
 
 use hub_proto::{
     common::EventAck,
-    projections::{ConsentState, ListPickupsResponse, PickupAlert, PickupStatus, ProjectionStatus},
+    projections::{
+        ConsentState, ListPickupsResponse, PickupAlert, PickupStatus, PickupSummary,
+        ProjectionStatus, TrainingCounts,
+    },
 };
 use serde_json::json;
 
@@ -171,4 +174,159 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
         ],
         &rows,
     );
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map_or("-".into(), |v| format!("{v:.1}%"))
+}
+
+pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
+    let by_status: serde_json::Map<_, _> = s
+        .by_status
+        .iter()
+        .map(|c| (status_name(c.status).to_string(), json!(c.count)))
+        .collect();
+    let by_alert: serde_json::Map<_, _> = s
+        .by_alert
+        .iter()
+        .map(|c| (alert_names(&[c.alert])[0].to_string(), json!(c.count)))
+        .collect();
+    if as_json {
+        println!(
+            "{}",
+            json!({"financial_year": s.financial_year, "by_status": by_status, "by_alert": by_alert,
+                   "released": s.released, "engaged_within_21_days": s.engaged_within_21_days,
+                   "continuity_pct": s.continuity_pct, "suppressed": s.suppressed,
+                   "applied_sequence": s.applied_sequence})
+        );
+        return;
+    }
+    let mut rows: Vec<Vec<String>> = by_status
+        .iter()
+        .map(|(k, v)| vec!["status".into(), k.clone(), v.to_string()])
+        .collect();
+    rows.extend(
+        by_alert
+            .iter()
+            .map(|(k, v)| vec!["alert".into(), k.clone(), v.to_string()]),
+    );
+    table(&["", "ON THE LIST", "PEOPLE"], &rows);
+    println!(
+        "continuity of care {}: {} released, {} engaged within 21 days ({})",
+        s.financial_year,
+        s.released,
+        s.engaged_within_21_days,
+        pct(s.continuity_pct)
+    );
+    if !s.suppressed.is_empty() {
+        println!("withheld (1 to 7 people): {}", s.suppressed.join(", "));
+    }
+}
+
+pub fn training(c: &TrainingCounts, as_json: bool) {
+    if as_json {
+        let quarters: Vec<_> = c
+            .quarters
+            .iter()
+            .map(|q| {
+                json!({"quarter": q.quarter, "service_users_trained": q.service_users_trained,
+                       "carers_trained": q.carers_trained, "prison_leavers_trained": q.prison_leavers_trained,
+                       "custody_officers_trained": q.custody_officers_trained,
+                       "custody_officer_headcount": q.custody_officer_headcount,
+                       "custody_officers_trained_pct": q.custody_officers_trained_pct,
+                       "paramedics_trained": q.paramedics_trained, "paramedic_headcount": q.paramedic_headcount,
+                       "paramedics_trained_pct": q.paramedics_trained_pct,
+                       "pharmacy_staff_trained": q.pharmacy_staff_trained,
+                       "naloxone_kits_supplied": q.naloxone_kits_supplied})
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"partnership_code": c.partnership_code, "financial_year": c.financial_year,
+                   "service_users_trained": c.service_users_trained, "carers_trained": c.carers_trained,
+                   "prison_leavers_trained": c.prison_leavers_trained,
+                   "custody_officers_trained": c.custody_officers_trained,
+                   "custody_officer_headcount": c.custody_officer_headcount,
+                   "custody_officers_trained_pct": c.custody_officers_trained_pct,
+                   "paramedics_trained": c.paramedics_trained, "paramedic_headcount": c.paramedic_headcount,
+                   "paramedics_trained_pct": c.paramedics_trained_pct,
+                   "pharmacy_staff_trained": c.pharmacy_staff_trained,
+                   "naloxone_kits_supplied": c.naloxone_kits_supplied, "quarters": quarters,
+                   "suppressed": c.suppressed, "applied_sequence": c.applied_sequence})
+        );
+        return;
+    }
+    let q = |f: &dyn Fn(&hub_proto::projections::QuarterTrainingCounts) -> String| -> Vec<String> {
+        c.quarters.iter().map(f).collect()
+    };
+    let row = |name: &str, year: String, quarters: Vec<String>| {
+        let mut r = vec![name.to_string(), year];
+        r.extend(quarters);
+        r
+    };
+    let rows = vec![
+        row(
+            "service users trained",
+            c.service_users_trained.to_string(),
+            q(&|x| x.service_users_trained.to_string()),
+        ),
+        row(
+            "carers trained",
+            c.carers_trained.to_string(),
+            q(&|x| x.carers_trained.to_string()),
+        ),
+        row(
+            "prison leavers trained",
+            c.prison_leavers_trained.to_string(),
+            q(&|x| x.prison_leavers_trained.to_string()),
+        ),
+        row(
+            "custody officers trained",
+            c.custody_officers_trained.to_string(),
+            q(&|x| x.custody_officers_trained.to_string()),
+        ),
+        row(
+            "custody officer headcount",
+            c.custody_officer_headcount.to_string(),
+            q(&|x| x.custody_officer_headcount.to_string()),
+        ),
+        row(
+            "custody officers trained %",
+            pct(c.custody_officers_trained_pct),
+            q(&|x| pct(x.custody_officers_trained_pct)),
+        ),
+        row(
+            "paramedics trained",
+            c.paramedics_trained.to_string(),
+            q(&|x| x.paramedics_trained.to_string()),
+        ),
+        row(
+            "paramedic headcount",
+            c.paramedic_headcount.to_string(),
+            q(&|x| x.paramedic_headcount.to_string()),
+        ),
+        row(
+            "paramedics trained %",
+            pct(c.paramedics_trained_pct),
+            q(&|x| pct(x.paramedics_trained_pct)),
+        ),
+        row(
+            "pharmacy staff trained",
+            c.pharmacy_staff_trained.to_string(),
+            q(&|x| x.pharmacy_staff_trained.to_string()),
+        ),
+        row(
+            "naloxone kits supplied",
+            c.naloxone_kits_supplied.to_string(),
+            q(&|x| x.naloxone_kits_supplied.to_string()),
+        ),
+    ];
+    println!(
+        "{} overdose training, {}",
+        c.partnership_code, c.financial_year
+    );
+    table(&["", "YEAR", "Q1", "Q2", "Q3", "Q4"], &rows);
+    if !c.suppressed.is_empty() {
+        println!("withheld (1 to 7 people): {}", c.suppressed.join(", "));
+    }
 }
