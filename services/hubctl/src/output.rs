@@ -201,15 +201,25 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
         );
         return;
     }
-    let mut rows: Vec<Vec<String>> = by_status
+    // In the contract's order, not alphabetical.
+    let mut rows: Vec<Vec<String>> = s
+        .by_status
         .iter()
-        .map(|(k, v)| vec!["status".into(), k.clone(), v.to_string()])
+        .map(|c| {
+            vec![
+                "status".into(),
+                status_name(c.status).into(),
+                c.count.to_string(),
+            ]
+        })
         .collect();
-    rows.extend(
-        by_alert
-            .iter()
-            .map(|(k, v)| vec!["alert".into(), k.clone(), v.to_string()]),
-    );
+    rows.extend(s.by_alert.iter().map(|c| {
+        vec![
+            "alert".into(),
+            alert_names(&[c.alert])[0].into(),
+            c.count.to_string(),
+        ]
+    }));
     table(&["", "ON THE LIST", "PEOPLE"], &rows);
     println!(
         "continuity of care {}: {} released, {} engaged within 21 days ({})",
