@@ -166,6 +166,33 @@ impl Hub {
     }
 }
 
+/// A projection's status once it has applied everything in the stream
+/// (audit records of reads included). Panics after 10 s.
+pub async fn settled_status(process: &HubProcess) -> hub_proto::projections::ProjectionStatus {
+    let mut client = ProjectionStatusServiceClient::new(Hub::channel(process).await);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let s = client
+            .get_projection_status(authed(
+                hub_proto::projections::GetProjectionStatusRequest {},
+                ADMIN,
+            ))
+            .await
+            .expect("status")
+            .into_inner();
+        if s.lag == 0 {
+            // Every message applied once or parked once, none skipped.
+            assert_eq!(s.events_applied + s.parked, s.applied_sequence, "{s:?}");
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "lag never reached 0: {s:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// `msg` with `authorization: Bearer <token>`.
 pub fn authed<T>(msg: T, token: &str) -> Request<T> {
     let mut r = Request::new(msg);

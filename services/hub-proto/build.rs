@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "hub/v1/common.proto",
+    "hub/admin/v1/admin.proto",
     "hub/events/v1/events.proto",
     "hub/custody/v1/custody.proto",
     "hub/prison/v1/prison.proto",

@@ -186,6 +186,46 @@ pub fn check_optional_person(
     }
 }
 
+/// An identifier given alone (erasure): its kind recognised from its shape.
+/// Ten digits with a valid check digit are an NHS number; `A1234BC` a
+/// prison number; initials, a real date and a sex an NDTMS client code;
+/// anything else a PNC id.
+pub fn recognise(raw: &str) -> Result<Identifier, String> {
+    if raw.trim().is_empty() {
+        return Err("required: an NHS number, prison number, client code or PNC id".into());
+    }
+    if let Ok(value) = nhs_number(raw) {
+        return Ok(Identifier {
+            kind: IdentifierKind::Nhs,
+            value,
+        });
+    }
+    if raw
+        .chars()
+        .filter(|c| *c != ' ')
+        .all(|c| c.is_ascii_digit())
+        && raw.chars().filter(char::is_ascii_digit).count() == 10
+    {
+        return Err("looks like an NHS number but its check digit is wrong".into());
+    }
+    if let Ok(value) = prison_number(raw) {
+        return Ok(Identifier {
+            kind: IdentifierKind::Prison,
+            value,
+        });
+    }
+    if let Ok(value) = client_code(raw) {
+        return Ok(Identifier {
+            kind: IdentifierKind::ClientCode,
+            value,
+        });
+    }
+    Ok(Identifier {
+        kind: IdentifierKind::Pnc,
+        value: pnc_id(raw)?,
+    })
+}
+
 /// 10 digits (spaces allowed) with a valid modulus 11 check digit.
 ///
 /// Weights 10 down to 2 over the first nine digits; the check digit is
@@ -295,6 +335,26 @@ mod tests {
         assert!(nhs_number("94347659190").is_err());
         assert!(nhs_number("94347A5919").is_err());
         assert!(nhs_number("943-476-5919").is_err());
+    }
+
+    #[test]
+    fn identifiers_are_recognised_by_shape() {
+        assert_eq!(recognise("943 476 5919").unwrap().kind, IdentifierKind::Nhs);
+        assert!(
+            recognise("9434765918").is_err(),
+            "a bad NHS number is not a PNC id"
+        );
+        assert_eq!(recognise("a1234bc").unwrap().kind, IdentifierKind::Prison);
+        assert_eq!(
+            recognise("JS02031985M").unwrap().kind,
+            IdentifierKind::ClientCode
+        );
+        let pnc = recognise("2001/0123456X").unwrap();
+        assert_eq!(
+            (pnc.kind, pnc.value()),
+            (IdentifierKind::Pnc, "2001/0123456X")
+        );
+        assert!(recognise(" ").is_err());
     }
 
     #[test]

@@ -183,6 +183,55 @@ impl Projection {
         }
     }
 
+    /// Records that `caller` read `rows` person-level rows of `partnership`
+    /// through `rpc`, as an event under `hub.audit.<partnership>`, and
+    /// waits for JetStream to keep it: no rows leave without the record.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        partnership: &str,
+        rpc: &str,
+        rows: usize,
+    ) -> Result<(), Status> {
+        use hub_proto::events::{event::Payload, Event, PersonLevelRead};
+        use prost::Message;
+        let now = jiff::Timestamp::now();
+        let event_id = uuid::Uuid::now_v7().to_string();
+        let at = prost_types::Timestamp {
+            seconds: now.as_second(),
+            nanos: now.subsec_nanosecond(),
+        };
+        let event = Event {
+            event_id: event_id.clone(),
+            event_type: "person_level_read".into(),
+            schema_version: hub_proto::SCHEMA_VERSION,
+            occurred_at: Some(at),
+            recorded_at: Some(at),
+            agency: "hub".into(),
+            org_code: caller.org_code.clone(),
+            partnership_code: partnership.into(),
+            actor_user_id: caller.user_id.clone(),
+            actor_role: caller.role.as_str().into(),
+            payload: Some(Payload::PersonLevelRead(PersonLevelRead {
+                rpc: rpc.into(),
+                rows: rows as u32,
+            })),
+            ..Default::default()
+        };
+        self.consumer
+            .log
+            .publish(
+                format!("hub.audit.{partnership}"),
+                &event_id,
+                Default::default(),
+                bytes::Bytes::from(event.encode_to_vec()),
+            )
+            .await
+            .map_err(|e| Status::from(ApiError(e)))?;
+        tracing::info!(user = %caller.user_id, role = caller.role.as_str(), partnership, rpc, rows, "person-level read audited");
+        Ok(())
+    }
+
     /// Rebuilds into a fresh store (see the module docs), reporting
     /// `(progress, target, switched)` as it goes.
     pub async fn rebuild(

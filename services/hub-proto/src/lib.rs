@@ -54,6 +54,12 @@ pub mod hub {
             tonic::include_proto!("hub.treatment.v1");
         }
     }
+    pub mod admin {
+        /// `hub.admin.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.admin.v1");
+        }
+    }
     pub mod ambulance {
         /// `hub.ambulance.v1`.
         pub mod v1 {
@@ -68,6 +74,7 @@ pub mod hub {
     }
 }
 
+pub use hub::admin::v1 as admin;
 pub use hub::ambulance::v1 as ambulance;
 pub use hub::custody::v1 as custody;
 pub use hub::events::v1 as events;

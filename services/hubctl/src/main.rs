@@ -15,6 +15,9 @@ mod output;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use hub_proto::{
+    admin::{
+        admin_service_client::AdminServiceClient, ErasePersonRequest, ListAuditRecordsRequest,
+    },
     common::PersonRef,
     prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest},
     projections::{
@@ -123,6 +126,22 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
     },
+    /// People (admin): erasure.
+    Person {
+        #[command(subcommand)]
+        command: PersonCommand,
+    },
+    /// Who read person-level rows of a partnership, when, and how many (admin).
+    Audit {
+        #[arg(long)]
+        partnership: String,
+        /// Only reads on or after this day (YYYY-MM-DD, London) or instant (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many records, oldest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Projections: status and rebuilds (admin).
     Projection {
         #[command(subcommand)]
@@ -144,6 +163,16 @@ enum ProjectionCommand {
     Rebuild {
         #[arg(value_enum)]
         projection: Which,
+    },
+}
+
+#[derive(Subcommand)]
+enum PersonCommand {
+    /// Make a person's name, date of birth and notes unrecoverable
+    /// everywhere; their events and counts remain, pseudonymous.
+    Erase {
+        /// NHS number, prison number, client code or PNC id (recognised by shape).
+        identifier: String,
     },
 }
 
@@ -267,6 +296,23 @@ pub fn timestamp_now() -> prost_types::Timestamp {
         seconds: t.as_second(),
         nanos: 0,
     }
+}
+
+/// A day (midnight in London) or an RFC 3339 instant.
+fn parse_since(s: &str) -> Result<prost_types::Timestamp> {
+    let t = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t
+    } else {
+        let day: jiff::civil::Date = s
+            .parse()
+            .with_context(|| format!("--since {s:?}: use YYYY-MM-DD or an RFC 3339 instant"))?;
+        day.to_zoned(jiff::tz::TimeZone::get("Europe/London")?)?
+            .timestamp()
+    };
+    Ok(prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: 0,
+    })
 }
 
 fn new_request_id() -> String {
@@ -434,6 +480,39 @@ async fn run(cli: Cli) -> Result<()> {
                 ),
                 _ => bail!("the rebuild of {name} ended before switching readers over; the old store is still in use"),
             }
+        }
+        Command::Person {
+            command: PersonCommand::Erase { identifier },
+        } => {
+            let mut admin = AdminServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let e = admin
+                .erase_person(caller.request(ErasePersonRequest { identifier })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::erasure(&e, cli.json);
+        }
+        Command::Audit {
+            partnership,
+            since,
+            limit,
+        } => {
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let mut admin = AdminServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let reply = admin
+                .list_audit_records(caller.request(ListAuditRecordsRequest {
+                    partnership_code: partnership,
+                    since,
+                    limit,
+                })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::audit(&reply.records, cli.json);
         }
         Command::Seed {
             command:

@@ -2,6 +2,7 @@
 //! scripts, with the contract's snake_case field names.
 
 use hub_proto::{
+    admin::{AuditRecord, PersonErasure},
     common::EventAck,
     projections::{
         ConsentState, ListPickupsResponse, PickupAlert, PickupStatus, PickupSummary,
@@ -339,4 +340,56 @@ pub fn training(c: &TrainingCounts, as_json: bool) {
     if !c.suppressed.is_empty() {
         println!("withheld (1 to 7 people): {}", c.suppressed.join(", "));
     }
+}
+
+pub fn erasure(e: &PersonErasure, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"person_key": e.person_key, "keys_destroyed": e.keys_destroyed,
+                   "event_id": e.event_id, "stream_sequence": e.stream_sequence})
+        );
+    } else {
+        println!(
+            "erased: person {} ({} identifier keys destroyed); recorded as event {} at sequence {}",
+            e.person_key, e.keys_destroyed, e.event_id, e.stream_sequence
+        );
+    }
+}
+
+fn instant(t: &Option<prost_types::Timestamp>) -> String {
+    t.as_ref()
+        .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn audit(records: &[AuditRecord], as_json: bool) {
+    if as_json {
+        let rows: Vec<_> = records
+            .iter()
+            .map(|r| {
+                json!({"at": instant(&r.at), "user_id": r.user_id, "role": r.role, "org_code": r.org_code,
+                       "partnership_code": r.partnership_code, "rpc": r.rpc, "rows": r.rows,
+                       "stream_sequence": r.stream_sequence})
+            })
+            .collect();
+        println!("{}", json!({ "records": rows }));
+        return;
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                instant(&r.at),
+                r.user_id.clone(),
+                r.role.clone(),
+                r.org_code.clone(),
+                r.rpc.clone(),
+                r.rows.to_string(),
+            ]
+        })
+        .collect();
+    table(&["AT", "USER", "ROLE", "ORG", "READ", "ROWS"], &rows);
+    println!("{} person-level reads", records.len());
 }

@@ -42,19 +42,22 @@ fn internal(e: impl std::fmt::Display) -> Status {
     ApiError(Error::Internal(e.to_string())).into()
 }
 
+/// Data keys opened so far, by key id; emptied on every erasure.
+pub type DataKeyCache = Arc<Mutex<HashMap<String, DataKey>>>;
+
 #[derive(Clone)]
 pub struct PickupApi {
     projection: Arc<Projection>,
     keys: KeyStore,
-    data_keys: Arc<Mutex<HashMap<String, DataKey>>>,
+    data_keys: DataKeyCache,
 }
 
 impl PickupApi {
-    pub fn new(projection: Arc<Projection>, keys: KeyStore) -> Self {
+    pub fn new(projection: Arc<Projection>, keys: KeyStore, data_keys: DataKeyCache) -> Self {
         Self {
             projection,
             keys,
-            data_keys: Arc::default(),
+            data_keys,
         }
     }
 
@@ -177,13 +180,8 @@ impl PickupListService for PickupApi {
         let entries = self
             .list(&r.partnership_code, as_of.expect("checked"), horizon)
             .await?;
-        tracing::info!(
-            user = %caller.user_id,
-            role = caller.role.as_str(),
-            partnership = %r.partnership_code,
-            rows = entries.len(),
-            "person-level read"
-        );
+        p.audit(&caller, &r.partnership_code, "ListPickups", entries.len())
+            .await?;
         Ok(Response::new(ListPickupsResponse {
             entries,
             applied_sequence,
@@ -202,9 +200,16 @@ impl PickupListService for PickupApi {
             .authorise(&caller, Action::ReadPickupList, &partnership_code)?;
         // Subscribe before the first snapshot, so no change falls between.
         let mut changes = self.projection.consumer.changes.subscribe();
+        let first = self
+            .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
+            .await?;
+        self.projection
+            .audit(&caller, &partnership_code, "WatchPickups", first.len())
+            .await?;
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
         tokio::spawn(async move {
+            let mut first = Some(first);
             let removed = |person_key: String| PickupEntry {
                 person_key,
                 partnership_code: partnership_code.clone(),
@@ -216,10 +221,22 @@ impl PickupListService for PickupApi {
             loop {
                 if send_all {
                     send_all = false;
-                    let entries = match api
-                        .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
-                        .await
-                    {
+                    let entries = match first.take() {
+                        Some(e) => Ok(e),
+                        // A resend after falling behind is another read of the list.
+                        None => match api
+                            .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
+                            .await
+                        {
+                            Ok(e) => api
+                                .projection
+                                .audit(&caller, &partnership_code, "WatchPickups", e.len())
+                                .await
+                                .map(|_| e),
+                            Err(status) => Err(status),
+                        },
+                    };
+                    let entries = match entries {
                         Ok(e) => e,
                         Err(status) => {
                             let _ = tx.send(Err(status)).await;

@@ -4,10 +4,13 @@
 //! # Layout
 //! - [`model`]: pure apply and view functions (episodes, checklist, alerts,
 //!   continuity of care).
-//! - [`api`]: `PickupListService` (the list, its live watch, its summary).
+//! - [`api`]: `PickupListService` (the list, its live watch, its summary);
+//!   every person-level read is audited.
+//! - [`admin`]: erasure and the audit trail, for admins.
 //! - [`run`]: start-up, used by `main` and by tests on port 0; the consumer,
 //!   status and rebuilds are `hub-projection`'s.
 
+pub mod admin;
 pub mod api;
 pub mod model;
 
@@ -17,7 +20,10 @@ use tokio::net::TcpListener;
 
 use hub_core::Error;
 use hub_projection::Config;
-use hub_proto::projections::pickup_list_service_server::PickupListServiceServer;
+use hub_proto::{
+    admin::admin_service_server::AdminServiceServer,
+    projections::pickup_list_service_server::PickupListServiceServer,
+};
 use hub_runtime::keystore::KeyStore;
 
 pub const NAME: &str = "pickup-projection";
@@ -38,6 +44,8 @@ pub async fn run(
     )
     .await?;
     let keys = KeyStore::open(log.jetstream(), hub_core::sealing::KeyWrapper::new(&secret)).await?;
+    let pseudonymiser = hub_core::pseudonym::Pseudonymiser::new(&secret);
+    let data_keys = api::DataKeyCache::default();
     hub_projection::serve(
         NAME,
         "pickup",
@@ -47,9 +55,16 @@ pub async fn run(
         shutdown,
         Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
         move |projection| {
+            let admin = admin::AdminApi {
+                projection: projection.clone(),
+                keys: keys.clone(),
+                pseudonymiser,
+                data_keys: data_keys.clone(),
+            };
             tonic::service::Routes::new(PickupListServiceServer::new(api::PickupApi::new(
-                projection, keys,
+                projection, keys, data_keys,
             )))
+            .add_service(AdminServiceServer::new(admin))
         },
     )
     .await

@@ -462,6 +462,11 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<S
             sealed: Some(sealed.clone()),
         });
     }
+    // Erasure: the data keys are gone; drop the seal too, so nothing of the
+    // name stays even as ciphertext. Later events may bring new data.
+    if let Some(Payload::PersonErased(_)) = &event.payload {
+        rec.name = None;
+    }
     if old.as_ref() != Some(&rec) {
         save(kv, &root, old.as_ref(), Some(&rec));
     }
