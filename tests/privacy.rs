@@ -444,7 +444,10 @@ async fn no_secret_token_or_identifier_reaches_a_log() {
         &hub.training,
     ] {
         let log = process.log();
-        assert!(log.contains("listening"), "the log is being written:\n{log}");
+        assert!(
+            log.contains("listening"),
+            "the log is being written:\n{log}"
+        );
         for f in forbidden {
             assert!(!log.contains(f), "{f:?} in a log:\n{log}");
         }

@@ -36,13 +36,24 @@ pub struct Hub {
     pub ambulance: HubProcess,
     pub pickup: HubProcess,
     pub training: HubProcess,
+    /// NATS user and password for the test's own plain client, when the
+    /// server requires them.
+    pub operator: Option<(String, String)>,
     // Last, so that services stop before their server.
     pub nats: NatsServer,
 }
 
 impl Hub {
     pub fn start() -> Result<Self> {
-        let nats = NatsServer::start()?;
+        Self::start_on(NatsServer::start()?, |_| Vec::new())
+    }
+
+    /// Every process on `nats`, each with the extra settings `per_process`
+    /// gives for its name (credentials, for example).
+    pub fn start_on(
+        nats: NatsServer,
+        per_process: impl Fn(&str) -> Vec<(String, String)>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("hub-test-").tempdir()?;
         let root = workspace_root();
         let path = |p: PathBuf| p.display().to_string();
@@ -64,6 +75,7 @@ impl Hub {
         ];
         let start = |name: &str| {
             let mut env = env.clone();
+            env.extend(per_process(name));
             env.push(("HUB_DATA_DIR".into(), path(dir.path().join(name))));
             HubProcess::start(name, &env, &dir.path().join(format!("{name}.log")))
         };
@@ -75,6 +87,7 @@ impl Hub {
             ambulance: start("ambulance-service")?,
             pickup: start("pickup-projection")?,
             training: start("training-projection")?,
+            operator: None,
             dir,
             env,
             nats,
@@ -128,8 +141,15 @@ impl Hub {
     }
 
     async fn jetstream(&self) -> jetstream::Context {
+        let options = match &self.operator {
+            Some((user, password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            None => async_nats::ConnectOptions::new(),
+        };
         jetstream::new(
-            async_nats::connect(self.nats.url())
+            options
+                .connect(self.nats.url())
                 .await
                 .expect("nats reachable"),
         )

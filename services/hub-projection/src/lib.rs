@@ -74,7 +74,7 @@ pub async fn serve(
         .unwrap_or_else(|| PathBuf::from(format!("./var/{name}")));
     let tokens = args.load_tokens()?;
     let partnerships = args.load_partnerships()?;
-    let client = eventlog::connect(args.nats_urls()?, name).await?;
+    let client = eventlog::connect(args, name).await?;
     let log = eventlog::EventLog::open(client, &args.stream, args.dedupe_window).await?;
     let (changes, _) = broadcast::channel(4096);
     let projection = Projection::open(

@@ -35,13 +35,107 @@ pub struct CommonArgs {
     /// The JetStream stream holding every event.
     #[arg(long, env = "HUB_STREAM", default_value = "HUB_EVENTS")]
     pub stream: String,
+    /// NATS user (with HUB_NATS_PASSWORD), one per process: see
+    /// deploy/nats/hub.conf.
+    #[arg(long, env = "HUB_NATS_USER")]
+    pub nats_user: Option<String>,
+    /// NATS password for HUB_NATS_USER.
+    #[arg(long, env = "HUB_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<Redacted>,
+    /// NATS credentials file (JWT and NKey seed), instead of user and password.
+    #[arg(long, env = "HUB_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+    /// CA certificate (PEM) to verify the NATS server; enables TLS.
+    #[arg(long, env = "HUB_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS, with HUB_NATS_TLS_KEY.
+    #[arg(long, env = "HUB_NATS_TLS_CERT")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "HUB_NATS_TLS_KEY")]
+    pub nats_tls_key: Option<PathBuf>,
     /// How long JetStream remembers a request id for deduplication
     /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
     #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
     pub dedupe_window: Duration,
 }
 
+/// A secret setting: `Debug` never shows it.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_string()))
+    }
+}
+
 impl CommonArgs {
+    /// Connection options for NATS: credentials and TLS from the settings.
+    pub async fn nats_options(&self) -> Result<async_nats::ConnectOptions, Error> {
+        let mut options = async_nats::ConnectOptions::new();
+        match (&self.nats_user, &self.nats_password, &self.nats_creds) {
+            (Some(_), _, Some(_)) => {
+                return Err(Error::config(
+                    "HUB_NATS_CREDS",
+                    "give either HUB_NATS_USER/HUB_NATS_PASSWORD or HUB_NATS_CREDS, not both",
+                ))
+            }
+            (Some(user), Some(password), None) => {
+                options = options.user_and_password(user.clone(), password.0.clone())
+            }
+            (Some(_), None, None) => {
+                return Err(Error::config(
+                    "HUB_NATS_PASSWORD",
+                    "required with HUB_NATS_USER",
+                ))
+            }
+            (None, Some(_), _) => {
+                return Err(Error::config(
+                    "HUB_NATS_USER",
+                    "required with HUB_NATS_PASSWORD",
+                ))
+            }
+            (None, None, Some(creds)) => {
+                options = options.credentials_file(creds).await.map_err(|e| {
+                    Error::config("HUB_NATS_CREDS", format!("{}: {e}", creds.display()))
+                })?
+            }
+            (None, None, None) => {}
+        }
+        if let Some(ca) = &self.nats_tls_ca {
+            if !ca.exists() {
+                return Err(Error::config(
+                    "HUB_NATS_TLS_CA",
+                    format!("{} does not exist", ca.display()),
+                ));
+            }
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        match (&self.nats_tls_cert, &self.nats_tls_key) {
+            (Some(cert), Some(key)) => {
+                options = options
+                    .add_client_certificate(cert.clone(), key.clone())
+                    .require_tls(true)
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::config(
+                    "HUB_NATS_TLS_CERT",
+                    "HUB_NATS_TLS_CERT and HUB_NATS_TLS_KEY go together",
+                ))
+            }
+        }
+        Ok(options)
+    }
+
     /// The listen address, or `default` when none was set.
     pub fn listen_or(&self, default: &str) -> SocketAddr {
         self.listen

@@ -44,8 +44,10 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connects to NATS. Returns at once; the client reconnects by itself
 /// whenever the server is away.
-pub async fn connect(urls: Vec<ServerAddr>, name: &str) -> Result<Client, Error> {
-    async_nats::ConnectOptions::new()
+pub async fn connect(args: &crate::config::CommonArgs, name: &str) -> Result<Client, Error> {
+    let urls: Vec<ServerAddr> = args.nats_urls()?;
+    args.nats_options()
+        .await?
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
@@ -148,13 +150,17 @@ impl EventLog {
         if have.duplicate_window != dedupe_window {
             let mut updated = have.clone();
             updated.duplicate_window = dedupe_window;
-            js.update_stream(updated)
-                .await
-                .map_err(|e| Error::Unavailable(format!("updating the duplicate window: {e}")))?;
-            tracing::info!(
-                window_s = dedupe_window.as_secs(),
-                "duplicate window updated"
-            );
+            // Projections may not change the stream (least privilege): the
+            // window is the agency services' business.
+            match js.update_stream(updated).await {
+                Ok(_) => tracing::info!(
+                    window_s = dedupe_window.as_secs(),
+                    "duplicate window updated"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not update the duplicate window; keeping the stream's")
+                }
+            }
         }
         Ok(Self {
             client,

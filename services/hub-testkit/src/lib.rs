@@ -49,16 +49,26 @@ pub struct NatsServer {
     child: Option<Child>,
     dir: tempfile::TempDir,
     port: u16,
+    config: Option<PathBuf>,
+    env: Vec<(String, String)>,
 }
 
 impl NatsServer {
     /// Starts a server on a free port with a fresh store directory.
     pub fn start() -> Result<Self> {
+        Self::start_with(None, &[])
+    }
+
+    /// Starts a server with a configuration file (`-c`) and environment
+    /// variables for it (such as passwords the file refers to).
+    pub fn start_with(config: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("hub-nats-").tempdir()?;
         let mut server = Self {
             child: None,
             dir,
             port: 0,
+            config: config.map(Path::to_path_buf),
+            env: env.to_vec(),
         };
         server.launch(None)?;
         Ok(server)
@@ -70,7 +80,12 @@ impl NatsServer {
         std::fs::create_dir_all(&ports_dir)?;
         let port_arg = port.map_or("-1".to_string(), |p| p.to_string());
         let bin = nats_server_binary();
-        let child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        if let Some(config) = &self.config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "--store_dir"])
             .arg(self.dir.path().join("jetstream"))
             .arg("--ports_file_dir")

@@ -36,7 +36,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let secret = config.common.load_secret()?;
-    let client = hub_runtime::eventlog::connect(config.common.nats_urls()?, NAME).await?;
+    let client = hub_runtime::eventlog::connect(&config.common, NAME).await?;
     let log = hub_runtime::eventlog::EventLog::open(
         client,
         &config.common.stream,
