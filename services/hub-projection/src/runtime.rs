@@ -146,6 +146,20 @@ impl Projection {
             .map_err(|e| ApiError(e).into())
     }
 
+    /// The caller, if an admin (status, rebuilds, erasure, audit).
+    pub fn operator<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.caller(request)?;
+        if !caller.role.may(Action::Operate) {
+            return Err(ApiError(Error::PermissionDenied(format!(
+                "role {} may not {}",
+                caller.role.as_str(),
+                Action::Operate.describe()
+            )))
+            .into());
+        }
+        Ok(caller)
+    }
+
     /// Role, then partnership scope, then that the partnership exists.
     pub fn authorise(
         &self,

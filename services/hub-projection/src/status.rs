@@ -7,7 +7,6 @@ use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
-use hub_core::{auth::Action, Error};
 use hub_proto::projections::{
     projection_status_service_server::ProjectionStatusService, GetProjectionStatusRequest,
     ProjectionStatus, RebuildProgress, RebuildProjectionRequest,
@@ -22,19 +21,6 @@ pub struct StatusApi {
     pub label: &'static str,
 }
 
-fn operator(p: &Projection, request: &Request<impl Sized>) -> Result<(), Status> {
-    let caller = p.caller(request)?;
-    if !caller.role.may(Action::Operate) {
-        return Err(ApiError(Error::PermissionDenied(format!(
-            "role {} may not {}",
-            caller.role.as_str(),
-            Action::Operate.describe()
-        )))
-        .into());
-    }
-    Ok(())
-}
-
 type ProgressStream = Pin<Box<dyn Stream<Item = Result<RebuildProgress, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -43,7 +29,7 @@ impl ProjectionStatusService for StatusApi {
         &self,
         request: Request<GetProjectionStatusRequest>,
     ) -> Result<Response<ProjectionStatus>, Status> {
-        operator(&self.projection, &request)?;
+        self.projection.operator(&request)?;
         let p = *self.projection.progress.borrow();
         let last = self
             .projection
@@ -68,7 +54,7 @@ impl ProjectionStatusService for StatusApi {
         &self,
         request: Request<RebuildProjectionRequest>,
     ) -> Result<Response<ProgressStream>, Status> {
-        operator(&self.projection, &request)?;
+        self.projection.operator(&request)?;
         let (tx, rx) = mpsc::channel(64);
         let projection = self.projection.clone();
         tokio::spawn(async move {

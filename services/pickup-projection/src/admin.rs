@@ -15,7 +15,7 @@ use futures::StreamExt;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use hub_core::{auth::Action, person, pseudonym::Pseudonymiser, validate, Error};
+use hub_core::{person, pseudonym::Pseudonymiser, validate, Error};
 use hub_projection::{identity, Projection};
 use hub_proto::{
     admin::{
@@ -38,28 +38,13 @@ pub struct AdminApi {
 /// Most audit records one call returns.
 pub const MAX_AUDIT_RECORDS: u32 = 10_000;
 
-impl AdminApi {
-    fn admin<T>(&self, request: &Request<T>) -> Result<hub_core::auth::Caller, Status> {
-        let caller = self.projection.caller(request)?;
-        if !caller.role.may(Action::Operate) {
-            return Err(ApiError(Error::PermissionDenied(format!(
-                "role {} may not {}",
-                caller.role.as_str(),
-                Action::Operate.describe()
-            )))
-            .into());
-        }
-        Ok(caller)
-    }
-}
-
 #[tonic::async_trait]
 impl AdminService for AdminApi {
     async fn erase_person(
         &self,
         request: Request<ErasePersonRequest>,
     ) -> Result<Response<PersonErasure>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.projection.operator(&request)?;
         let r = request.into_inner();
         let id = person::recognise(&r.identifier)
             .map_err(|d| ApiError(Error::invalid("identifier", d)))?;
@@ -124,7 +109,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListAuditRecordsRequest>,
     ) -> Result<Response<ListAuditRecordsResponse>, Status> {
-        self.admin(&request)?;
+        self.projection.operator(&request)?;
         let r = request.into_inner();
         validate::partnership(&self.projection.partnerships, &r.partnership_code)
             .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
