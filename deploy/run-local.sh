@@ -49,11 +49,18 @@ for svc in $SERVICES; do
   wait_for_line "var/logs/$svc.log" "$svc listening on" "$svc"
 done
 
+"$BIN/dashboard" >var/logs/dashboard.log 2>&1 &
+pids+=($!)
+wait_for_line var/logs/dashboard.log "listening" "dashboard"
+
 HUB_TOKEN=dev-hub-admin-token "$BIN/hubctl" seed demo
 
 cat <<INFO
 
-The hub is running (logs in var/logs/):
+The hub is running (logs in var/logs/).
+
+  Dashboard: http://127.0.0.1:8080/   (sign in with a demo token below)
+
   nats-server         $HUB_NATS_URL
   custody-service     127.0.0.1:50051   metrics http://127.0.0.1:51051/metrics
   prison-service      127.0.0.1:50052   metrics http://127.0.0.1:51052/metrics

@@ -13,6 +13,7 @@
 //! - [`FILE_DESCRIPTOR_SET`]: every file above, for gRPC reflection.
 //! - [`CommandFields`]: the fields every command request shares.
 //! - [`event_type`]: the snake_case name of each event payload.
+//! - [`json`]: the read side's replies as JSON (hubctl, dashboard).
 //! - Redacting `Debug` for the types that carry personal data.
 
 #![allow(clippy::all, missing_docs)]
@@ -89,6 +90,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hub_
 
 mod command;
 mod event_type;
+pub mod json;
 mod redact;
 
 pub use command::CommandFields;

@@ -4,10 +4,7 @@
 use hub_proto::{
     admin::{AuditRecord, PersonErasure},
     common::EventAck,
-    projections::{
-        ConsentState, ListPickupsResponse, PickupAlert, PickupStatus, PickupSummary,
-        ProjectionStatus, TrainingCounts,
-    },
+    projections::{ListPickupsResponse, PickupSummary, ProjectionStatus, TrainingCounts},
 };
 use serde_json::json;
 
@@ -54,48 +51,20 @@ pub fn ack(a: &EventAck, as_json: bool) {
 }
 
 fn status_name(v: i32) -> &'static str {
-    PickupStatus::try_from(v)
-        .map(|s| s.as_str_name())
-        .unwrap_or("?")
+    hub_proto::json::status_name(v)
 }
 
 fn consent_name(v: i32) -> &'static str {
-    ConsentState::try_from(v)
-        .map(|s| s.as_str_name())
-        .unwrap_or("?")
+    hub_proto::json::consent_name(v)
 }
 
 fn alert_names(v: &[i32]) -> Vec<&'static str> {
-    v.iter()
-        .map(|a| {
-            PickupAlert::try_from(*a)
-                .map(|x| x.as_str_name())
-                .unwrap_or("?")
-        })
-        .collect()
+    v.iter().map(|a| hub_proto::json::alert_name(*a)).collect()
 }
 
 pub fn pickups(reply: &ListPickupsResponse, as_json: bool) {
     if as_json {
-        let entries: Vec<_> = reply
-            .entries
-            .iter()
-            .map(|e| {
-                json!({
-                    "person_key": e.person_key, "display_name": e.display_name, "redacted": e.redacted,
-                    "release_date": e.release_date, "prison_code": e.prison_code, "status": status_name(e.status),
-                    "consent": consent_name(e.consent), "flagged_imminent": e.flagged_imminent,
-                    "triage_completed": e.triage_completed, "appointment_at": e.appointment_at,
-                    "gate_worker_id": e.gate_worker_id, "naloxone_issued": e.naloxone_issued,
-                    "overdose_trained": e.overdose_trained, "days_to_release": e.days_to_release,
-                    "alerts": alert_names(&e.alerts), "partnership_code": e.partnership_code,
-                })
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({"entries": entries, "applied_sequence": reply.applied_sequence})
-        );
+        println!("{}", hub_proto::json::pickups(reply));
         return;
     }
     let rows: Vec<Vec<String>> = reply
@@ -182,24 +151,8 @@ fn pct(p: Option<f64>) -> String {
 }
 
 pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
-    let by_status: serde_json::Map<_, _> = s
-        .by_status
-        .iter()
-        .map(|c| (status_name(c.status).to_string(), json!(c.count)))
-        .collect();
-    let by_alert: serde_json::Map<_, _> = s
-        .by_alert
-        .iter()
-        .map(|c| (alert_names(&[c.alert])[0].to_string(), json!(c.count)))
-        .collect();
     if as_json {
-        println!(
-            "{}",
-            json!({"financial_year": s.financial_year, "by_status": by_status, "by_alert": by_alert,
-                   "released": s.released, "engaged_within_21_days": s.engaged_within_21_days,
-                   "continuity_pct": s.continuity_pct, "suppressed": s.suppressed,
-                   "applied_sequence": s.applied_sequence})
-        );
+        println!("{}", hub_proto::json::pickup_summary(s));
         return;
     }
     // In the contract's order, not alphabetical.
@@ -236,35 +189,7 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
 
 pub fn training(c: &TrainingCounts, as_json: bool) {
     if as_json {
-        let quarters: Vec<_> = c
-            .quarters
-            .iter()
-            .map(|q| {
-                json!({"quarter": q.quarter, "service_users_trained": q.service_users_trained,
-                       "carers_trained": q.carers_trained, "prison_leavers_trained": q.prison_leavers_trained,
-                       "custody_officers_trained": q.custody_officers_trained,
-                       "custody_officer_headcount": q.custody_officer_headcount,
-                       "custody_officers_trained_pct": q.custody_officers_trained_pct,
-                       "paramedics_trained": q.paramedics_trained, "paramedic_headcount": q.paramedic_headcount,
-                       "paramedics_trained_pct": q.paramedics_trained_pct,
-                       "pharmacy_staff_trained": q.pharmacy_staff_trained,
-                       "naloxone_kits_supplied": q.naloxone_kits_supplied})
-            })
-            .collect();
-        println!(
-            "{}",
-            json!({"partnership_code": c.partnership_code, "financial_year": c.financial_year,
-                   "service_users_trained": c.service_users_trained, "carers_trained": c.carers_trained,
-                   "prison_leavers_trained": c.prison_leavers_trained,
-                   "custody_officers_trained": c.custody_officers_trained,
-                   "custody_officer_headcount": c.custody_officer_headcount,
-                   "custody_officers_trained_pct": c.custody_officers_trained_pct,
-                   "paramedics_trained": c.paramedics_trained, "paramedic_headcount": c.paramedic_headcount,
-                   "paramedics_trained_pct": c.paramedics_trained_pct,
-                   "pharmacy_staff_trained": c.pharmacy_staff_trained,
-                   "naloxone_kits_supplied": c.naloxone_kits_supplied, "quarters": quarters,
-                   "suppressed": c.suppressed, "applied_sequence": c.applied_sequence})
-        );
+        println!("{}", hub_proto::json::training_counts(c));
         return;
     }
     let q = |f: &dyn Fn(&hub_proto::projections::QuarterTrainingCounts) -> String| -> Vec<String> {

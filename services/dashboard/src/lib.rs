@@ -1,0 +1,380 @@
+//! `dashboard`: the partnership dashboard over HTTP.
+//!
+//! It holds no data of its own: every figure comes from the projections,
+//! asked with the caller's own token, so the projections' roles,
+//! partnership scopes and small-number suppression apply to the page and to
+//! the JSON alike.
+//!
+//! # Layout
+//! - [`run`] and the routes: `/` and `/partnerships/<code>` (pages),
+//!   `/login`, `/logout`, `/api/partnerships/<code>/training` and
+//!   `/api/partnerships/<code>/pickup-summary` (JSON), `/healthz`,
+//!   `/metrics`.
+//! - [`page`]: the HTML, rendered on the server (no script, no framework).
+//! - Callers: `authorization: Bearer <token>`, or the token the login form
+//!   keeps in an HttpOnly, SameSite=Strict cookie.
+
+pub mod page;
+
+use std::{future::Future, sync::Arc};
+
+use axum::{
+    extract::{Form, Path, Query, State},
+    http::{header, HeaderMap, StatusCode},
+    response::{Html, IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tonic::{transport::Channel, Code, Request};
+
+use hub_core::{
+    auth::{Caller, PartnershipScope, TokenRegistry},
+    partnerships::PartnershipRegister,
+    time::{london_today, FinancialYear},
+    Error,
+};
+use hub_proto::projections::{
+    pickup_list_service_client::PickupListServiceClient,
+    training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
+    GetTrainingCountsRequest, PickupSummary, TrainingCounts,
+};
+use hub_runtime::{config::CommonArgs, prometheus};
+
+pub const NAME: &str = "dashboard";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const COOKIE: &str = "hub_token";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// pickup-projection's gRPC address.
+    #[arg(
+        long,
+        env = "HUB_PICKUP_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50061"
+    )]
+    pub pickup_projection_addr: String,
+    /// training-projection's gRPC address.
+    #[arg(
+        long,
+        env = "HUB_TRAINING_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50062"
+    )]
+    pub training_projection_addr: String,
+}
+
+impl AsRef<CommonArgs> for Config {
+    fn as_ref(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+struct App {
+    tokens: TokenRegistry,
+    partnerships: PartnershipRegister,
+    pickup: Channel,
+    training: Channel,
+}
+
+fn channel(setting: &str, addr: &str) -> Result<Channel, Error> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Channel::from_shared(url)
+        .map_err(|e| Error::config(setting, format!("{addr}: {e}")))?
+        .connect_lazy())
+}
+
+/// Serves until `shutdown`. Prints `dashboard listening on <addr>`.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let metrics = prometheus::install()?;
+    let app = Arc::new(App {
+        tokens: config.common.load_tokens()?,
+        partnerships: config.common.load_partnerships()?,
+        pickup: channel("HUB_PICKUP_PROJECTION_ADDR", &config.pickup_projection_addr)?,
+        training: channel(
+            "HUB_TRAINING_PROJECTION_ADDR",
+            &config.training_projection_addr,
+        )?,
+    });
+    let router = Router::new()
+        .route("/", get(home))
+        .route("/partnerships/{code}", get(partnership_page))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/api/partnerships/{code}/training", get(training_json))
+        .route("/api/partnerships/{code}/pickup-summary", get(summary_json))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+        .layer(axum::middleware::from_fn(count_requests))
+        .with_state(app);
+    tracing::info!(%addr, "listening");
+    println!("{NAME} listening on {addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| Error::Internal(format!("HTTP server failed: {e}")))
+}
+
+async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let response = next.run(request).await;
+    metrics::counter!("hub_http_requests_total", "route" => route, "status" => response.status().as_u16().to_string()).increment(1);
+    response
+}
+
+/// The caller's token: the bearer header first, else the login cookie.
+fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+    }
+    headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())?
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+fn caller<'a>(app: &'a App, headers: &HeaderMap) -> Option<(&'a Caller, String)> {
+    let token = token(headers)?;
+    let caller = app
+        .tokens
+        .authenticate(Some(&format!("Bearer {token}")))
+        .ok()?;
+    Some((caller, token))
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut r = Request::new(message);
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+/// A failed gRPC call as HTTP, for the JSON API.
+fn http_error(status: tonic::Status) -> Response {
+    let code = match status.code() {
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, Json(serde_json::json!({"error": format!("{:?}", status.code()), "message": status.message()}))).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct YearQuery {
+    fy: Option<String>,
+    as_of: Option<String>,
+}
+
+async fn training_counts(
+    app: &App,
+    token: &str,
+    code: &str,
+    fy: Option<String>,
+) -> Result<TrainingCounts, tonic::Status> {
+    let request = GetTrainingCountsRequest {
+        partnership_code: code.into(),
+        financial_year: fy.unwrap_or_default(),
+        min_sequence: 0,
+    };
+    TrainingCountsServiceClient::new(app.training.clone())
+        .get_training_counts(with_token(request, token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn pickup_summary(
+    app: &App,
+    token: &str,
+    code: &str,
+    q: &YearQuery,
+) -> Result<PickupSummary, tonic::Status> {
+    let request = GetPickupSummaryRequest {
+        partnership_code: code.into(),
+        as_of_date: q.as_of.clone().unwrap_or_default(),
+        financial_year: q.fy.clone().unwrap_or_default(),
+        min_sequence: 0,
+    };
+    PickupListServiceClient::new(app.pickup.clone())
+        .get_pickup_summary(with_token(request, token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn unauthorised_json() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({"error": "Unauthenticated", "message": "send authorization: Bearer <token>, or log in"})),
+    )
+        .into_response()
+}
+
+async fn training_json(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = token(&headers) else {
+        return unauthorised_json();
+    };
+    match training_counts(&app, &token, &code, q.fy).await {
+        Ok(c) => Json(hub_proto::json::training_counts(&c)).into_response(),
+        Err(s) => http_error(s),
+    }
+}
+
+async fn summary_json(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(token) = token(&headers) else {
+        return unauthorised_json();
+    };
+    match pickup_summary(&app, &token, &code, &q).await {
+        Ok(s) => Json(hub_proto::json::pickup_summary(&s)).into_response(),
+        Err(s) => http_error(s),
+    }
+}
+
+async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let Some((caller, _)) = caller(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let codes: Vec<_> = match &caller.partnerships {
+        PartnershipScope::All => app.partnerships.iter().collect(),
+        PartnershipScope::Only(codes) => codes
+            .iter()
+            .filter_map(|c| app.partnerships.get(c))
+            .collect(),
+    };
+    if let [only] = codes.as_slice() {
+        return Redirect::to(&format!("/partnerships/{}", only.code)).into_response();
+    }
+    Html(page::home(caller, &codes)).into_response()
+}
+
+async fn partnership_page(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((caller, token)) = caller(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let Some(partnership) = app.partnerships.get(&code) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::message(
+                "Unknown partnership",
+                "There is no partnership with that code.",
+            )),
+        )
+            .into_response();
+    };
+    let fy = match q.fy.as_deref().map(FinancialYear::parse) {
+        Some(Ok(fy)) => fy,
+        Some(Err(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Html(page::message("Bad financial year", &e)),
+            )
+                .into_response()
+        }
+        None => FinancialYear::of(london_today()),
+    };
+    let fy_text = Some(fy.to_string());
+    let training = training_counts(&app, &token, &code, fy_text.clone()).await;
+    let summary = pickup_summary(
+        &app,
+        &token,
+        &code,
+        &YearQuery {
+            fy: fy_text,
+            as_of: q.as_of.clone(),
+        },
+    )
+    .await;
+    if let (Err(t), Err(s)) = (&training, &summary) {
+        if t.code() == Code::PermissionDenied && s.code() == Code::PermissionDenied {
+            return (
+                StatusCode::FORBIDDEN,
+                Html(page::message("Not allowed", t.message())),
+            )
+                .into_response();
+        }
+    }
+    Html(page::partnership(
+        caller,
+        partnership,
+        fy,
+        &training,
+        &summary,
+    ))
+    .into_response()
+}
+
+async fn login_page() -> Html<String> {
+    Html(page::login(None))
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Response {
+    let token = form.token.trim().to_string();
+    if app
+        .tokens
+        .authenticate(Some(&format!("Bearer {token}")))
+        .is_err()
+        || token.contains([';', ',', ' '])
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(page::login(Some(
+                "That token is not known. Check it and try again.",
+            ))),
+        )
+            .into_response();
+    }
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+}
+
+async fn logout() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}

@@ -1,0 +1,312 @@
+//! The dashboard's HTML: rendered on the server, no script and nothing
+//! fetched at run time; labelled forms, table headers with scope, a skip
+//! link, and colours with strong contrast. Every value is escaped.
+
+use hub_core::{auth::Caller, partnerships::Partnership, time::FinancialYear};
+use hub_proto::{
+    json::{alert_name, status_name},
+    projections::{PickupSummary, TrainingCounts},
+};
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#111;background:#fff;line-height:1.5}\
+header,main{padding:1rem 2rem}header{background:#003078;color:#fff}header a{color:#fff}\
+a{color:#1d70b8}a:focus,button:focus,input:focus{outline:3px solid #fd0;outline-offset:0}\
+table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #505a5f;padding:.3rem .6rem;text-align:right}\
+th[scope=row]{text-align:left}caption{text-align:left;font-weight:bold;padding:.3rem 0}\
+.withheld{font-style:italic;color:#505a5f}.bar{background:#1d70b8;height:1.1rem;display:inline-block;vertical-align:middle}\
+.skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fd0;color:#111;padding:.5rem}\
+button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight:bold}";
+
+fn layout(title: &str, who: Option<&Caller>, body: &str) -> String {
+    let user = who
+        .map(|c| {
+            format!(
+                "<p>Signed in as {} ({}, {}).</p><form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
+                esc(&c.user_id),
+                esc(c.role.as_str()),
+                esc(&c.org_code)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en-GB\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>{t} · Harm-reduction hub</title><style>{STYLE}</style></head><body><a class=\"skip\" href=\"#main\">Skip to content</a>\
+<header><p><a href=\"/\">Harm-reduction hub</a></p>{user}</header><main id=\"main\"><h1>{t}</h1>{body}</main></body></html>",
+        t = esc(title)
+    )
+}
+
+pub fn message(title: &str, text: &str) -> String {
+    layout(
+        title,
+        None,
+        &format!("<p>{}</p><p><a href=\"/\">Back</a></p>", esc(text)),
+    )
+}
+
+pub fn login(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    layout(
+        "Sign in",
+        None,
+        &format!(
+            "{error}<form method=\"post\" action=\"/login\"><p><label for=\"token\">Your access token</label><br>\
+<input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required size=\"40\"></p>\
+<p><button type=\"submit\">Sign in</button></p></form><p>The token is kept in a cookie that scripts cannot read, until you sign out.</p>"
+        ),
+    )
+}
+
+pub fn home(caller: &Caller, partnerships: &[&Partnership]) -> String {
+    let items: String = partnerships
+        .iter()
+        .map(|p| {
+            format!(
+                "<li><a href=\"/partnerships/{}\">{}</a></li>",
+                esc(&p.code),
+                esc(&p.name)
+            )
+        })
+        .collect();
+    layout("Partnerships", Some(caller), &format!("<ul>{items}</ul>"))
+}
+
+fn withheld(suppressed: &[String], name: &str) -> bool {
+    suppressed.iter().any(|s| s == name)
+}
+
+fn cell(value: String, hidden: bool) -> String {
+    if hidden {
+        "<td class=\"withheld\">withheld</td>".into()
+    } else {
+        format!("<td>{}</td>", esc(&value))
+    }
+}
+
+fn pct(p: Option<f64>) -> String {
+    p.map_or("–".into(), |v| format!("{v:.1}%"))
+}
+
+fn training_section(c: &TrainingCounts) -> String {
+    type Get = fn(&TrainingCounts) -> String;
+    type GetQ = fn(&hub_proto::projections::QuarterTrainingCounts) -> String;
+    let rows: [(&str, &str, Get, GetQ); 11] = [
+        (
+            "Service users trained",
+            "service_users_trained",
+            |c| c.service_users_trained.to_string(),
+            |q| q.service_users_trained.to_string(),
+        ),
+        (
+            "Carers trained",
+            "carers_trained",
+            |c| c.carers_trained.to_string(),
+            |q| q.carers_trained.to_string(),
+        ),
+        (
+            "Prison leavers trained",
+            "prison_leavers_trained",
+            |c| c.prison_leavers_trained.to_string(),
+            |q| q.prison_leavers_trained.to_string(),
+        ),
+        (
+            "Custody officers trained",
+            "custody_officers_trained",
+            |c| c.custody_officers_trained.to_string(),
+            |q| q.custody_officers_trained.to_string(),
+        ),
+        (
+            "Custody officer headcount",
+            "custody_officer_headcount",
+            |c| c.custody_officer_headcount.to_string(),
+            |q| q.custody_officer_headcount.to_string(),
+        ),
+        (
+            "Custody officers trained (% of headcount)",
+            "custody_officers_trained_pct",
+            |c| pct(c.custody_officers_trained_pct),
+            |q| pct(q.custody_officers_trained_pct),
+        ),
+        (
+            "Paramedics trained",
+            "paramedics_trained",
+            |c| c.paramedics_trained.to_string(),
+            |q| q.paramedics_trained.to_string(),
+        ),
+        (
+            "Paramedic headcount",
+            "paramedic_headcount",
+            |c| c.paramedic_headcount.to_string(),
+            |q| q.paramedic_headcount.to_string(),
+        ),
+        (
+            "Paramedics trained (% of headcount)",
+            "paramedics_trained_pct",
+            |c| pct(c.paramedics_trained_pct),
+            |q| pct(q.paramedics_trained_pct),
+        ),
+        (
+            "Pharmacy staff trained",
+            "pharmacy_staff_trained",
+            |c| c.pharmacy_staff_trained.to_string(),
+            |q| q.pharmacy_staff_trained.to_string(),
+        ),
+        (
+            "Naloxone kits supplied",
+            "naloxone_kits_supplied",
+            |c| c.naloxone_kits_supplied.to_string(),
+            |q| q.naloxone_kits_supplied.to_string(),
+        ),
+    ];
+    let mut body = String::from(
+        "<table><caption>Overdose training</caption><thead><tr><th scope=\"col\"></th><th scope=\"col\">Year</th>\
+<th scope=\"col\">Q1 Apr–Jun</th><th scope=\"col\">Q2 Jul–Sep</th><th scope=\"col\">Q3 Oct–Dec</th><th scope=\"col\">Q4 Jan–Mar</th></tr></thead><tbody>",
+    );
+    for (label, field, year, quarter) in rows {
+        body.push_str(&format!("<tr><th scope=\"row\">{}</th>", esc(label)));
+        body.push_str(&cell(year(c), withheld(&c.suppressed, field)));
+        for q in &c.quarters {
+            body.push_str(&cell(
+                quarter(q),
+                withheld(&c.suppressed, &format!("q{}.{field}", q.quarter)),
+            ));
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table>");
+    // A chart of people trained per quarter (the table above carries the
+    // same figures for screen readers).
+    let people = |q: &hub_proto::projections::QuarterTrainingCounts| {
+        q.service_users_trained + q.carers_trained + q.prison_leavers_trained
+    };
+    let most = c.quarters.iter().map(people).max().unwrap_or(0).max(1);
+    body.push_str("<figure aria-hidden=\"true\"><figcaption>Service users, carers and prison leavers trained, by quarter</figcaption>");
+    for q in &c.quarters {
+        let width = people(q) * 300 / most;
+        body.push_str(&format!(
+            "<div>Q{} <span class=\"bar\" style=\"width:{width}px\"></span> {}</div>",
+            q.quarter,
+            people(q)
+        ));
+    }
+    body.push_str("</figure>");
+    if !c.suppressed.is_empty() {
+        body.push_str("<p>Counts of 1 to 7 people are withheld, as NHS statistics do below national level.</p>");
+    }
+    body
+}
+
+fn summary_section(s: &PickupSummary) -> String {
+    let mut body = String::from("<table><caption>Continuity of care</caption><tbody>");
+    body.push_str(&format!(
+        "<tr><th scope=\"row\">Released from prison</th>{}</tr><tr><th scope=\"row\">Engaged with treatment within 21 days</th>{}</tr>\
+<tr><th scope=\"row\">Continuity of care</th>{}</tr></tbody></table>",
+        cell(s.released.to_string(), withheld(&s.suppressed, "released")),
+        cell(s.engaged_within_21_days.to_string(), withheld(&s.suppressed, "engaged_within_21_days")),
+        cell(pct(s.continuity_pct), withheld(&s.suppressed, "continuity_pct")),
+    ));
+    body.push_str(
+        "<table><caption>Prison-gate pick-up list now, by status and alert</caption><tbody>",
+    );
+    for c in &s.by_status {
+        let name = status_name(c.status);
+        body.push_str(&format!(
+            "<tr><th scope=\"row\">{}</th>{}</tr>",
+            esc(name),
+            cell(
+                c.count.to_string(),
+                withheld(&s.suppressed, &format!("by_status.{name}"))
+            )
+        ));
+    }
+    for c in &s.by_alert {
+        let name = alert_name(c.alert);
+        body.push_str(&format!(
+            "<tr><th scope=\"row\">Alert {}</th>{}</tr>",
+            esc(name),
+            cell(
+                c.count.to_string(),
+                withheld(&s.suppressed, &format!("by_alert.{name}"))
+            )
+        ));
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+fn unavailable(what: &str, status: &tonic::Status) -> String {
+    let why = match status.code() {
+        tonic::Code::PermissionDenied => "Your role may not see these figures.".to_string(),
+        tonic::Code::Unavailable => {
+            "The figures cannot be reached just now; try again shortly.".to_string()
+        }
+        _ => status.message().to_string(),
+    };
+    format!("<h2>{}</h2><p>{}</p>", esc(what), esc(&why))
+}
+
+pub fn partnership(
+    caller: &Caller,
+    p: &Partnership,
+    fy: FinancialYear,
+    training: &Result<TrainingCounts, tonic::Status>,
+    summary: &Result<PickupSummary, tonic::Status>,
+) -> String {
+    let prev = FinancialYear {
+        start_year: fy.start_year - 1,
+    };
+    let next = FinancialYear {
+        start_year: fy.start_year + 1,
+    };
+    let mut body = format!(
+        "<p>Financial year {fy}. <a href=\"?fy={prev}\">Previous year</a> · <a href=\"?fy={next}\">Next year</a></p>"
+    );
+    match training {
+        Ok(c) => body.push_str(&training_section(c)),
+        Err(s) => body.push_str(&unavailable("Overdose training", s)),
+    }
+    match summary {
+        Ok(s) => body.push_str(&summary_section(s)),
+        Err(s) => body.push_str(&unavailable("Prison-gate pick-ups", s)),
+    }
+    let [c7, c8, c9, c10] = p.criteria_2006_07;
+    body.push_str(&format!(
+        "<table><caption>2006/07 harm-reduction review scores (0–4 each)</caption><tbody>\
+<tr><th scope=\"row\">Criterion 7: harm reduction embedded across the treatment system</th><td>{c7}</td></tr><tr><th scope=\"row\">Criterion 8: prompt and flexible access to harm reduction services</th><td>{c8}</td></tr>\
+<tr><th scope=\"row\">Criterion 9: action to reduce drug-related deaths</th><td>{c9}</td></tr>\
+<tr><th scope=\"row\">Criterion 10: staff competences</th><td>{c10}</td></tr><tr><th scope=\"row\">Harm-reduction score</th><td>{}</td></tr></tbody></table>",
+        p.harm_reduction_score_2006_07
+    ));
+    layout(&p.name, Some(caller), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            esc("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}

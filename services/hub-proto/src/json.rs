@@ -1,0 +1,98 @@
+//! JSON for the read side's replies, with the contract's snake_case field
+//! names and enum values by name: one encoding for `hubctl --json` and the
+//! dashboard's API, so the two never drift apart.
+
+use serde_json::{json, Value};
+
+use crate::projections::{
+    ConsentState, ListPickupsResponse, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
+    QuarterTrainingCounts, TrainingCounts,
+};
+
+pub fn status_name(v: i32) -> &'static str {
+    PickupStatus::try_from(v)
+        .map(|s| s.as_str_name())
+        .unwrap_or("PICKUP_STATUS_UNSPECIFIED")
+}
+
+pub fn consent_name(v: i32) -> &'static str {
+    ConsentState::try_from(v)
+        .map(|s| s.as_str_name())
+        .unwrap_or("CONSENT_UNKNOWN")
+}
+
+pub fn alert_name(v: i32) -> &'static str {
+    PickupAlert::try_from(v)
+        .map(|s| s.as_str_name())
+        .unwrap_or("PICKUP_ALERT_UNSPECIFIED")
+}
+
+pub fn pickup_entry(e: &PickupEntry) -> Value {
+    json!({
+        "person_key": e.person_key, "display_name": e.display_name, "redacted": e.redacted,
+        "release_date": e.release_date, "prison_code": e.prison_code, "status": status_name(e.status),
+        "consent": consent_name(e.consent), "flagged_imminent": e.flagged_imminent,
+        "triage_completed": e.triage_completed, "appointment_at": e.appointment_at,
+        "gate_worker_id": e.gate_worker_id, "naloxone_issued": e.naloxone_issued,
+        "overdose_trained": e.overdose_trained, "days_to_release": e.days_to_release,
+        "alerts": e.alerts.iter().map(|a| alert_name(*a)).collect::<Vec<_>>(),
+        "partnership_code": e.partnership_code, "removed": e.removed,
+    })
+}
+
+pub fn pickups(reply: &ListPickupsResponse) -> Value {
+    json!({
+        "entries": reply.entries.iter().map(pickup_entry).collect::<Vec<_>>(),
+        "applied_sequence": reply.applied_sequence,
+    })
+}
+
+pub fn pickup_summary(s: &PickupSummary) -> Value {
+    let by_status: serde_json::Map<_, _> = s
+        .by_status
+        .iter()
+        .map(|c| (status_name(c.status).to_string(), json!(c.count)))
+        .collect();
+    let by_alert: serde_json::Map<_, _> = s
+        .by_alert
+        .iter()
+        .map(|c| (alert_name(c.alert).to_string(), json!(c.count)))
+        .collect();
+    json!({
+        "financial_year": s.financial_year, "by_status": by_status, "by_alert": by_alert,
+        "released": s.released, "engaged_within_21_days": s.engaged_within_21_days,
+        "continuity_pct": s.continuity_pct, "suppressed": s.suppressed,
+        "applied_sequence": s.applied_sequence,
+    })
+}
+
+fn quarter(q: &QuarterTrainingCounts) -> Value {
+    json!({
+        "quarter": q.quarter, "service_users_trained": q.service_users_trained,
+        "carers_trained": q.carers_trained, "prison_leavers_trained": q.prison_leavers_trained,
+        "custody_officers_trained": q.custody_officers_trained,
+        "custody_officer_headcount": q.custody_officer_headcount,
+        "custody_officers_trained_pct": q.custody_officers_trained_pct,
+        "paramedics_trained": q.paramedics_trained, "paramedic_headcount": q.paramedic_headcount,
+        "paramedics_trained_pct": q.paramedics_trained_pct,
+        "pharmacy_staff_trained": q.pharmacy_staff_trained,
+        "naloxone_kits_supplied": q.naloxone_kits_supplied,
+    })
+}
+
+pub fn training_counts(c: &TrainingCounts) -> Value {
+    json!({
+        "partnership_code": c.partnership_code, "financial_year": c.financial_year,
+        "service_users_trained": c.service_users_trained, "carers_trained": c.carers_trained,
+        "prison_leavers_trained": c.prison_leavers_trained,
+        "custody_officers_trained": c.custody_officers_trained,
+        "custody_officer_headcount": c.custody_officer_headcount,
+        "custody_officers_trained_pct": c.custody_officers_trained_pct,
+        "paramedics_trained": c.paramedics_trained, "paramedic_headcount": c.paramedic_headcount,
+        "paramedics_trained_pct": c.paramedics_trained_pct,
+        "pharmacy_staff_trained": c.pharmacy_staff_trained,
+        "naloxone_kits_supplied": c.naloxone_kits_supplied,
+        "quarters": c.quarters.iter().map(quarter).collect::<Vec<_>>(),
+        "suppressed": c.suppressed, "applied_sequence": c.applied_sequence,
+    })
+}

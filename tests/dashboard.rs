@@ -1,0 +1,281 @@
+//! The dashboard over real HTTP, on top of real projections: the JSON
+//! endpoints with the contract's fields and suppression, sign-in with an
+//! HttpOnly cookie, the page, health and metrics.
+
+use hub_proto::{
+    common::{PersonRef, TrainingAudience},
+    treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
+};
+use hub_testkit::{http, HubProcess};
+use hub_tests::*;
+
+fn start_dashboard(hub: &Hub) -> HubProcess {
+    let mut env = hub.env.clone();
+    env.push((
+        "HUB_PICKUP_PROJECTION_ADDR".into(),
+        hub.pickup.addr().to_string(),
+    ));
+    env.push((
+        "HUB_TRAINING_PROJECTION_ADDR".into(),
+        hub.training.addr().to_string(),
+    ));
+    HubProcess::start("dashboard", &env, &hub.dir.path().join("dashboard.log")).unwrap()
+}
+
+/// Trains eight service users and one carer this year; returns the last sequence.
+async fn train(hub: &Hub) -> u64 {
+    let mut treatment = TreatmentServiceClient::new(Hub::channel(&hub.treatment).await);
+    let mut last = 0;
+    for (i, audience) in (0..9).map(|i| {
+        (
+            i,
+            if i < 8 {
+                TrainingAudience::ServiceUser
+            } else {
+                TrainingAudience::Carer
+            },
+        )
+    }) {
+        let request = RecordOverdoseTrainingRequest {
+            request_id: request_id("d"),
+            partnership_code: "bradford".into(),
+            occurred_at: Some(now()),
+            service_code: "TRT01".into(),
+            person: Some(PersonRef {
+                client_code: format!("AB{:02}011990M", i + 1),
+                ..Default::default()
+            }),
+            audience: audience as i32,
+            naloxone_kit_supplied: false,
+        };
+        last = treatment
+            .record_overdose_training(authed(request, "dev-treatment-worker-token"))
+            .await
+            .unwrap()
+            .into_inner()
+            .stream_sequence;
+    }
+    last
+}
+
+fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
+    let hub = Hub::start().unwrap();
+    let last = train(&hub).await;
+    settled_status(&hub.training).await;
+    assert!(settled_status(&hub.training).await.applied_sequence >= last);
+    let dash = start_dashboard(&hub);
+    let bearer = |t: &str| format!("Bearer {t}");
+
+    let r = http(dash.addr(), "GET", "/healthz", &[], None).unwrap();
+    assert_eq!(r.status, 200);
+
+    let analyst = bearer(ANALYST);
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training",
+        &[("Authorization", &analyst)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-type")
+        .unwrap()
+        .starts_with("application/json"));
+    let t = json(&r.body);
+    assert_eq!(t["service_users_trained"], 8);
+    assert_eq!(t["carers_trained"], 0, "1 carer is withheld");
+    assert!(t["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "carers_trained"));
+    assert_eq!(t["quarters"].as_array().unwrap().len(), 4);
+    for field in [
+        "custody_officers_trained_pct",
+        "paramedic_headcount",
+        "naloxone_kits_supplied",
+        "financial_year",
+        "applied_sequence",
+    ] {
+        assert!(t.get(field).is_some(), "{field} in {t}");
+    }
+    // An admin sees the carer.
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(json(&r.body)["carers_trained"], 1);
+
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/pickup-summary?fy=2026-27",
+        &[("Authorization", &analyst)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = json(&r.body);
+    assert_eq!(s["financial_year"], "2026-27");
+    for field in [
+        "by_status",
+        "by_alert",
+        "released",
+        "engaged_within_21_days",
+        "suppressed",
+        "applied_sequence",
+    ] {
+        assert!(s.get(field).is_some(), "{field} in {s}");
+    }
+
+    // Refusals, as HTTP.
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training",
+        &[],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training",
+        &[("Authorization", &bearer(PHARMACIST))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/leeds/training",
+        &[("Authorization", &analyst)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 403, "the analyst's token is for bradford only");
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/atlantis/training",
+        &[("Authorization", &bearer(ADMIN))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training?fy=2026",
+        &[("Authorization", &analyst)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+
+    let metrics = http(dash.addr(), "GET", "/metrics", &[], None)
+        .unwrap()
+        .body;
+    assert!(metrics.contains("hub_http_requests_total"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
+    let hub = Hub::start().unwrap();
+    train(&hub).await;
+    settled_status(&hub.training).await;
+    let dash = start_dashboard(&hub);
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+
+    let r = http(dash.addr(), "GET", "/", &[], None).unwrap();
+    assert_eq!((r.status, r.header("location")), (303, Some("/login")));
+    let r = http(dash.addr(), "GET", "/login", &[], None).unwrap();
+    assert!(r.body.contains("<label for=\"token\">"), "{}", r.body);
+
+    let r = http(
+        dash.addr(),
+        "POST",
+        "/login",
+        &form,
+        Some("token=not-a-token-at-all-123"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r.header("set-cookie").is_none());
+
+    let r = http(
+        dash.addr(),
+        "POST",
+        "/login",
+        &form,
+        Some(&format!("token={ANALYST}")),
+    )
+    .unwrap();
+    assert_eq!(r.status, 303);
+    let cookie = r.header("set-cookie").unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    // One partnership: straight to its page.
+    let r = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/partnerships/bradford"))
+    );
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/partnerships/bradford",
+        &[("Cookie", &session)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    for text in [
+        "<h1>Bradford</h1>",
+        "Overdose training",
+        "withheld",
+        "Continuity of care",
+        "Criterion 9: action to reduce drug-related deaths",
+        "lang=\"en-GB\"",
+    ] {
+        assert!(r.body.contains(text), "{text} missing from the page");
+    }
+    assert!(!r.body.contains("<script"), "no script");
+    // The JSON takes the cookie too.
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/api/partnerships/bradford/training",
+        &[("Cookie", &session)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(json(&r.body)["service_users_trained"], 8);
+
+    let r = http(
+        dash.addr(),
+        "POST",
+        "/logout",
+        &[("Cookie", &session)],
+        None,
+    )
+    .unwrap();
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+}
