@@ -200,12 +200,26 @@ fn training_section(c: &TrainingCounts) -> String {
     let most = c.quarters.iter().map(people).max().unwrap_or(0).max(1);
     body.push_str("<figure aria-hidden=\"true\"><figcaption>Service users, carers and prison leavers trained, by quarter</figcaption>");
     for q in &c.quarters {
-        let width = people(q) * 300 / most;
-        body.push_str(&format!(
-            "<div>Q{} <span class=\"bar\" style=\"width:{width}px\"></span> {}</div>",
-            q.quarter,
-            people(q)
-        ));
+        let hidden = [
+            "service_users_trained",
+            "carers_trained",
+            "prison_leavers_trained",
+        ]
+        .iter()
+        .any(|f| withheld(&c.suppressed, &format!("q{}.{f}", q.quarter)));
+        if hidden {
+            body.push_str(&format!(
+                "<div>Q{} <span class=\"withheld\">withheld</span></div>",
+                q.quarter
+            ));
+        } else {
+            let width = people(q) * 300 / most;
+            body.push_str(&format!(
+                "<div>Q{} <span class=\"bar\" style=\"width:{width}px\"></span> {}</div>",
+                q.quarter,
+                people(q)
+            ));
+        }
     }
     body.push_str("</figure>");
     if !c.suppressed.is_empty() {

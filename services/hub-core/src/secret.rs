@@ -53,21 +53,32 @@ impl HubSecret {
                 fs::create_dir_all(dir)
                     .map_err(|e| setting(format!("cannot create its folder: {e}")))?;
             }
+            // Several processes may start at once: each writes a whole secret
+            // to its own file, then links it into place, which fails if
+            // another got there first. Nobody ever reads a half-written one.
             let mut bytes = [0u8; MIN_SECRET_BYTES];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
-            match fs::OpenOptions::new()
+            let mut tmp_name = path.as_os_str().to_owned();
+            tmp_name.push(format!(
+                ".tmp-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let tmp = std::path::PathBuf::from(tmp_name);
+            let written = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    file.write_all(&bytes)
-                        .map_err(|e| setting(format!("cannot write: {e}")))?;
-                    file.sync_all()
-                        .map_err(|e| setting(format!("cannot write: {e}")))?;
-                }
-                // Another process created it first: read theirs.
+                .open(&tmp)
+                .and_then(|mut file| file.write_all(&bytes).and_then(|_| file.sync_all()));
+            if let Err(e) = written {
+                let _ = fs::remove_file(&tmp);
+                return Err(setting(format!("cannot create: {e}")));
+            }
+            let linked = fs::hard_link(&tmp, path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(setting(format!("cannot create: {e}"))),
             }
@@ -115,6 +126,24 @@ mod tests {
         let b = HubSecret::load_or_create(&path).unwrap();
         assert_eq!(a.derive("x"), b.derive("x"));
         assert_ne!(a.derive("x"), a.derive("y"));
+    }
+
+    #[test]
+    fn processes_starting_together_share_one_whole_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/hub.secret");
+        let keys: Vec<_> = (0..16)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || HubSecret::load_or_create(&path).unwrap().derive("x"))
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert!(keys.iter().all(|k| *k == keys[0]));
+        let left: Vec<_> = fs::read_dir(dir.path().join("var")).unwrap().collect();
+        assert_eq!(left.len(), 1, "no temporary files left");
     }
 
     #[test]

@@ -1,13 +1,21 @@
-//! The demo scenario: made-up people with valid-looking identifiers and
-//! release dates spread over the coming four weeks, recorded through the
-//! public RPCs. Deterministic for a seed and a day: request ids derive from
+//! The demo scenario, recorded through the public RPCs of all five agency
+//! services: per partnership, custody and ambulance workforce and training
+//! through the financial year, pharmacy staff training, service users and
+//! carers trained (some twice), needle exchange, overdose attendances, and
+//! made-up people leaving prison over six weeks with consent mostly given,
+//! checklists partly done, releases, pick-ups met and missed, and
+//! engagements. Deterministic for a seed and a day: request ids derive from
 //! both, so a second run that day is answered as duplicates and records
 //! nothing new.
 
 use anyhow::Result;
 use hub_proto::{
-    common::PersonRef,
-    prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest},
+    ambulance::{ambulance_service_client::AmbulanceServiceClient, *},
+    common::{ConsentPurpose, PersonRef, TrainingAudience},
+    custody::{custody_service_client::CustodyServiceClient, *},
+    pharmacy::{pharmacy_service_client::PharmacyServiceClient, *},
+    prison::{prison_service_client::PrisonServiceClient, *},
+    treatment::{treatment_service_client::TreatmentServiceClient, *},
 };
 use tonic::transport::Channel;
 
@@ -69,8 +77,41 @@ fn prison_number(rng: &mut Rng) -> String {
     )
 }
 
+/// One client per agency service.
+pub struct Agencies {
+    pub custody: CustodyServiceClient<Channel>,
+    pub prison: PrisonServiceClient<Channel>,
+    pub pharmacy: PharmacyServiceClient<Channel>,
+    pub treatment: TreatmentServiceClient<Channel>,
+    pub ambulance: AmbulanceServiceClient<Channel>,
+}
+
+/// An organisation code made from a partnership code: `[A-Z0-9]`, at most 12.
+fn org(partnership: &str, suffix: &str) -> String {
+    let stem: String = partnership
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("{}{suffix}", stem.to_ascii_uppercase())
+}
+
+/// An initials-and-birthday client code from a number.
+fn client_code(n: u64) -> String {
+    let letter = |k: u64| char::from(b'A' + (k % 26) as u8);
+    format!(
+        "{}{}{:02}{:02}19{:02}{}",
+        letter(n),
+        letter(n / 26),
+        1 + n % 28,
+        1 + n % 12,
+        60 + n % 40,
+        ["M", "F"][(n % 2) as usize]
+    )
+}
+
 pub async fn seed(
-    prison: &mut PrisonServiceClient<Channel>,
+    agencies: &mut Agencies,
     caller: &Caller,
     partnerships: usize,
     people: usize,
@@ -79,15 +120,173 @@ pub async fn seed(
     let mut rng = Rng(seed);
     let london = jiff::tz::TimeZone::get("Europe/London")?;
     let today = jiff::Timestamp::now().to_zoned(london.clone()).date();
-    // Same day, same seed: the same bodies and request ids, so a re-run is
-    // answered as duplicates. Recorded as of midnight, London time.
-    let midnight = today.to_zoned(london)?.timestamp();
-    let occurred_at = prost_types::Timestamp {
-        seconds: midnight.as_second(),
-        nanos: 0,
+    let year_start = hub_core_fy_start(today);
+    // Everything is dated: noon on past days, midnight today, so the same
+    // seed on the same day sends the same bodies (a re-run records nothing).
+    let at = |day: jiff::civil::Date| -> Result<prost_types::Timestamp> {
+        let t = if day >= today {
+            today.to_zoned(london.clone())?.timestamp()
+        } else {
+            day.at(12, 0, 0, 0).to_zoned(london.clone())?.timestamp()
+        };
+        Ok(prost_types::Timestamp {
+            seconds: t.as_second(),
+            nanos: 0,
+        })
     };
-    let (mut recorded, mut duplicates) = (0, 0);
+    let days_so_far = (today - year_start).get_days().max(1) as u64;
+    let day_this_year =
+        |rng: &mut Rng| year_start + jiff::Span::new().days(rng.below(days_so_far) as i64);
+    let (mut recorded, mut duplicates) = (0u32, 0u32);
+    let mut tally = |ack: hub_proto::common::EventAck| {
+        if ack.duplicate {
+            duplicates += 1
+        } else {
+            recorded += 1
+        }
+    };
+    macro_rules! send {
+        ($client:ident . $method:ident, $request:expr) => {{
+            let ack = agencies
+                .$client
+                .$method(caller.request($request)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            tally(ack);
+        }};
+    }
     for partnership in PARTNERSHIPS.iter().take(partnerships) {
+        let p = partnership.to_string();
+        let id = |kind: &str, i: usize| format!("demo-{seed}-{today}-{p}-{kind}-{i}");
+        let suite = org(&p, "CS1");
+        let trust = org(&p, "AMB");
+        let pharmacy = org(&p, "PH1");
+        let service = org(&p, "TRT");
+        // Workforce at the start of the year, and training through it.
+        let officers = 30 + rng.below(40) as u32;
+        let paramedics = 100 + rng.below(100) as u32;
+        send!(
+            custody.record_custody_workforce,
+            RecordCustodyWorkforceRequest {
+                request_id: id("workforce", 0),
+                partnership_code: p.clone(),
+                occurred_at: Some(at(year_start)?),
+                custody_suite_code: suite.clone(),
+                custody_officer_headcount: officers
+            }
+        );
+        send!(
+            ambulance.record_ambulance_workforce,
+            RecordAmbulanceWorkforceRequest {
+                request_id: id("workforce", 1),
+                partnership_code: p.clone(),
+                occurred_at: Some(at(year_start)?),
+                trust_code: trust.clone(),
+                paramedic_headcount: paramedics
+            }
+        );
+        for i in 0..(officers as u64 * 6 / 10) as usize {
+            let day = day_this_year(&mut rng);
+            send!(
+                custody.record_officer_overdose_training,
+                RecordOfficerOverdoseTrainingRequest {
+                    request_id: id("officer", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    custody_suite_code: suite.clone(),
+                    staff_id: format!("PC{}", rng.below(officers as u64))
+                }
+            );
+        }
+        for i in 0..(paramedics as u64 / 3) as usize {
+            let day = day_this_year(&mut rng);
+            send!(
+                ambulance.record_paramedic_naloxone_training,
+                RecordParamedicNaloxoneTrainingRequest {
+                    request_id: id("paramedic", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    trust_code: trust.clone(),
+                    staff_id: format!("P{}", rng.below(paramedics as u64))
+                }
+            );
+        }
+        for i in 0..4 {
+            let day = day_this_year(&mut rng);
+            send!(
+                pharmacy.record_staff_training,
+                RecordStaffTrainingRequest {
+                    request_id: id("pharmacist", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    pharmacy_code: pharmacy.clone(),
+                    staff_id: format!("S{i}"),
+                    accreditation: "Naloxone supply".into()
+                }
+            );
+        }
+        // Service users and carers trained through the year (some twice).
+        for i in 0..25 {
+            let day = day_this_year(&mut rng);
+            let audience = if i % 4 == 0 {
+                TrainingAudience::Carer
+            } else {
+                TrainingAudience::ServiceUser
+            };
+            let person = PersonRef {
+                client_code: client_code(seed + rng.below(20)),
+                ..Default::default()
+            };
+            send!(
+                treatment.record_overdose_training,
+                RecordOverdoseTrainingRequest {
+                    request_id: id("training", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    service_code: service.clone(),
+                    person: Some(person),
+                    audience: audience as i32,
+                    naloxone_kit_supplied: rng.below(2) == 0
+                }
+            );
+        }
+        for i in 0..15 {
+            let day = day_this_year(&mut rng);
+            send!(
+                pharmacy.record_needle_exchange,
+                RecordNeedleExchangeRequest {
+                    request_id: id("nsp", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    pharmacy_code: pharmacy.clone(),
+                    client_code: client_code(seed + 100 + rng.below(10)),
+                    packs_given: 1 + rng.below(5) as u32,
+                    returns: rng.below(4) as u32
+                }
+            );
+        }
+        for i in 0..8 {
+            let day = day_this_year(&mut rng);
+            let person = (i % 2 == 0).then(|| PersonRef {
+                client_code: client_code(seed + 100 + rng.below(10)),
+                ..Default::default()
+            });
+            send!(
+                ambulance.record_overdose_attendance,
+                RecordOverdoseAttendanceRequest {
+                    request_id: id("attendance", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    trust_code: trust.clone(),
+                    person,
+                    naloxone_administered: rng.below(4) != 0,
+                    police_attended: rng.below(5) == 0,
+                    conveyed_to_hospital: rng.below(2) == 0
+                }
+            );
+        }
+        // People leaving prison: some released in the last three weeks, most in the coming four.
         for i in 0..people {
             let person = PersonRef {
                 nhs_number: nhs_number(&mut rng),
@@ -102,31 +301,168 @@ pub async fn seed(
                 ),
                 ..Default::default()
             };
-            // Some released in the last three weeks, most in the coming four.
-            let offset = rng.below(49) as i64 - 20;
-            let req = RecordReleaseDateRequest {
-                request_id: format!("demo-{seed}-{today}-{partnership}-{i}-release"),
-                partnership_code: partnership.to_string(),
-                occurred_at: Some(occurred_at),
-                prison_code: PRISONS[rng.below(PRISONS.len() as u64) as usize].into(),
-                person: Some(person),
-                release_date: (today + jiff::Span::new().days(offset)).to_string(),
+            let by_prison = || {
+                Some(PersonRef {
+                    prison_number: person.prison_number.clone(),
+                    ..Default::default()
+                })
             };
-            let ack = prison
-                .record_release_date(caller.request(req)?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            if ack.duplicate {
-                duplicates += 1;
-            } else {
-                recorded += 1;
+            let by_nhs = || {
+                Some(PersonRef {
+                    nhs_number: person.nhs_number.clone(),
+                    ..Default::default()
+                })
+            };
+            let prison_code: String = PRISONS[rng.below(PRISONS.len() as u64) as usize].into();
+            let offset = rng.below(49) as i64 - 20;
+            let release = today + jiff::Span::new().days(offset);
+            let before = |days: i64| (release - jiff::Span::new().days(days)).min(today);
+            send!(
+                prison.record_release_date,
+                RecordReleaseDateRequest {
+                    request_id: id("release-date", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(before(30))?),
+                    prison_code: prison_code.clone(),
+                    person: Some(person.clone()),
+                    release_date: release.to_string()
+                }
+            );
+            match rng.below(10) {
+                0 => send!(
+                    prison.record_consent,
+                    RecordConsentRequest {
+                        request_id: id("consent", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(20))?),
+                        person: by_prison(),
+                        purpose: ConsentPurpose::GatePickup as i32,
+                        given: false
+                    }
+                ),
+                1..=7 => send!(
+                    prison.record_consent,
+                    RecordConsentRequest {
+                        request_id: id("consent", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(20))?),
+                        person: by_prison(),
+                        purpose: ConsentPurpose::GatePickup as i32,
+                        given: true
+                    }
+                ),
+                _ => {}
+            }
+            if rng.below(10) < 7 {
+                send!(
+                    prison.record_pre_release_triage,
+                    RecordPreReleaseTriageRequest {
+                        request_id: id("triage", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(14))?),
+                        prison_code: prison_code.clone(),
+                        person: by_prison()
+                    }
+                );
+            }
+            if rng.below(10) < 6 {
+                // The day after release, 10:00 in London.
+                let appointment = (release + jiff::Span::new().days(1))
+                    .at(10, 0, 0, 0)
+                    .to_zoned(london.clone())?
+                    .timestamp();
+                let appointment = prost_types::Timestamp {
+                    seconds: appointment.as_second(),
+                    nanos: 0,
+                };
+                send!(
+                    treatment.book_community_appointment,
+                    BookCommunityAppointmentRequest {
+                        request_id: id("appointment", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(10))?),
+                        service_code: service.clone(),
+                        person: by_nhs(),
+                        appointment_at: Some(appointment)
+                    }
+                );
+            }
+            if rng.below(10) < 6 {
+                send!(
+                    treatment.arrange_gate_pickup,
+                    ArrangeGatePickupRequest {
+                        request_id: id("gate-worker", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(7))?),
+                        person: by_nhs(),
+                        worker_id: format!("dip-{}", 1 + rng.below(5))
+                    }
+                );
+            }
+            if rng.below(10) < 5 {
+                send!(
+                    prison.record_naloxone_on_release,
+                    RecordNaloxoneOnReleaseRequest {
+                        request_id: id("naloxone", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(1))?),
+                        prison_code: prison_code.clone(),
+                        person: by_prison()
+                    }
+                );
+            }
+            if release < today {
+                send!(
+                    prison.record_release,
+                    RecordReleaseRequest {
+                        request_id: id("released", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(release)?),
+                        prison_code: prison_code.clone(),
+                        person: by_prison()
+                    }
+                );
+                let met = rng.below(10) < 7;
+                send!(
+                    treatment.record_gate_pickup,
+                    RecordGatePickupRequest {
+                        request_id: id("pickup", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(release)?),
+                        person: by_nhs(),
+                        met,
+                        accompanied_to_service: met
+                    }
+                );
+                let engaged_on = release + jiff::Span::new().days(1 + rng.below(25) as i64);
+                if met && engaged_on <= today && rng.below(10) < 8 {
+                    send!(
+                        treatment.record_treatment_engagement,
+                        RecordTreatmentEngagementRequest {
+                            request_id: id("engaged", i),
+                            partnership_code: p.clone(),
+                            occurred_at: Some(at(engaged_on)?),
+                            service_code: service.clone(),
+                            person: by_nhs()
+                        }
+                    );
+                }
             }
         }
     }
     Ok(format!(
         "demo seed {seed}: {recorded} events recorded, {duplicates} already there"
     ))
+}
+
+/// 1 April of the financial year `day` is in.
+fn hub_core_fy_start(day: jiff::civil::Date) -> jiff::civil::Date {
+    let year = if day.month() >= 4 {
+        day.year()
+    } else {
+        day.year() - 1
+    };
+    jiff::civil::Date::new(year, 4, 1).expect("1 April exists")
 }
 
 #[cfg(test)]

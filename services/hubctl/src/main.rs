@@ -18,7 +18,10 @@ use hub_proto::{
     admin::{
         admin_service_client::AdminServiceClient, ErasePersonRequest, ListAuditRecordsRequest,
     },
+    ambulance::ambulance_service_client::AmbulanceServiceClient,
     common::PersonRef,
+    custody::custody_service_client::CustodyServiceClient,
+    pharmacy::pharmacy_service_client::PharmacyServiceClient,
     prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest},
     projections::{
         pickup_list_service_client::PickupListServiceClient,
@@ -27,6 +30,7 @@ use hub_proto::{
         GetProjectionStatusRequest, GetTrainingCountsRequest, ListPickupsRequest,
         RebuildProjectionRequest,
     },
+    treatment::treatment_service_client::TreatmentServiceClient,
 };
 use tonic::{transport::Channel, Request};
 
@@ -56,6 +60,38 @@ struct Cli {
         global = true
     )]
     pickup_projection_addr: String,
+    /// custody-service address.
+    #[arg(
+        long,
+        env = "HUB_CUSTODY_SERVICE_ADDR",
+        default_value = "127.0.0.1:50051",
+        global = true
+    )]
+    custody_service_addr: String,
+    /// pharmacy-service address.
+    #[arg(
+        long,
+        env = "HUB_PHARMACY_SERVICE_ADDR",
+        default_value = "127.0.0.1:50053",
+        global = true
+    )]
+    pharmacy_service_addr: String,
+    /// treatment-service address.
+    #[arg(
+        long,
+        env = "HUB_TREATMENT_SERVICE_ADDR",
+        default_value = "127.0.0.1:50054",
+        global = true
+    )]
+    treatment_service_addr: String,
+    /// ambulance-service address.
+    #[arg(
+        long,
+        env = "HUB_AMBULANCE_SERVICE_ADDR",
+        default_value = "127.0.0.1:50055",
+        global = true
+    )]
+    ambulance_service_addr: String,
     /// training-projection address.
     #[arg(
         long,
@@ -191,7 +227,7 @@ enum SeedCommand {
         #[arg(long, default_value_t = 2)]
         partnerships: usize,
         /// People per partnership.
-        #[arg(long, default_value_t = 12)]
+        #[arg(long, default_value_t = 20)]
         people: usize,
         #[arg(long, default_value_t = 2026)]
         seed: u64,
@@ -522,10 +558,24 @@ async fn run(cli: Cli) -> Result<()> {
                     seed,
                 },
         } => {
-            let mut prison = PrisonServiceClient::new(
-                channel("prison-service", &cli.prison_service_addr).await?,
-            );
-            let summary = demo::seed(&mut prison, &caller, partnerships, people, seed).await?;
+            let mut agencies = demo::Agencies {
+                custody: CustodyServiceClient::new(
+                    channel("custody-service", &cli.custody_service_addr).await?,
+                ),
+                prison: PrisonServiceClient::new(
+                    channel("prison-service", &cli.prison_service_addr).await?,
+                ),
+                pharmacy: PharmacyServiceClient::new(
+                    channel("pharmacy-service", &cli.pharmacy_service_addr).await?,
+                ),
+                treatment: TreatmentServiceClient::new(
+                    channel("treatment-service", &cli.treatment_service_addr).await?,
+                ),
+                ambulance: AmbulanceServiceClient::new(
+                    channel("ambulance-service", &cli.ambulance_service_addr).await?,
+                ),
+            };
+            let summary = demo::seed(&mut agencies, &caller, partnerships, people, seed).await?;
             println!("{summary}");
         }
     }
