@@ -195,64 +195,90 @@ pub fn training(c: &TrainingCounts, as_json: bool) {
     let q = |f: &dyn Fn(&hub_proto::projections::QuarterTrainingCounts) -> String| -> Vec<String> {
         c.quarters.iter().map(f).collect()
     };
-    let row = |name: &str, year: String, quarters: Vec<String>| {
-        let mut r = vec![name.to_string(), year];
-        r.extend(quarters);
+    // Withheld values say so, rather than showing the 0 they are sent as.
+    let hidden = |name: String| c.suppressed.contains(&name);
+    let row = |name: &str, field: &str, year: String, quarters: Vec<String>| {
+        let mut r = vec![
+            name.to_string(),
+            if hidden(field.into()) {
+                "withheld".into()
+            } else {
+                year
+            },
+        ];
+        r.extend(quarters.into_iter().enumerate().map(|(i, v)| {
+            if hidden(format!("q{}.{field}", i + 1)) {
+                "withheld".into()
+            } else {
+                v
+            }
+        }));
         r
     };
     let rows = vec![
         row(
             "service users trained",
+            "service_users_trained",
             c.service_users_trained.to_string(),
             q(&|x| x.service_users_trained.to_string()),
         ),
         row(
             "carers trained",
+            "carers_trained",
             c.carers_trained.to_string(),
             q(&|x| x.carers_trained.to_string()),
         ),
         row(
             "prison leavers trained",
+            "prison_leavers_trained",
             c.prison_leavers_trained.to_string(),
             q(&|x| x.prison_leavers_trained.to_string()),
         ),
         row(
             "custody officers trained",
+            "custody_officers_trained",
             c.custody_officers_trained.to_string(),
             q(&|x| x.custody_officers_trained.to_string()),
         ),
         row(
             "custody officer headcount",
+            "custody_officer_headcount",
             c.custody_officer_headcount.to_string(),
             q(&|x| x.custody_officer_headcount.to_string()),
         ),
         row(
             "custody officers trained %",
+            "custody_officers_trained_pct",
             pct(c.custody_officers_trained_pct),
             q(&|x| pct(x.custody_officers_trained_pct)),
         ),
         row(
             "paramedics trained",
+            "paramedics_trained",
             c.paramedics_trained.to_string(),
             q(&|x| x.paramedics_trained.to_string()),
         ),
         row(
             "paramedic headcount",
+            "paramedic_headcount",
             c.paramedic_headcount.to_string(),
             q(&|x| x.paramedic_headcount.to_string()),
         ),
         row(
             "paramedics trained %",
+            "paramedics_trained_pct",
             pct(c.paramedics_trained_pct),
             q(&|x| pct(x.paramedics_trained_pct)),
         ),
         row(
             "pharmacy staff trained",
+            "pharmacy_staff_trained",
             c.pharmacy_staff_trained.to_string(),
             q(&|x| x.pharmacy_staff_trained.to_string()),
         ),
         row(
             "naloxone kits supplied",
+            "naloxone_kits_supplied",
             c.naloxone_kits_supplied.to_string(),
             q(&|x| x.naloxone_kits_supplied.to_string()),
         ),
