@@ -279,3 +279,113 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
     .unwrap();
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_see_the_live_pick_up_list_with_names_only_under_consent() {
+    use hub_proto::prison::{
+        prison_service_client::PrisonServiceClient, RecordConsentRequest, RecordReleaseDateRequest,
+    };
+    use std::io::{Read, Write};
+    let hub = Hub::start().unwrap();
+    let mut prison = PrisonServiceClient::new(Hub::channel(&hub.prison).await);
+    for (number, name, days, consent) in [
+        ("R1111RR", "Robin", 3, true),
+        ("S2222SS", "Sasha", 5, false),
+    ] {
+        let person = PersonRef {
+            prison_number: number.into(),
+            given_name: name.into(),
+            family_name: "Ashby".into(),
+            ..Default::default()
+        };
+        prison
+            .record_release_date(authed(
+                RecordReleaseDateRequest {
+                    request_id: request_id("w"),
+                    partnership_code: "bradford".into(),
+                    occurred_at: Some(now()),
+                    prison_code: "LEI".into(),
+                    person: Some(person),
+                    release_date: london_day(days),
+                },
+                CARAT,
+            ))
+            .await
+            .unwrap();
+        if consent {
+            prison
+                .record_consent(authed(
+                    RecordConsentRequest {
+                        request_id: request_id("w"),
+                        partnership_code: "bradford".into(),
+                        occurred_at: Some(now()),
+                        person: Some(PersonRef {
+                            prison_number: number.into(),
+                            ..Default::default()
+                        }),
+                        purpose: 1,
+                        given: true,
+                    },
+                    CARAT,
+                ))
+                .await
+                .unwrap();
+        }
+    }
+    settled_status(&hub.pickup).await;
+    let dash = start_dashboard(&hub);
+    let carat = format!("Bearer {CARAT}");
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/partnerships/bradford/pickups",
+        &[("Authorization", &carat)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("Robin Ashby"),
+        "consent given: the name shows"
+    );
+    assert!(!r.body.contains("Sasha"), "no consent: no name");
+    assert!(r.body.contains("no consent"));
+    assert!(
+        r.body.contains("class=\"alert\""),
+        "releases within 7 days with gaps are highlighted"
+    );
+    let first = r.body.find(&london_day(3)).unwrap();
+    assert!(
+        first < r.body.find(&london_day(5)).unwrap(),
+        "soonest first"
+    );
+    let r = http(
+        dash.addr(),
+        "GET",
+        "/partnerships/bradford/pickups",
+        &[("Authorization", &format!("Bearer {ANALYST}"))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 403);
+
+    // The live feed: server-sent events, starting with the current list.
+    let mut stream = std::net::TcpStream::connect(dash.addr()).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /api/partnerships/bradford/pickups/events HTTP/1.1\r\nHost: x\r\nAuthorization: {carat}\r\n\r\n").unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("event: entry") && seen.matches("\"person_key\"").count() >= 2) {
+        let n = stream.read(&mut buf).expect("events within 10 s");
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
+    assert!(seen.contains("Robin Ashby") && !seen.contains("Sasha"));
+}

@@ -38,7 +38,8 @@ use hub_core::{
 use hub_proto::projections::{
     pickup_list_service_client::PickupListServiceClient,
     training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
-    GetTrainingCountsRequest, PickupSummary, TrainingCounts,
+    GetTrainingCountsRequest, ListPickupsRequest, PickupSummary, TrainingCounts,
+    WatchPickupsRequest,
 };
 use hub_runtime::{config::CommonArgs, prometheus};
 
@@ -112,6 +113,11 @@ pub async fn run(
     let router = Router::new()
         .route("/", get(home))
         .route("/partnerships/{code}", get(partnership_page))
+        .route("/partnerships/{code}/pickups", get(pickups_page))
+        .route(
+            "/api/partnerships/{code}/pickups/events",
+            get(pickup_events),
+        )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/api/partnerships/{code}/training", get(training_json))
@@ -377,4 +383,90 @@ async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Resp
 async fn logout() -> Response {
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+/// The pick-up list for workers: soonest first, alerts highlighted, names
+/// only where consent allows; the page follows changes through
+/// `/api/partnerships/<code>/pickups/events`.
+async fn pickups_page(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((caller, token)) = caller(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let Some(partnership) = app.partnerships.get(&code) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::message(
+                "Unknown partnership",
+                "There is no partnership with that code.",
+            )),
+        )
+            .into_response();
+    };
+    let request = ListPickupsRequest {
+        partnership_code: code.clone(),
+        ..Default::default()
+    };
+    match PickupListServiceClient::new(app.pickup.clone())
+        .list_pickups(with_token(request, &token))
+        .await
+    {
+        Ok(reply) => Html(page::pickups(
+            caller,
+            partnership,
+            &reply.into_inner().entries,
+        ))
+        .into_response(),
+        Err(s) if s.code() == Code::PermissionDenied => (
+            StatusCode::FORBIDDEN,
+            Html(page::message(
+                "Not allowed",
+                "Your role may not see the pick-up list.",
+            )),
+        )
+            .into_response(),
+        Err(s) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Html(page::message("Pick-up list unavailable", s.message())),
+        )
+            .into_response(),
+    }
+}
+
+/// Server-sent events: each entry of the partnership's list as it changes
+/// (event `entry`, data: the entry's JSON), starting with the whole list.
+async fn pickup_events(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use futures::StreamExt;
+    let Some(token) = token(&headers) else {
+        return unauthorised_json();
+    };
+    let request = WatchPickupsRequest {
+        partnership_code: code,
+    };
+    let stream = match PickupListServiceClient::new(app.pickup.clone())
+        .watch_pickups(with_token(request, &token))
+        .await
+    {
+        Ok(r) => r.into_inner(),
+        Err(s) => return http_error(s),
+    };
+    let events = stream.map(|item| {
+        Ok::<_, std::convert::Infallible>(match item {
+            Ok(entry) => Event::default()
+                .event("entry")
+                .data(hub_proto::json::pickup_entry(&entry).to_string()),
+            Err(status) => Event::default().event("error").data(status.message()),
+        })
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }

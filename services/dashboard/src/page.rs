@@ -4,8 +4,8 @@
 
 use hub_core::{auth::Caller, partnerships::Partnership, time::FinancialYear};
 use hub_proto::{
-    json::{alert_name, status_name},
-    projections::{PickupSummary, TrainingCounts},
+    json::{alert_name, consent_name, status_name},
+    projections::{PickupEntry, PickupSummary, TrainingCounts},
 };
 
 /// Escapes text for HTML.
@@ -31,7 +31,8 @@ table{border-collapse:collapse;margin:.5rem 0 1.5rem}th,td{border:1px solid #505
 th[scope=row]{text-align:left}caption{text-align:left;font-weight:bold;padding:.3rem 0}\
 .withheld{font-style:italic;color:#505a5f}.bar{background:#1d70b8;height:1.1rem;display:inline-block;vertical-align:middle}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fd0;color:#111;padding:.5rem}\
-button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight:bold}";
+button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight:bold}\
+.alert{background:#fff7bf;border-left:4px solid #d4351c;font-weight:bold;color:#111}td.left{text-align:left}";
 
 fn layout(title: &str, who: Option<&Caller>, body: &str) -> String {
     let user = who
@@ -293,6 +294,12 @@ pub fn partnership(
     let mut body = format!(
         "<p>Financial year {fy}. <a href=\"?fy={prev}\">Previous year</a> · <a href=\"?fy={next}\">Next year</a></p>"
     );
+    if caller.role.may(hub_core::auth::Action::ReadPickupList) {
+        body.push_str(&format!(
+            "<p><a href=\"/partnerships/{}/pickups\">The pick-up list, live</a></p>",
+            esc(&p.code)
+        ));
+    }
     match training {
         Ok(c) => body.push_str(&training_section(c)),
         Err(s) => body.push_str(&unavailable("Overdose training", s)),
@@ -310,6 +317,53 @@ pub fn partnership(
         p.harm_reduction_score_2006_07
     ));
     layout(&p.name, Some(caller), &body)
+}
+
+fn pickup_row(e: &PickupEntry) -> String {
+    let name = if e.redacted {
+        "<span class=\"withheld\">no consent</span>".to_string()
+    } else {
+        esc(&e.display_name)
+    };
+    let alerts: Vec<&str> = e.alerts.iter().map(|a| alert_name(*a)).collect();
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "<tr id=\"p-{key}\"{cls}><td class=\"left\">{date}</td><td>{days}</td><th scope=\"row\" class=\"left\">{name}</th><td class=\"left\">{prison}</td>\
+<td class=\"left\">{status}</td><td class=\"left\">{consent}</td><td>{triage}</td><td class=\"left\">{appt}</td><td class=\"left\">{worker}</td><td>{naloxone}</td><td class=\"left\">{alerts}</td></tr>",
+        key = esc(&e.person_key),
+        cls = if alerts.is_empty() { "" } else { " class=\"alert\"" },
+        date = esc(&e.release_date),
+        days = e.days_to_release,
+        prison = esc(&e.prison_code),
+        status = status_name(e.status),
+        consent = consent_name(e.consent),
+        triage = yes(e.triage_completed),
+        appt = esc(&e.appointment_at),
+        worker = esc(&e.gate_worker_id),
+        naloxone = yes(e.naloxone_issued),
+        alerts = esc(&alerts.join(", ")),
+    )
+}
+
+/// The live pick-up list. A few lines of script (no framework, nothing
+/// fetched) reload the list when the server says an entry changed; without
+/// script the page is complete as served.
+pub fn pickups(caller: &Caller, p: &Partnership, entries: &[PickupEntry]) -> String {
+    let rows: String = entries.iter().map(pickup_row).collect();
+    let body = format!(
+        "<p>People leaving prison from 21 days ago to 14 days ahead, soonest first. Rows with alerts are highlighted. \
+<span id=\"live\" role=\"status\">Updates appear as they happen.</span></p>\
+<table><caption>Prison-gate pick-up list</caption><thead><tr><th scope=\"col\">Release</th><th scope=\"col\">Days</th><th scope=\"col\">Name</th>\
+<th scope=\"col\">Prison</th><th scope=\"col\">Status</th><th scope=\"col\">Consent</th><th scope=\"col\">Triage</th><th scope=\"col\">Appointment</th>\
+<th scope=\"col\">Gate worker</th><th scope=\"col\">Naloxone</th><th scope=\"col\">Alerts</th></tr></thead><tbody>{rows}</tbody></table>\
+<p><a href=\"/partnerships/{code}\">Figures for {name}</a></p>\
+<script>(function(){{var first=true,t=null;var s=new EventSource('/api/partnerships/{code}/pickups/events');\
+s.addEventListener('entry',function(){{if(first){{return;}}clearTimeout(t);t=setTimeout(function(){{location.reload();}},500);}});\
+setTimeout(function(){{first=false;}},2000);s.onerror=function(){{document.getElementById('live').textContent='Live updates paused; reload the page.';}};}})();</script>",
+        code = esc(&p.code),
+        name = esc(&p.name),
+    );
+    layout(&format!("{}: pick-up list", p.name), Some(caller), &body)
 }
 
 #[cfg(test)]
