@@ -83,8 +83,9 @@ Demo tokens (seeds/dev-tokens.json, local use only):
 
 Try:
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl pickups --partnership bradford
-  HUB_TOKEN=dev-carat-worker-token $BIN/hubctl record-release-date --partnership bradford \\
+  HUB_TOKEN=dev-carat-worker-token $BIN/hubctl prison record-release-date --partnership bradford \\
       --prison-code LEI --prison-number A1234BC --release-date $(date +%F)
+  $BIN/hubctl events tail --follow        (the stream itself, decoded, still pseudonymous)
   HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
   HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
   HUB_TOKEN=dev-hub-admin-token $BIN/hubctl projection status

@@ -74,8 +74,8 @@ pub async fn serve(
         .unwrap_or_else(|| PathBuf::from(format!("./var/{name}")));
     let tokens = args.load_tokens()?;
     let partnerships = args.load_partnerships()?;
-    let client = eventlog::connect(args, name).await?;
-    let log = eventlog::EventLog::open(client, &args.stream, args.dedupe_window).await?;
+    let client = eventlog::connect(&args.nats, name).await?;
+    let log = eventlog::EventLog::open(client, &args.nats.stream, args.dedupe_window).await?;
     let (changes, _) = broadcast::channel(4096);
     let projection = Projection::open(
         name,
@@ -91,6 +91,7 @@ pub async fn serve(
         partnerships,
     )?;
     projection.start();
+    let lag_reporter = tokio::spawn(projection.clone().report_lag());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
@@ -106,6 +107,7 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(status);
     let served = server::serve(name, listener, routes, shutdown).await;
+    lag_reporter.abort();
     projection.stop().await;
     served
 }

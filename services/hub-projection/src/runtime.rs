@@ -32,6 +32,15 @@ use crate::consumer::Consumer;
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 const ACTIVE_STORE: &str = "ACTIVE_STORE";
 
+/// A projection's distance from the end of the stream.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    pub applied: u64,
+    pub last: u64,
+    pub events: u64,
+    pub seconds: f64,
+}
+
 /// A projection while it runs.
 pub struct Projection {
     pub name: &'static str,
@@ -118,6 +127,51 @@ impl Projection {
         let task = tokio::spawn(async move { consumer.run(store).await });
         if let Some(old) = self.live.lock().expect("live lock").replace(task) {
             old.abort();
+        }
+    }
+
+    /// How far behind the stream the store is: in events, and in seconds
+    /// as the age of the oldest event not yet applied (0 when caught up).
+    /// Seconds are what an operator can compare with "a worker sees a
+    /// release within seconds"; events say how much work remains.
+    pub async fn lag(&self) -> Result<Lag, Error> {
+        let applied = self.progress.borrow().applied_sequence;
+        let last = self.consumer.log.last_sequence().await?;
+        let events = last.saturating_sub(applied);
+        let seconds = if events == 0 {
+            0.0
+        } else {
+            let oldest = self.consumer.log.message(applied + 1).await?;
+            let published = oldest.time.unix_timestamp_nanos() as f64 / 1e9;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(published);
+            (now - published).max(0.0)
+        };
+        Ok(Lag {
+            applied,
+            last,
+            events,
+            seconds,
+        })
+    }
+
+    /// Keeps the lag gauges current (every 2 s), also while the consumer
+    /// is stuck, which is when they matter.
+    pub async fn report_lag(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            match self.lag().await {
+                Ok(lag) => {
+                    metrics::gauge!("hub_projection_lag_events", "projection" => self.name)
+                        .set(lag.events as f64);
+                    metrics::gauge!("hub_projection_lag_seconds", "projection" => self.name)
+                        .set(lag.seconds);
+                }
+                Err(e) => tracing::debug!(projection = self.name, error = %e, "lag unknown"),
+            }
         }
     }
 

@@ -31,20 +31,15 @@ impl ProjectionStatusService for StatusApi {
     ) -> Result<Response<ProjectionStatus>, Status> {
         self.projection.operator(&request)?;
         let p = *self.projection.progress.borrow();
-        let last = self
-            .projection
-            .consumer
-            .log
-            .last_sequence()
-            .await
-            .map_err(ApiError)?;
+        let lag = self.projection.lag().await.map_err(ApiError)?;
         Ok(Response::new(ProjectionStatus {
             projection: self.label.into(),
-            applied_sequence: p.applied_sequence,
-            stream_last_sequence: last,
-            lag: last.saturating_sub(p.applied_sequence),
+            applied_sequence: lag.applied,
+            stream_last_sequence: lag.last,
+            lag: lag.events,
             events_applied: p.events_applied,
             parked: p.parked,
+            lag_seconds: lag.seconds,
         }))
     }
 

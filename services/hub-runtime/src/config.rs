@@ -7,31 +7,13 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use hub_core::{auth::TokenRegistry, partnerships::PartnershipRegister, secret::HubSecret, Error};
 
+/// How to reach NATS and the event stream: shared by the services and by
+/// `hubctl events tail`, which reads the stream directly.
 #[derive(clap::Args, Debug, Clone)]
-pub struct CommonArgs {
+pub struct NatsArgs {
     /// NATS server(s), comma-separated.
     #[arg(long, env = "HUB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
-    /// Address this service listens on (default: the contract's table).
-    #[arg(long, env = "HUB_LISTEN")]
-    pub listen: Option<SocketAddr>,
-    /// Address for Prometheus metrics (default: the gRPC port + 1000).
-    #[arg(long, env = "HUB_METRICS_LISTEN")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Caller tokens (JSON).
-    #[arg(long, env = "HUB_TOKENS_FILE", default_value = "seeds/dev-tokens.json")]
-    pub tokens_file: PathBuf,
-    /// 32+ random bytes behind pseudonyms and personal-data encryption;
-    /// created with mode 0600 if missing.
-    #[arg(long, env = "HUB_SECRET_FILE", default_value = "./var/hub.secret")]
-    pub secret_file: PathBuf,
-    /// The partnership register (TSV).
-    #[arg(
-        long,
-        env = "HUB_PARTNERSHIPS_FILE",
-        default_value = "seeds/partnerships.tsv"
-    )]
-    pub partnerships_file: PathBuf,
     /// The JetStream stream holding every event.
     #[arg(long, env = "HUB_STREAM", default_value = "HUB_EVENTS")]
     pub stream: String,
@@ -54,6 +36,32 @@ pub struct CommonArgs {
     /// Client key (PEM) for mutual TLS.
     #[arg(long, env = "HUB_NATS_TLS_KEY")]
     pub nats_tls_key: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Address this service listens on (default: the contract's table).
+    #[arg(long, env = "HUB_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Address for Prometheus metrics (default: the gRPC port + 1000).
+    #[arg(long, env = "HUB_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Caller tokens (JSON).
+    #[arg(long, env = "HUB_TOKENS_FILE", default_value = "seeds/dev-tokens.json")]
+    pub tokens_file: PathBuf,
+    /// 32+ random bytes behind pseudonyms and personal-data encryption;
+    /// created with mode 0600 if missing.
+    #[arg(long, env = "HUB_SECRET_FILE", default_value = "./var/hub.secret")]
+    pub secret_file: PathBuf,
+    /// The partnership register (TSV).
+    #[arg(
+        long,
+        env = "HUB_PARTNERSHIPS_FILE",
+        default_value = "seeds/partnerships.tsv"
+    )]
+    pub partnerships_file: PathBuf,
     /// How long JetStream remembers a request id for deduplication
     /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
     #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
@@ -77,7 +85,7 @@ impl std::str::FromStr for Redacted {
     }
 }
 
-impl CommonArgs {
+impl NatsArgs {
     /// Connection options for NATS: credentials and TLS from the settings.
     pub async fn nats_options(&self) -> Result<async_nats::ConnectOptions, Error> {
         let mut options = async_nats::ConnectOptions::new();
@@ -136,12 +144,6 @@ impl CommonArgs {
         Ok(options)
     }
 
-    /// The listen address, or `default` when none was set.
-    pub fn listen_or(&self, default: &str) -> SocketAddr {
-        self.listen
-            .unwrap_or_else(|| default.parse().expect("default addresses are valid"))
-    }
-
     /// The NATS URLs, checked.
     pub fn nats_urls(&self) -> Result<Vec<async_nats::ServerAddr>, Error> {
         let urls: Vec<_> = self
@@ -159,6 +161,14 @@ impl CommonArgs {
                     .map_err(|e| Error::config("HUB_NATS_URL", format!("{u}: {e}")))
             })
             .collect()
+    }
+}
+
+impl CommonArgs {
+    /// The listen address, or `default` when none was set.
+    pub fn listen_or(&self, default: &str) -> SocketAddr {
+        self.listen
+            .unwrap_or_else(|| default.parse().expect("default addresses are valid"))
     }
 
     pub fn load_tokens(&self) -> Result<TokenRegistry, Error> {

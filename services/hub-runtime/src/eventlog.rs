@@ -44,7 +44,7 @@ pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connects to NATS. Returns at once; the client reconnects by itself
 /// whenever the server is away.
-pub async fn connect(args: &crate::config::CommonArgs, name: &str) -> Result<Client, Error> {
+pub async fn connect(args: &crate::config::NatsArgs, name: &str) -> Result<Client, Error> {
     let urls: Vec<ServerAddr> = args.nats_urls()?;
     args.nats_options()
         .await?

@@ -327,8 +327,8 @@ impl CommandPipeline {
         let tokens = args.load_tokens()?;
         let partnerships = args.load_partnerships()?;
         let secret = args.load_secret()?;
-        let client = crate::eventlog::connect(args, service_name).await?;
-        let log = EventLog::open(client, &args.stream, args.dedupe_window).await?;
+        let client = crate::eventlog::connect(&args.nats, service_name).await?;
+        let log = EventLog::open(client, &args.nats.stream, args.dedupe_window).await?;
         let keys = KeyStore::open(log.jetstream(), sealing::KeyWrapper::new(&secret)).await?;
         tracing::info!(
             partnerships = partnerships.len(),

@@ -6,11 +6,18 @@
 //!
 //! # Layout
 //! - `main.rs`: the command tree and settings.
+//! - [`record`]: one subcommand per command RPC, grouped by agency.
+//! - [`events`]: `events tail`, the stream decoded (still pseudonymous).
 //! - [`demo`]: the deterministic demo scenario behind `seed demo`.
 //! - [`output`]: tables and JSON.
+//!
+//! Exit codes: 0 done; 1 the hub refused or failed (the message says why
+//! and what to do); 2 the command line itself is wrong (clap's usage error).
 
 mod demo;
+mod events;
 mod output;
+mod record;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -19,10 +26,9 @@ use hub_proto::{
         admin_service_client::AdminServiceClient, ErasePersonRequest, ListAuditRecordsRequest,
     },
     ambulance::ambulance_service_client::AmbulanceServiceClient,
-    common::PersonRef,
     custody::custody_service_client::CustodyServiceClient,
     pharmacy::pharmacy_service_client::PharmacyServiceClient,
-    prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest},
+    prison::prison_service_client::PrisonServiceClient,
     projections::{
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
@@ -42,14 +48,21 @@ use tonic::{transport::Channel, Request};
 )]
 struct Cli {
     /// Your bearer token.
-    #[arg(long, env = "HUB_TOKEN", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "HUB_TOKEN",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Connection"
+    )]
     token: Option<String>,
     /// prison-service address.
     #[arg(
         long,
         env = "HUB_PRISON_SERVICE_ADDR",
         default_value = "127.0.0.1:50052",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     prison_service_addr: String,
     /// pickup-projection address.
@@ -57,7 +70,8 @@ struct Cli {
         long,
         env = "HUB_PICKUP_PROJECTION_ADDR",
         default_value = "127.0.0.1:50061",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     pickup_projection_addr: String,
     /// custody-service address.
@@ -65,7 +79,8 @@ struct Cli {
         long,
         env = "HUB_CUSTODY_SERVICE_ADDR",
         default_value = "127.0.0.1:50051",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     custody_service_addr: String,
     /// pharmacy-service address.
@@ -73,7 +88,8 @@ struct Cli {
         long,
         env = "HUB_PHARMACY_SERVICE_ADDR",
         default_value = "127.0.0.1:50053",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     pharmacy_service_addr: String,
     /// treatment-service address.
@@ -81,7 +97,8 @@ struct Cli {
         long,
         env = "HUB_TREATMENT_SERVICE_ADDR",
         default_value = "127.0.0.1:50054",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     treatment_service_addr: String,
     /// ambulance-service address.
@@ -89,7 +106,8 @@ struct Cli {
         long,
         env = "HUB_AMBULANCE_SERVICE_ADDR",
         default_value = "127.0.0.1:50055",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     ambulance_service_addr: String,
     /// training-projection address.
@@ -97,11 +115,12 @@ struct Cli {
         long,
         env = "HUB_TRAINING_PROJECTION_ADDR",
         default_value = "127.0.0.1:50062",
-        global = true
+        global = true,
+        help_heading = "Connection"
     )]
     training_projection_addr: String,
-    /// Print JSON instead of a table.
-    #[arg(long, global = true)]
+    /// Print JSON instead of a table (one object per line for events tail).
+    #[arg(long, global = true, help_heading = "Output")]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -109,21 +128,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// PrisonService.RecordReleaseDate: record (or replace) a release date.
-    RecordReleaseDate {
-        #[arg(long)]
-        partnership: String,
-        #[arg(long)]
-        prison_code: String,
-        /// YYYY-MM-DD.
-        #[arg(long)]
-        release_date: String,
-        #[command(flatten)]
-        person: PersonArgs,
-        /// Your idempotency key (default: a new one). Reuse it to retry safely.
-        #[arg(long)]
-        request_id: Option<String>,
-    },
+    #[command(subcommand)]
+    Custody(record::Custody),
+    #[command(subcommand)]
+    Prison(record::Prison),
+    #[command(subcommand)]
+    Pharmacy(record::Pharmacy),
+    #[command(subcommand)]
+    Treatment(record::Treatment),
+    #[command(subcommand)]
+    Ambulance(record::Ambulance),
     /// The prison-gate pick-up list.
     Pickups {
         #[arg(long)]
@@ -188,6 +202,24 @@ enum Command {
         #[command(subcommand)]
         command: SeedCommand,
     },
+    /// The event log itself, decoded and still pseudonymous (reads NATS directly).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
+    /// Print a shell completion script, e.g.
+    /// `hubctl completions bash > /etc/bash_completion.d/hubctl`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// The last events of the stream (or from --since / --from-sequence),
+    /// and with --follow every new one as it is recorded.
+    Tail(events::Tail),
 }
 
 #[derive(Subcommand)]
@@ -232,39 +264,6 @@ enum SeedCommand {
         #[arg(long, default_value_t = 2026)]
         seed: u64,
     },
-}
-
-#[derive(clap::Args)]
-struct PersonArgs {
-    #[arg(long)]
-    nhs_number: Option<String>,
-    #[arg(long)]
-    prison_number: Option<String>,
-    #[arg(long)]
-    pnc_id: Option<String>,
-    #[arg(long)]
-    client_code: Option<String>,
-    #[arg(long)]
-    given_name: Option<String>,
-    #[arg(long)]
-    family_name: Option<String>,
-    /// YYYY-MM-DD.
-    #[arg(long)]
-    date_of_birth: Option<String>,
-}
-
-impl From<PersonArgs> for PersonRef {
-    fn from(p: PersonArgs) -> Self {
-        PersonRef {
-            nhs_number: p.nhs_number.unwrap_or_default(),
-            prison_number: p.prison_number.unwrap_or_default(),
-            pnc_id: p.pnc_id.unwrap_or_default(),
-            client_code: p.client_code.unwrap_or_default(),
-            given_name: p.given_name.unwrap_or_default(),
-            family_name: p.family_name.unwrap_or_default(),
-            date_of_birth: p.date_of_birth.unwrap_or_default(),
-        }
-    }
 }
 
 /// `host:port` or a full URL.
@@ -326,6 +325,11 @@ pub fn explain(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{text}{hint}")
 }
 
+/// Europe/London, where every day in the hub is counted.
+pub fn london() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Europe/London").expect("the bundled tz database has Europe/London")
+}
+
 pub fn timestamp_now() -> prost_types::Timestamp {
     let t = jiff::Timestamp::now();
     prost_types::Timestamp {
@@ -342,8 +346,7 @@ fn parse_since(s: &str) -> Result<prost_types::Timestamp> {
         let day: jiff::civil::Date = s
             .parse()
             .with_context(|| format!("--since {s:?}: use YYYY-MM-DD or an RFC 3339 instant"))?;
-        day.to_zoned(jiff::tz::TimeZone::get("Europe/London")?)?
-            .timestamp()
+        day.to_zoned(london())?.timestamp()
     };
     Ok(prost_types::Timestamp {
         seconds: t.as_second(),
@@ -351,7 +354,7 @@ fn parse_since(s: &str) -> Result<prost_types::Timestamp> {
     })
 }
 
-fn new_request_id() -> String {
+pub fn new_request_id() -> String {
     let t = jiff::Timestamp::now();
     format!("hubctl-{}-{}", t.as_nanosecond(), std::process::id())
 }
@@ -366,35 +369,44 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    // What needs no token: the shell completions, and the stream itself
+    // (reached with NATS credentials, not a hub token).
+    match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "hubctl", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Events {
+            command: EventsCommand::Tail(tail),
+        } => return events::tail(tail, cli.json).await,
+        _ => {}
+    }
     let Some(token) = cli.token.clone() else {
         bail!("no token: set HUB_TOKEN (or pass --token)");
     };
     let caller = Caller { token };
     match cli.command {
-        Command::RecordReleaseDate {
-            partnership,
-            prison_code,
-            release_date,
-            person,
-            request_id,
-        } => {
-            let mut prison = PrisonServiceClient::new(
-                channel("prison-service", &cli.prison_service_addr).await?,
-            );
-            let req = RecordReleaseDateRequest {
-                request_id: request_id.unwrap_or_else(new_request_id),
-                partnership_code: partnership,
-                occurred_at: Some(timestamp_now()),
-                prison_code,
-                person: Some(person.into()),
-                release_date,
-            };
-            let ack = prison
-                .record_release_date(caller.request(req)?)
-                .await
-                .map_err(explain)?
-                .into_inner();
-            output::ack(&ack, cli.json);
+        Command::Completions { .. } | Command::Events { .. } => unreachable!("handled above"),
+        Command::Custody(rpc) => {
+            let channel = channel("custody-service", &cli.custody_service_addr).await?;
+            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+        }
+        Command::Prison(rpc) => {
+            let channel = channel("prison-service", &cli.prison_service_addr).await?;
+            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+        }
+        Command::Pharmacy(rpc) => {
+            let channel = channel("pharmacy-service", &cli.pharmacy_service_addr).await?;
+            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+        }
+        Command::Treatment(rpc) => {
+            let channel = channel("treatment-service", &cli.treatment_service_addr).await?;
+            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+        }
+        Command::Ambulance(rpc) => {
+            let channel = channel("ambulance-service", &cli.ambulance_service_addr).await?;
+            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Pickups {
             partnership,

@@ -3,7 +3,6 @@
 
 use hub_proto::{
     admin::{AuditRecord, PersonErasure},
-    common::EventAck,
     projections::{ListPickupsResponse, PickupSummary, ProjectionStatus, TrainingCounts},
 };
 use serde_json::json;
@@ -31,23 +30,41 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-pub fn ack(a: &EventAck, as_json: bool) {
+/// A command's outcome. A refusal or failure becomes the error (exit 1),
+/// naming the request id so that a retry can reuse it.
+pub fn sent(s: crate::record::Sent, as_json: bool) -> anyhow::Result<()> {
+    let a = match s.reply {
+        Ok(a) => a,
+        Err(status) => {
+            let retry = status.code() == tonic::Code::Unavailable;
+            let e = crate::explain(status);
+            return Err(if retry {
+                e.context(format!(
+                    "not recorded (or not acknowledged) under request id {}; retry with --request-id {} to record it at most once",
+                    s.request_id, s.request_id
+                ))
+            } else {
+                e.context(format!("request id {}: nothing recorded", s.request_id))
+            });
+        }
+    };
     if as_json {
         println!(
             "{}",
-            json!({"event_id": a.event_id, "stream_sequence": a.stream_sequence, "duplicate": a.duplicate})
+            json!({"request_id": s.request_id, "event_id": a.event_id, "stream_sequence": a.stream_sequence, "duplicate": a.duplicate})
         );
     } else if a.duplicate {
         println!(
-            "already recorded: event {} at sequence {} (nothing new recorded)",
-            a.event_id, a.stream_sequence
+            "already recorded: event {} at sequence {} (request id {}; nothing new recorded)",
+            a.event_id, a.stream_sequence, s.request_id
         );
     } else {
         println!(
-            "recorded: event {} at sequence {}",
-            a.event_id, a.stream_sequence
+            "recorded: event {} at sequence {} (request id {})",
+            a.event_id, a.stream_sequence, s.request_id
         );
     }
+    Ok(())
 }
 
 fn status_name(v: i32) -> &'static str {
@@ -114,7 +131,7 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
             .map(|s| {
                 json!({"projection": s.projection, "applied_sequence": s.applied_sequence,
                        "stream_last_sequence": s.stream_last_sequence, "lag": s.lag,
-                       "events_applied": s.events_applied, "parked": s.parked})
+                       "lag_seconds": s.lag_seconds, "events_applied": s.events_applied, "parked": s.parked})
             })
             .collect();
         println!("{}", json!({"projections": items}));
@@ -128,6 +145,7 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
                 s.applied_sequence.to_string(),
                 s.stream_last_sequence.to_string(),
                 s.lag.to_string(),
+                format!("{:.1}", s.lag_seconds),
                 s.events_applied.to_string(),
                 s.parked.to_string(),
             ]
@@ -139,6 +157,7 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
             "APPLIED",
             "STREAM_LAST",
             "LAG",
+            "LAG_S",
             "EVENTS_APPLIED",
             "PARKED",
         ],

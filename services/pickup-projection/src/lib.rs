@@ -36,10 +36,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let secret = config.common.load_secret()?;
-    let client = hub_runtime::eventlog::connect(&config.common, NAME).await?;
+    let client = hub_runtime::eventlog::connect(&config.common.nats, NAME).await?;
     let log = hub_runtime::eventlog::EventLog::open(
         client,
-        &config.common.stream,
+        &config.common.nats.stream,
         config.common.dedupe_window,
     )
     .await?;

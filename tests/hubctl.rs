@@ -1,0 +1,603 @@
+//! `hubctl` as a worker or operator runs it: the real binary against a
+//! whole hub. Every command RPC has its subcommand (flags named as the
+//! fields), retries are safe, refusals exit 1 with a message naming the
+//! field and the request id, and `events tail` shows the stream decoded
+//! but still pseudonymous.
+
+use std::collections::BTreeSet;
+
+use hub_testkit::binary;
+use hub_tests::{commands::RPCS, london_day, Hub, ADMIN, ANALYST, CARAT, DIP, PHARMACIST};
+
+const CUSTODY: &str = "dev-custody-officer-token";
+const TREATMENT: &str = "dev-treatment-worker-token";
+const PARAMEDIC: &str = "dev-paramedic-token";
+
+/// What a run of hubctl printed.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "hubctl failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(binary("hubctl").unwrap());
+    cmd.args(args)
+        .env_remove("HUB_TOKEN")
+        .env("HUB_NATS_URL", hub.nats.url());
+    for (var, process) in [
+        ("HUB_CUSTODY_SERVICE_ADDR", &hub.custody),
+        ("HUB_PRISON_SERVICE_ADDR", &hub.prison),
+        ("HUB_PHARMACY_SERVICE_ADDR", &hub.pharmacy),
+        ("HUB_TREATMENT_SERVICE_ADDR", &hub.treatment),
+        ("HUB_AMBULANCE_SERVICE_ADDR", &hub.ambulance),
+        ("HUB_PICKUP_PROJECTION_ADDR", &hub.pickup),
+        ("HUB_TRAINING_PROJECTION_ADDR", &hub.training),
+    ] {
+        cmd.env(var, process.addr().to_string());
+    }
+    if let Some(t) = token {
+        cmd.env("HUB_TOKEN", t);
+    }
+    let out = cmd.output().await.expect("hubctl runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn kebab(rpc: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in rpc.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+const PERSON: &[&str] = &[
+    "--nhs-number",
+    "943 476 5919",
+    "--prison-number",
+    "A1234BC",
+    "--given-name",
+    "Jolene",
+    "--family-name",
+    "Featherstonehaugh",
+];
+
+/// The RPC's own flags, and whose token sends it.
+fn flags(agency: &str, rpc: &str, release: &str) -> (Vec<String>, &'static str) {
+    let appointment = format!("{}T10:30", london_day(7));
+    let mut f: Vec<String> = match (agency, rpc) {
+        ("custody", "RecordHarmReductionAdvice") => vec![
+            "--custody-suite-code",
+            "BD01",
+            "--topics",
+            "OVERDOSE_RISK,naloxone",
+            "--referred-to-treatment",
+        ],
+        ("custody", "RecordOfficerOverdoseTraining") => {
+            vec!["--custody-suite-code", "BD01", "--staff-id", "PC-1234"]
+        }
+        ("custody", "RecordCustodyWorkforce") => {
+            vec![
+                "--custody-suite-code",
+                "BD01",
+                "--custody-officer-headcount",
+                "40",
+            ]
+        }
+        ("prison", "RecordReleaseDate") => vec!["--prison-code", "LEI", "--release-date", release],
+        ("prison", "CancelRelease") => vec!["--prison-code", "LEI"],
+        ("prison", "FlagImminentRelease") => {
+            vec![
+                "--prison-code",
+                "LEI",
+                "--note",
+                "Jolene asks for a morning meet",
+            ]
+        }
+        ("prison", "RecordConsent") => vec!["--purpose", "GATE_PICKUP", "--given", "true"],
+        ("prison", "RecordPreReleaseTriage")
+        | ("prison", "RecordNaloxoneOnRelease")
+        | ("prison", "RecordRelease") => vec!["--prison-code", "LEI"],
+        ("pharmacy", "RecordNeedleExchange") => vec![
+            "--pharmacy-code",
+            "FW844",
+            "--client-code",
+            "JS02031985M",
+            "--packs-given",
+            "3",
+            "--returns",
+            "2",
+        ],
+        ("pharmacy", "RecordReferral") => vec!["--pharmacy-code", "FW844", "--reason", "asked"],
+        ("pharmacy", "RecordStaffTraining") => vec![
+            "--pharmacy-code",
+            "FW844",
+            "--staff-id",
+            "S-9",
+            "--accreditation",
+            "CPPE-naloxone",
+        ],
+        ("pharmacy", "RecordNaloxoneSupply") => vec!["--pharmacy-code", "FW844", "--kits", "2"],
+        ("treatment", "RecordReferral") => vec![
+            "--service-code",
+            "TRTBRAD",
+            "--source-agency",
+            "prison",
+            "--reason",
+            "on release",
+        ],
+        ("treatment", "BookCommunityAppointment") => vec![
+            "--service-code",
+            "TRTBRAD",
+            "--appointment-at",
+            &appointment,
+        ],
+        ("treatment", "ArrangeGatePickup") => vec!["--worker-id", "dip-7"],
+        ("treatment", "RecordGatePickup") => vec!["--met", "true", "--accompanied-to-service"],
+        ("treatment", "RecordTreatmentEngagement") => vec!["--service-code", "TRTBRAD"],
+        ("treatment", "RecordOverdoseTraining") => vec![
+            "--service-code",
+            "TRTBRAD",
+            "--audience",
+            "PRISON_LEAVER",
+            "--naloxone-kit-supplied",
+        ],
+        ("ambulance", "RecordParamedicNaloxoneTraining") => {
+            vec!["--trust-code", "RX8", "--staff-id", "P-55"]
+        }
+        ("ambulance", "RecordAmbulanceWorkforce") => {
+            vec!["--trust-code", "RX8", "--paramedic-headcount", "120"]
+        }
+        ("ambulance", "RecordOverdoseAttendance") => vec![
+            "--trust-code",
+            "RX8",
+            "--naloxone-administered",
+            "--conveyed-to-hospital",
+            "false",
+        ],
+        ("ambulance", "RecordAttendanceProtocol") => vec![
+            "--trust-code",
+            "RX8",
+            "--police-force-code",
+            "WYP",
+            "--in-force",
+            "true",
+        ],
+        other => panic!("no hubctl test for {other:?}: add one"),
+    }
+    .into_iter()
+    .map(String::from)
+    .collect();
+    let needs_person = !matches!(
+        rpc,
+        "RecordOfficerOverdoseTraining"
+            | "RecordCustodyWorkforce"
+            | "RecordNeedleExchange"
+            | "RecordStaffTraining"
+            | "RecordParamedicNaloxoneTraining"
+            | "RecordAmbulanceWorkforce"
+            | "RecordAttendanceProtocol"
+    );
+    if needs_person {
+        f.extend(PERSON.iter().map(|s| s.to_string()));
+    }
+    let token = match (agency, rpc) {
+        ("custody", _) => CUSTODY,
+        ("prison", "FlagImminentRelease") => DIP,
+        ("prison", _) => CARAT,
+        ("pharmacy", _) => PHARMACIST,
+        ("treatment", _) => TREATMENT,
+        _ => PARAMEDIC,
+    };
+    (f, token)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
+    let hub = Hub::start().unwrap();
+    let release = london_day(3);
+    let mut sequences = BTreeSet::new();
+    let mut covered = BTreeSet::new();
+    // The release is cancelled last, so that the list below still shows it.
+    let order = RPCS
+        .iter()
+        .filter(|(_, r)| *r != "CancelRelease")
+        .chain(RPCS.iter().filter(|(_, r)| *r == "CancelRelease"));
+    for (agency, rpc) in order {
+        let (own, token) = flags(agency, rpc, &release);
+        let request_id = format!("hubctl-test-{agency}-{rpc}");
+        let mut args = vec![
+            "--json".to_string(),
+            agency.to_string(),
+            kebab(rpc),
+            "--partnership".into(),
+            "bradford".into(),
+            "--request-id".into(),
+            request_id.clone(),
+        ];
+        args.extend(own);
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let first = hubctl(&hub, Some(token), &argv).await.json();
+        assert_eq!(first["duplicate"], false, "{agency} {rpc}: {first}");
+        assert_eq!(first["request_id"], request_id.as_str());
+        let seq = first["stream_sequence"].as_u64().unwrap();
+        assert!(
+            sequences.insert(seq),
+            "{agency} {rpc}: sequence {seq} reused"
+        );
+
+        // A retry with the same request id records nothing new.
+        let again = hubctl(&hub, Some(token), &argv).await.json();
+        assert_eq!(again["duplicate"], true, "{agency} {rpc}: {again}");
+        assert_eq!(again["event_id"], first["event_id"]);
+        assert_eq!(again["stream_sequence"], first["stream_sequence"]);
+        covered.insert((*agency, *rpc));
+
+        if *rpc == "RecordOverdoseTraining" {
+            // Before the cancellation: the pick-up list shows what hubctl
+            // recorded, with the name since consent was given.
+            let list = hubctl(
+                &hub,
+                Some(CARAT),
+                &[
+                    "--json",
+                    "pickups",
+                    "--partnership",
+                    "bradford",
+                    "--min-sequence",
+                    &seq.to_string(),
+                ],
+            )
+            .await
+            .json();
+            let entry = &list["entries"][0];
+            assert_eq!(entry["release_date"], release.as_str(), "{list}");
+            assert_eq!(entry["consent"], "GIVEN", "{list}");
+            assert_eq!(entry["display_name"], "Jolene Featherstonehaugh", "{list}");
+            assert_eq!(entry["gate_worker_id"], "dip-7", "{list}");
+            assert_eq!(entry["overdose_trained"], true, "{list}");
+        }
+    }
+    assert_eq!(
+        covered.len(),
+        RPCS.len(),
+        "every command RPC is reachable from hubctl"
+    );
+    assert_eq!(
+        hub.stream_messages().await,
+        RPCS.len() as u64 + 1,
+        "24 commands and one audit record of the read"
+    );
+
+    // What the training projection counted from them.
+    let last = sequences.last().unwrap().to_string();
+    let counts = hubctl(
+        &hub,
+        Some(ADMIN),
+        &[
+            "--json",
+            "training",
+            "--partnership",
+            "bradford",
+            "--min-sequence",
+            &last,
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(counts["prison_leavers_trained"], 1, "{counts}");
+    assert_eq!(counts["custody_officers_trained"], 1, "{counts}");
+    assert_eq!(counts["custody_officer_headcount"], 40, "{counts}");
+    assert_eq!(counts["paramedic_headcount"], 120, "{counts}");
+    // 2 from the pharmacy, 1 on release, 1 with the training.
+    assert_eq!(counts["naloxone_kits_supplied"], 4, "{counts}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_exit_1_name_the_field_and_record_nothing() {
+    let hub = Hub::start().unwrap();
+    let bad_date = hubctl(
+        &hub,
+        Some(CARAT),
+        &[
+            "prison",
+            "record-release-date",
+            "--partnership",
+            "bradford",
+            "--prison-code",
+            "LEI",
+            "--prison-number",
+            "A1234BC",
+            "--release-date",
+            "2026-02-30",
+            "--request-id",
+            "r-1",
+        ],
+    )
+    .await;
+    assert_eq!(bad_date.code, 1, "{}", bad_date.stderr);
+    assert!(
+        bad_date.stderr.contains("InvalidArgument"),
+        "{}",
+        bad_date.stderr
+    );
+    assert!(
+        bad_date.stderr.contains("release_date"),
+        "{}",
+        bad_date.stderr
+    );
+    assert!(
+        bad_date.stderr.contains("request id r-1: nothing recorded"),
+        "{}",
+        bad_date.stderr
+    );
+
+    let bad_nhs = hubctl(
+        &hub,
+        Some(CARAT),
+        &[
+            "prison",
+            "record-release",
+            "--partnership",
+            "bradford",
+            "--prison-code",
+            "LEI",
+            "--nhs-number",
+            "943 476 5918",
+        ],
+    )
+    .await;
+    assert_eq!(bad_nhs.code, 1);
+    assert!(
+        bad_nhs.stderr.contains("person.nhs_number"),
+        "{}",
+        bad_nhs.stderr
+    );
+    assert!(
+        !bad_nhs.stderr.contains("943 476 5918"),
+        "the identifier is not echoed: {}",
+        bad_nhs.stderr
+    );
+
+    let denied = hubctl(
+        &hub,
+        Some(ANALYST),
+        &[
+            "pharmacy",
+            "record-naloxone-supply",
+            "--partnership",
+            "bradford",
+            "--pharmacy-code",
+            "FW844",
+            "--client-code",
+            "JS02031985M",
+            "--kits",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(denied.code, 1);
+    assert!(
+        denied.stderr.contains("PermissionDenied"),
+        "{}",
+        denied.stderr
+    );
+    assert!(
+        denied.stderr.contains("hint: your role"),
+        "{}",
+        denied.stderr
+    );
+
+    let unknown = hubctl(
+        &hub,
+        Some("not-a-real-token-at-all"),
+        &["pickups", "--partnership", "bradford"],
+    )
+    .await;
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("Unauthenticated"),
+        "{}",
+        unknown.stderr
+    );
+
+    let none = hubctl(&hub, None, &["pickups", "--partnership", "bradford"]).await;
+    assert_eq!(none.code, 1);
+    assert!(none.stderr.contains("set HUB_TOKEN"), "{}", none.stderr);
+
+    // Consent is never assumed: without --given the command line is wrong (2).
+    let usage = hubctl(
+        &hub,
+        Some(CARAT),
+        &[
+            "prison",
+            "record-consent",
+            "--partnership",
+            "bradford",
+            "--prison-number",
+            "A1234BC",
+            "--purpose",
+            "GATE_PICKUP",
+        ],
+    )
+    .await;
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+    assert!(usage.stderr.contains("--given"), "{}", usage.stderr);
+
+    assert_eq!(
+        hub.stream_messages().await,
+        0,
+        "nothing recorded by any refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_tail_decodes_the_stream_without_revealing_anyone() {
+    let hub = Hub::start().unwrap();
+    let release = london_day(5);
+    for (i, number) in ["A1234BC", "B2345CD", "C3456DE"].iter().enumerate() {
+        let r = hubctl(
+            &hub,
+            Some(CARAT),
+            &[
+                "prison",
+                "record-release-date",
+                "--partnership",
+                if i == 2 { "leeds" } else { "bradford" },
+                "--prison-code",
+                "LEI",
+                "--prison-number",
+                number,
+                "--given-name",
+                "Jolene",
+                "--family-name",
+                "Featherstonehaugh",
+                "--release-date",
+                &release,
+            ],
+        )
+        .await;
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(r.stdout.starts_with("recorded: event "), "{}", r.stdout);
+    }
+
+    let all = hubctl(&hub, None, &["--json", "events", "tail"]).await;
+    assert_eq!(all.code, 0, "{}", all.stderr);
+    let lines: Vec<serde_json::Value> = all
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", all.stdout);
+    assert_eq!(lines[2]["stream_sequence"], 3);
+    let e = &lines[0]["event"];
+    assert_eq!(e["event_type"], "release_date_recorded");
+    assert_eq!(e["release_date_recorded"]["release_date"], release.as_str());
+    assert_eq!(e["person_key"].as_str().unwrap().len(), 32);
+    assert_eq!(e["sealed"]["has_name"], true);
+    for text in [&all.stdout] {
+        for secret in ["Jolene", "Featherstonehaugh", "A1234BC", "ciphertext"] {
+            assert!(
+                !text.contains(secret),
+                "{secret} shown by events tail: {text}"
+            );
+        }
+    }
+
+    let leeds = hubctl(&hub, None, &["events", "tail", "--partnership", "leeds"]).await;
+    assert_eq!(leeds.code, 0, "{}", leeds.stderr);
+    assert_eq!(leeds.stdout.lines().count(), 1, "{}", leeds.stdout);
+    assert!(
+        leeds
+            .stdout
+            .contains("hub.events.prison.leeds.release_date_recorded"),
+        "{}",
+        leeds.stdout
+    );
+    assert!(leeds.stdout.contains("[sealed: name]"), "{}", leeds.stdout);
+
+    let last = hubctl(&hub, None, &["--json", "events", "tail", "-n", "1"]).await;
+    assert_eq!(last.stdout.lines().count(), 1);
+    assert!(
+        last.stdout.contains("\"stream_sequence\":3"),
+        "{}",
+        last.stdout
+    );
+
+    let from = hubctl(
+        &hub,
+        None,
+        &["--json", "events", "tail", "--from-sequence", "2"],
+    )
+    .await;
+    assert_eq!(from.stdout.lines().count(), 2, "{}", from.stdout);
+
+    // --follow prints what is recorded after it started.
+    let mut follow = tokio::process::Command::new(binary("hubctl").unwrap())
+        .args([
+            "--json", "events", "tail", "-n", "0", "--follow", "--agency", "pharmacy",
+        ])
+        .env("HUB_NATS_URL", hub.nats.url())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = hubctl(
+        &hub,
+        Some(PHARMACIST),
+        &[
+            "pharmacy",
+            "record-needle-exchange",
+            "--partnership",
+            "bradford",
+            "--pharmacy-code",
+            "FW844",
+            "--client-code",
+            "JS02031985M",
+            "--packs-given",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let line = tokio::time::timeout(std::time::Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the followed event arrives")
+        .unwrap()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        v["event"]["needle_exchange_recorded"]["packs_given"], 5,
+        "{line}"
+    );
+    assert!(!line.contains("JS02031985M"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn completions_cover_every_subcommand() {
+    let hub = Hub::start().unwrap();
+    let bash = hubctl(&hub, None, &["completions", "bash"]).await;
+    assert_eq!(bash.code, 0, "{}", bash.stderr);
+    for (_, rpc) in RPCS {
+        assert!(
+            bash.stdout.contains(&kebab(rpc)),
+            "{rpc} missing from the bash completions"
+        );
+    }
+    for word in [
+        "pickups",
+        "pickup-summary",
+        "events",
+        "tail",
+        "--follow",
+        "--partnership-code",
+    ] {
+        assert!(
+            bash.stdout.contains(word),
+            "{word} missing from the bash completions"
+        );
+    }
+    let zsh = hubctl(&hub, None, &["completions", "zsh"]).await;
+    assert!(
+        zsh.stdout.starts_with("#compdef hubctl"),
+        "{}",
+        &zsh.stdout[..80.min(zsh.stdout.len())]
+    );
+}
