@@ -11,23 +11,34 @@ VENV := .venv
 NATS_SERVER := $(VENV)/bin/nats-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
+# Only the tests need a browser (the dashboard's browser test).
+TEST_PACKAGES := chromium
 
-.PHONY: run test build deps system-deps nats-server nextest lint fmt clean-var help
+.PHONY: run test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
 	@echo "make test   install what is missing and run every test"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 
-## Installs the Debian packages the build needs, when missing.
-system-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+# Installs the Debian packages given, those that are missing.
+define apt-install-missing
+	@missing=""; for p in $(1); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+endef
+
+## Installs the Debian packages the build needs, when missing.
+system-deps:
+	$(call apt-install-missing,$(DEBIAN_PACKAGES))
+
+## And what only the tests need.
+test-deps:
+	$(call apt-install-missing,$(TEST_PACKAGES))
 
 ## The pinned nats-server, in a project-local virtualenv.
 $(NATS_SERVER): deploy/nats-server-requirements.txt
@@ -47,8 +58,10 @@ build: deps
 nextest:
 	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-nextest
 
-test: build nextest
-	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) $(CARGO) nextest run $(PROFILE) --workspace --no-fail-fast
+test: build nextest test-deps
+	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) HUB_CHROMIUM=/usr/bin/chromium \
+	  $(CARGO) nextest run $(PROFILE) --workspace --no-fail-fast
+	@echo "Browser screenshots: $(CURDIR)/target/browser-artifacts/ (or under CARGO_TARGET_DIR)" 
 
 run: build
 	bash deploy/run-local.sh

@@ -6,21 +6,8 @@ use hub_proto::{
     common::{PersonRef, TrainingAudience},
     treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
 };
-use hub_testkit::{http, HubProcess};
+use hub_testkit::http;
 use hub_tests::*;
-
-fn start_dashboard(hub: &Hub) -> HubProcess {
-    let mut env = hub.env.clone();
-    env.push((
-        "HUB_PICKUP_PROJECTION_ADDR".into(),
-        hub.pickup.addr().to_string(),
-    ));
-    env.push((
-        "HUB_TRAINING_PROJECTION_ADDR".into(),
-        hub.training.addr().to_string(),
-    ));
-    HubProcess::start("dashboard", &env, &hub.dir.path().join("dashboard.log")).unwrap()
-}
 
 /// Trains eight service users and one carer this year; returns the last sequence.
 async fn train(hub: &Hub) -> u64 {
@@ -68,7 +55,7 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
     let last = train(&hub).await;
     settled_status(&hub.training).await;
     assert!(settled_status(&hub.training).await.applied_sequence >= last);
-    let dash = start_dashboard(&hub);
+    let dash = hub.dashboard();
     let bearer = |t: &str| format!("Bearer {t}");
 
     let r = http(dash.addr(), "GET", "/healthz", &[], None).unwrap();
@@ -197,7 +184,7 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
     let hub = Hub::start().unwrap();
     train(&hub).await;
     settled_status(&hub.training).await;
-    let dash = start_dashboard(&hub);
+    let dash = hub.dashboard();
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
 
     let r = http(dash.addr(), "GET", "/", &[], None).unwrap();
@@ -333,7 +320,7 @@ async fn workers_see_the_live_pick_up_list_with_names_only_under_consent() {
         }
     }
     settled_status(&hub.pickup).await;
-    let dash = start_dashboard(&hub);
+    let dash = hub.dashboard();
     let carat = format!("Bearer {CARAT}");
     let r = http(
         dash.addr(),

@@ -943,6 +943,26 @@ async fn poison_messages_are_parked_counted_and_never_block() {
                 .any(|l| l.starts_with("hub_projection_parked_total") && l.ends_with(" 2")),
             "{metrics}"
         );
+        // Caught up: no lag, in events or in seconds, in the status and in
+        // the gauges (refreshed every 2 s).
+        assert_eq!((s.lag, s.lag_seconds), (0, 0.0));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let metrics = process.scrape_metrics().unwrap();
+            let zero = |name: &str| {
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with(name) && l.ends_with(" 0"))
+            };
+            if zero("hub_projection_lag_events") && zero("hub_projection_lag_seconds") {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "lag gauges missing or not 0: {metrics}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 

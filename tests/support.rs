@@ -94,6 +94,21 @@ impl Hub {
         })
     }
 
+    /// The dashboard, reaching this hub's projections.
+    pub fn dashboard(&self) -> HubProcess {
+        let mut env = self.env.clone();
+        env.push((
+            "HUB_PICKUP_PROJECTION_ADDR".into(),
+            self.pickup.addr().to_string(),
+        ));
+        env.push((
+            "HUB_TRAINING_PROJECTION_ADDR".into(),
+            self.training.addr().to_string(),
+        ));
+        HubProcess::start("dashboard", &env, &self.dir.path().join("dashboard.log"))
+            .expect("dashboard starts")
+    }
+
     /// A gRPC channel to `process`.
     pub async fn channel(process: &HubProcess) -> Channel {
         Channel::from_shared(process.endpoint())

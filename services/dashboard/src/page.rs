@@ -32,7 +32,8 @@ th[scope=row]{text-align:left}caption{text-align:left;font-weight:bold;padding:.
 .withheld{font-style:italic;color:#505a5f}.bar{background:#1d70b8;height:1.1rem;display:inline-block;vertical-align:middle}\
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fd0;color:#111;padding:.5rem}\
 button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight:bold}\
-.alert{background:#fff7bf;border-left:4px solid #d4351c;font-weight:bold;color:#111}td.left{text-align:left}";
+.alert{background:#fff7bf;border-left:4px solid #d4351c;font-weight:bold;color:#111}th.left,td.left{text-align:left}\
+.wide{overflow-x:auto;max-width:100%}.wide:focus{outline:3px solid #fd0}";
 
 fn layout(title: &str, who: Option<&Caller>, body: &str) -> String {
     let user = who
@@ -353,9 +354,10 @@ pub fn pickups(caller: &Caller, p: &Partnership, entries: &[PickupEntry]) -> Str
     let body = format!(
         "<p>People leaving prison from 21 days ago to 14 days ahead, soonest first. Rows with alerts are highlighted. \
 <span id=\"live\" role=\"status\">Updates appear as they happen.</span></p>\
-<table><caption>Prison-gate pick-up list</caption><thead><tr><th scope=\"col\">Release</th><th scope=\"col\">Days</th><th scope=\"col\">Name</th>\
-<th scope=\"col\">Prison</th><th scope=\"col\">Status</th><th scope=\"col\">Consent</th><th scope=\"col\">Triage</th><th scope=\"col\">Appointment</th>\
-<th scope=\"col\">Gate worker</th><th scope=\"col\">Naloxone</th><th scope=\"col\">Alerts</th></tr></thead><tbody>{rows}</tbody></table>\
+<div class=\"wide\" role=\"region\" aria-label=\"Pick-up list, scrolls sideways\" tabindex=\"0\">\
+<table><caption>Prison-gate pick-up list</caption><thead><tr><th scope=\"col\" class=\"left\">Release</th><th scope=\"col\">Days</th><th scope=\"col\" class=\"left\">Name</th>\
+<th scope=\"col\" class=\"left\">Prison</th><th scope=\"col\" class=\"left\">Status</th><th scope=\"col\" class=\"left\">Consent</th><th scope=\"col\">Triage</th><th scope=\"col\" class=\"left\">Appointment</th>\
+<th scope=\"col\" class=\"left\">Gate worker</th><th scope=\"col\">Naloxone</th><th scope=\"col\" class=\"left\">Alerts</th></tr></thead><tbody>{rows}</tbody></table></div>\
 <p><a href=\"/partnerships/{code}\">Figures for {name}</a></p>\
 <script>(function(){{var first=true,t=null;var s=new EventSource('/api/partnerships/{code}/pickups/events');\
 s.addEventListener('entry',function(){{if(first){{return;}}clearTimeout(t);t=setTimeout(function(){{location.reload();}},500);}});\

@@ -9,6 +9,8 @@
 //!   ready once it prints `<name> listening on <addr>`.
 //! - [`binary`]: where cargo put a workspace binary.
 
+pub mod browser;
+
 use std::{
     io::{BufRead, BufReader},
     net::SocketAddr,
