@@ -475,6 +475,27 @@ async fn events_tail_decodes_the_stream_without_revealing_anyone() {
         assert!(r.stdout.starts_with("recorded: event "), "{}", r.stdout);
     }
 
+    // Two scheduled in bradford: an analyst's table says withheld, not 0.
+    let summary = hubctl(
+        &hub,
+        Some(ANALYST),
+        &[
+            "pickup-summary",
+            "--partnership",
+            "bradford",
+            "--min-sequence",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(summary.code, 0, "{}", summary.stderr);
+    let scheduled = summary
+        .stdout
+        .lines()
+        .find(|l| l.contains("SCHEDULED"))
+        .unwrap_or_default();
+    assert!(scheduled.ends_with("withheld"), "{}", summary.stdout);
+
     let all = hubctl(&hub, None, &["--json", "events", "tail"]).await;
     assert_eq!(all.code, 0, "{}", all.stderr);
     let lines: Vec<serde_json::Value> = all

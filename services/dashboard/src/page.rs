@@ -33,7 +33,7 @@ th[scope=row]{text-align:left}caption{text-align:left;font-weight:bold;padding:.
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fd0;color:#111;padding:.5rem}\
 button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight:bold}\
 .alert{background:#fff7bf;border-left:4px solid #d4351c;font-weight:bold;color:#111}th.left,td.left{text-align:left}\
-.wide{overflow-x:auto;max-width:100%}.wide:focus{outline:3px solid #fd0}";
+.nowrap{white-space:nowrap}.wide{overflow-x:auto;max-width:100%}.wide:focus{outline:3px solid #fd0}";
 
 fn layout(title: &str, who: Option<&Caller>, body: &str) -> String {
     let user = who
@@ -320,29 +320,39 @@ pub fn partnership(
     layout(&p.name, Some(caller), &body)
 }
 
+/// A contract name as words: `NO_GATE_WORKER` → `No gate worker`.
+fn words(name: &str) -> String {
+    let lower = name.to_ascii_lowercase().replace('_', " ");
+    let mut chars = lower.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
 fn pickup_row(e: &PickupEntry) -> String {
     let name = if e.redacted {
         "<span class=\"withheld\">no consent</span>".to_string()
     } else {
         esc(&e.display_name)
     };
-    let alerts: Vec<&str> = e.alerts.iter().map(|a| alert_name(*a)).collect();
+    let alerts: Vec<String> = e.alerts.iter().map(|a| words(alert_name(*a))).collect();
     let yes = |b: bool| if b { "yes" } else { "no" };
     format!(
-        "<tr id=\"p-{key}\"{cls}><td class=\"left\">{date}</td><td>{days}</td><th scope=\"row\" class=\"left\">{name}</th><td class=\"left\">{prison}</td>\
-<td class=\"left\">{status}</td><td class=\"left\">{consent}</td><td>{triage}</td><td class=\"left\">{appt}</td><td class=\"left\">{worker}</td><td>{naloxone}</td><td class=\"left\">{alerts}</td></tr>",
+        "<tr id=\"p-{key}\"{cls}><td class=\"left nowrap\">{date}</td><td>{days}</td><th scope=\"row\" class=\"left\">{name}</th><td class=\"left\">{prison}</td>\
+<td class=\"left\">{status}</td><td class=\"left\">{consent}</td><td>{triage}</td><td class=\"left nowrap\">{appt}</td><td class=\"left\">{worker}</td><td>{naloxone}</td><td class=\"left\">{alerts}</td></tr>",
         key = esc(&e.person_key),
         cls = if alerts.is_empty() { "" } else { " class=\"alert\"" },
         date = esc(&e.release_date),
         days = e.days_to_release,
         prison = esc(&e.prison_code),
-        status = status_name(e.status),
-        consent = consent_name(e.consent),
+        status = words(status_name(e.status)),
+        consent = words(consent_name(e.consent)),
         triage = yes(e.triage_completed),
-        appt = esc(&e.appointment_at),
+        appt = esc(&hub_core::time::london_minute(&e.appointment_at)),
         worker = esc(&e.gate_worker_id),
         naloxone = yes(e.naloxone_issued),
-        alerts = esc(&alerts.join(", ")),
+        alerts = esc(&alerts.join("; ")),
     )
 }
 
@@ -371,6 +381,13 @@ setTimeout(function(){{first=false;}},2000);s.onerror=function(){{document.getEl
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contract_names_read_as_words() {
+        assert_eq!(words("NO_GATE_WORKER"), "No gate worker");
+        assert_eq!(words("PICKED_UP"), "Picked up");
+        assert_eq!(words(""), "");
+    }
 
     #[test]
     fn escapes_markup() {

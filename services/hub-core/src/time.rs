@@ -15,6 +15,15 @@ pub fn london_date(at: Timestamp) -> Date {
 }
 
 /// Today in London.
+/// An RFC 3339 instant as a person in England reads it:
+/// `2026-11-07 10:00` in London time; anything else unchanged.
+pub fn london_minute(rfc3339: &str) -> String {
+    match rfc3339.parse::<Timestamp>() {
+        Ok(t) => t.to_zoned(london()).strftime("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
 pub fn london_today() -> Date {
     london_date(Timestamp::now())
 }
@@ -116,5 +125,12 @@ mod tests {
         assert_eq!(fy.quarter(date(2027, 4, 1)), None);
         assert_eq!(fy.first_day(), date(2026, 4, 1));
         assert_eq!(fy.last_day(), date(2027, 3, 31));
+    }
+
+    #[test]
+    fn instants_read_in_london_time() {
+        assert_eq!(london_minute("2026-11-07T10:00:00Z"), "2026-11-07 10:00");
+        assert_eq!(london_minute("2026-07-01T09:00:00Z"), "2026-07-01 10:00");
+        assert_eq!(london_minute(""), "");
     }
 }

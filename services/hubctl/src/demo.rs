@@ -314,7 +314,10 @@ pub async fn seed(
                 })
             };
             let prison_code: String = PRISONS[rng.below(PRISONS.len() as u64) as usize].into();
-            let offset = rng.below(49) as i64 - 20;
+            // Spread evenly from 20 days ago to four weeks ahead (with a
+            // day's jitter), so every list has people behind and ahead.
+            let slot = -20 + (i as i64 * 49) / people.max(1) as i64;
+            let offset = (slot + rng.below(3) as i64 - 1).clamp(-20, 28);
             let release = today + jiff::Span::new().days(offset);
             let before = |days: i64| (release - jiff::Span::new().days(days)).min(today);
             send!(

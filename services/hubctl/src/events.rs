@@ -133,7 +133,11 @@ impl Printer {
             .find(|(f, _)| f.containing_oneof().is_some())
             .map(|(f, v)| match v {
                 Value::Message(m) => {
-                    let body = m.to_text_format();
+                    // Defaults too: `met:false` is what a missed pick-up says.
+                    let body = m.to_text_format_with_options(
+                        &prost_reflect::text_format::FormatOptions::new()
+                            .skip_default_fields(false),
+                    );
                     if body.is_empty() {
                         String::new()
                     } else {
@@ -245,7 +249,7 @@ pub async fn tail(t: Tail, json: bool) -> Result<()> {
     let mut caught_up = pending == 0;
     let flush = |kept: &mut VecDeque<String>| {
         for line in kept.drain(..) {
-            println!("{line}");
+            emit(&line);
         }
     };
     while !caught_up || t.follow {
@@ -265,7 +269,7 @@ pub async fn tail(t: Tail, json: bool) -> Result<()> {
         let line = printer.line(info.stream_sequence, &message.subject, &message.payload);
         let pending = info.pending;
         if caught_up {
-            println!("{line}");
+            emit(&line);
             continue;
         }
         kept.push_back(line);
@@ -281,6 +285,20 @@ pub async fn tail(t: Tail, json: bool) -> Result<()> {
     }
     flush(&mut kept);
     Ok(())
+}
+
+/// Prints one line, flushed at once (a followed tail is read as it comes).
+/// A reader that went away (`| head`) ends the tail quietly, as `tail` does.
+fn emit(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing the tail: {e}");
+        std::process::exit(1);
+    }
 }
 
 fn time_of(t: &prost_types::Timestamp) -> Result<time::OffsetDateTime> {

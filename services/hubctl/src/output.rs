@@ -174,32 +174,45 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
         println!("{}", hub_proto::json::pickup_summary(s));
         return;
     }
+    // Withheld values say so, rather than showing the 0 they are sent as.
+    let shown = |field: &str, value: String| {
+        if s.suppressed.iter().any(|f| f == field) {
+            "withheld".to_string()
+        } else {
+            value
+        }
+    };
     // In the contract's order, not alphabetical.
     let mut rows: Vec<Vec<String>> = s
         .by_status
         .iter()
         .map(|c| {
+            let name = status_name(c.status);
             vec![
                 "status".into(),
-                status_name(c.status).into(),
-                c.count.to_string(),
+                name.into(),
+                shown(&format!("by_status.{name}"), c.count.to_string()),
             ]
         })
         .collect();
     rows.extend(s.by_alert.iter().map(|c| {
+        let name = alert_names(&[c.alert])[0];
         vec![
             "alert".into(),
-            alert_names(&[c.alert])[0].into(),
-            c.count.to_string(),
+            name.into(),
+            shown(&format!("by_alert.{name}"), c.count.to_string()),
         ]
     }));
     table(&["", "ON THE LIST", "PEOPLE"], &rows);
     println!(
         "continuity of care {}: {} released, {} engaged within 21 days ({})",
         s.financial_year,
-        s.released,
-        s.engaged_within_21_days,
-        pct(s.continuity_pct)
+        shown("released", s.released.to_string()),
+        shown(
+            "engaged_within_21_days",
+            s.engaged_within_21_days.to_string()
+        ),
+        shown("continuity_pct", pct(s.continuity_pct))
     );
     if !s.suppressed.is_empty() {
         println!("withheld (1 to 7 people): {}", s.suppressed.join(", "));
