@@ -1036,3 +1036,66 @@ async fn every_service_serves_metrics_by_rpc_and_status() {
             .contains("hub_nats_connected"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_carry_request_ids_and_no_identifiers() {
+    let json = |_: &str| vec![("HUB_LOG_FORMAT".to_string(), "json".to_string())];
+    let hub = Hub::start_on(hub_testkit::NatsServer::start().unwrap(), json).unwrap();
+    let accepted = request_id("log-ok");
+    send(
+        &hub,
+        "prison",
+        "RecordReleaseDate",
+        CARAT,
+        "bradford",
+        &accepted,
+    )
+    .await
+    .unwrap();
+    let refused = request_id("log-refused");
+    send(
+        &hub,
+        "prison",
+        "RecordReleaseDate",
+        PHARMACIST,
+        "bradford",
+        &refused,
+    )
+    .await
+    .unwrap_err();
+    let log = hub.prison.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let with_id = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["fields"]["request_id"] == id)
+            .unwrap_or_else(|| panic!("no log line with request id {id}:\n{log}"))
+            .clone()
+    };
+    let ok = with_id(&accepted);
+    assert_eq!(ok["level"], "INFO");
+    assert_eq!(ok["fields"]["rpc"], "RecordReleaseDate", "{ok}");
+    let no = with_id(&refused);
+    assert!(
+        no["fields"]["error"].as_str().unwrap().contains("may not"),
+        "{no}"
+    );
+    // The request carried a name, NHS number and prison number: none is logged.
+    let p = person().unwrap();
+    for secret in [
+        &p.nhs_number,
+        &p.prison_number,
+        &p.given_name,
+        &p.family_name,
+        &p.date_of_birth,
+    ] {
+        assert!(
+            !log.contains(secret.as_str()),
+            "{secret} in the log:\n{log}"
+        );
+    }
+}

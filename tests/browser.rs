@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use hub_proto::{
-    common::{ConsentPurpose, PersonRef, TrainingAudience},
+    common::{ConsentPurpose, PersonRef},
     prison::{RecordConsentRequest, RecordReleaseDateRequest},
-    treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
 };
 use hub_testkit::browser::{is_png, Browser};
 use hub_tests::*;
@@ -59,40 +58,6 @@ async fn release(hub: &Hub, p: Option<PersonRef>, days: i64, consent: bool) -> u
         .stream_sequence
 }
 
-/// Nine service users and one carer trained this year.
-async fn train(hub: &Hub) -> u64 {
-    let mut treatment = TreatmentServiceClient::new(Hub::channel(&hub.treatment).await);
-    let mut last = 0;
-    for i in 0..10 {
-        let audience = if i < 9 {
-            TrainingAudience::ServiceUser
-        } else {
-            TrainingAudience::Carer
-        };
-        last = treatment
-            .record_overdose_training(authed(
-                RecordOverdoseTrainingRequest {
-                    request_id: request_id("t"),
-                    partnership_code: "bradford".into(),
-                    occurred_at: Some(now()),
-                    service_code: "TRT01".into(),
-                    person: Some(PersonRef {
-                        client_code: format!("AB{:02}011990M", i + 1),
-                        ..Default::default()
-                    }),
-                    audience: audience as i32,
-                    naloxone_kit_supplied: true,
-                },
-                "dev-treatment-worker-token",
-            ))
-            .await
-            .unwrap()
-            .into_inner()
-            .stream_sequence;
-    }
-    last
-}
-
 /// Signs in through the form with the keyboard only (Tab, type, Enter).
 fn sign_in(b: &mut Browser, base: &str, token: &str) {
     b.sign_in(base, token)
@@ -135,7 +100,7 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
     )
     .await;
     release(&hub, person("B2345CD", "Bartholomew", "Quigley"), 5, false).await;
-    let last = train(&hub).await;
+    let last = train(&hub, 9, 1).await;
     for p in [&hub.pickup, &hub.training] {
         assert!(settled_status(p).await.applied_sequence >= last);
     }

@@ -2,48 +2,9 @@
 //! endpoints with the contract's fields and suppression, sign-in with an
 //! HttpOnly cookie, the page, health and metrics.
 
-use hub_proto::{
-    common::{PersonRef, TrainingAudience},
-    treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
-};
+use hub_proto::common::PersonRef;
 use hub_testkit::http;
 use hub_tests::*;
-
-/// Trains eight service users and one carer this year; returns the last sequence.
-async fn train(hub: &Hub) -> u64 {
-    let mut treatment = TreatmentServiceClient::new(Hub::channel(&hub.treatment).await);
-    let mut last = 0;
-    for (i, audience) in (0..9).map(|i| {
-        (
-            i,
-            if i < 8 {
-                TrainingAudience::ServiceUser
-            } else {
-                TrainingAudience::Carer
-            },
-        )
-    }) {
-        let request = RecordOverdoseTrainingRequest {
-            request_id: request_id("d"),
-            partnership_code: "bradford".into(),
-            occurred_at: Some(now()),
-            service_code: "TRT01".into(),
-            person: Some(PersonRef {
-                client_code: format!("AB{:02}011990M", i + 1),
-                ..Default::default()
-            }),
-            audience: audience as i32,
-            naloxone_kit_supplied: false,
-        };
-        last = treatment
-            .record_overdose_training(authed(request, "dev-treatment-worker-token"))
-            .await
-            .unwrap()
-            .into_inner()
-            .stream_sequence;
-    }
-    last
-}
 
 fn json(body: &str) -> serde_json::Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
@@ -52,7 +13,7 @@ fn json(body: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
     let hub = Hub::start().unwrap();
-    let last = train(&hub).await;
+    let last = train(&hub, 8, 1).await;
     settled_status(&hub.training).await;
     assert!(settled_status(&hub.training).await.applied_sequence >= last);
     let dash = hub.dashboard();
@@ -182,7 +143,7 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
     let hub = Hub::start().unwrap();
-    train(&hub).await;
+    train(&hub, 8, 1).await;
     settled_status(&hub.training).await;
     let dash = hub.dashboard();
     let form = [("Content-Type", "application/x-www-form-urlencoded")];

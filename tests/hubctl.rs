@@ -21,6 +21,18 @@ struct Run {
 }
 
 impl Run {
+    /// Asserts the exit code and that stderr says each of `says`.
+    fn refused(&self, code: i32, says: &[&str]) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        for text in says {
+            assert!(
+                self.stderr.contains(text),
+                "{text:?} not in: {}",
+                self.stderr
+            );
+        }
+    }
+
     fn json(&self) -> serde_json::Value {
         assert_eq!(self.code, 0, "hubctl failed: {}", self.stderr);
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
@@ -329,21 +341,13 @@ async fn refusals_exit_1_name_the_field_and_record_nothing() {
         ],
     )
     .await;
-    assert_eq!(bad_date.code, 1, "{}", bad_date.stderr);
-    assert!(
-        bad_date.stderr.contains("InvalidArgument"),
-        "{}",
-        bad_date.stderr
-    );
-    assert!(
-        bad_date.stderr.contains("release_date"),
-        "{}",
-        bad_date.stderr
-    );
-    assert!(
-        bad_date.stderr.contains("request id r-1: nothing recorded"),
-        "{}",
-        bad_date.stderr
+    bad_date.refused(
+        1,
+        &[
+            "InvalidArgument",
+            "release_date",
+            "request id r-1: nothing recorded",
+        ],
     );
 
     let bad_nhs = hubctl(
@@ -361,12 +365,7 @@ async fn refusals_exit_1_name_the_field_and_record_nothing() {
         ],
     )
     .await;
-    assert_eq!(bad_nhs.code, 1);
-    assert!(
-        bad_nhs.stderr.contains("person.nhs_number"),
-        "{}",
-        bad_nhs.stderr
-    );
+    bad_nhs.refused(1, &["person.nhs_number"]);
     assert!(
         !bad_nhs.stderr.contains("943 476 5918"),
         "the identifier is not echoed: {}",
@@ -390,17 +389,7 @@ async fn refusals_exit_1_name_the_field_and_record_nothing() {
         ],
     )
     .await;
-    assert_eq!(denied.code, 1);
-    assert!(
-        denied.stderr.contains("PermissionDenied"),
-        "{}",
-        denied.stderr
-    );
-    assert!(
-        denied.stderr.contains("hint: your role"),
-        "{}",
-        denied.stderr
-    );
+    denied.refused(1, &["PermissionDenied", "hint: your role"]);
 
     let unknown = hubctl(
         &hub,
@@ -408,16 +397,10 @@ async fn refusals_exit_1_name_the_field_and_record_nothing() {
         &["pickups", "--partnership", "bradford"],
     )
     .await;
-    assert_eq!(unknown.code, 1);
-    assert!(
-        unknown.stderr.contains("Unauthenticated"),
-        "{}",
-        unknown.stderr
-    );
+    unknown.refused(1, &["Unauthenticated"]);
 
     let none = hubctl(&hub, None, &["pickups", "--partnership", "bradford"]).await;
-    assert_eq!(none.code, 1);
-    assert!(none.stderr.contains("set HUB_TOKEN"), "{}", none.stderr);
+    none.refused(1, &["set HUB_TOKEN"]);
 
     // Consent is never assumed: without --given the command line is wrong (2).
     let usage = hubctl(
@@ -435,8 +418,7 @@ async fn refusals_exit_1_name_the_field_and_record_nothing() {
         ],
     )
     .await;
-    assert_eq!(usage.code, 2, "{}", usage.stderr);
-    assert!(usage.stderr.contains("--given"), "{}", usage.stderr);
+    usage.refused(2, &["--given"]);
 
     assert_eq!(
         hub.stream_messages().await,

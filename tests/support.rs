@@ -265,3 +265,43 @@ pub fn request_id(tag: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Overdose training this year for `service_users` then `carers` people of
+/// bradford (client codes AB01011990M, AB02011990M, ...), each with a
+/// naloxone kit; returns the last stream sequence.
+pub async fn train(hub: &Hub, service_users: usize, carers: usize) -> u64 {
+    use hub_proto::{
+        common::{PersonRef, TrainingAudience},
+        treatment::{
+            treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest,
+        },
+    };
+    let mut treatment = TreatmentServiceClient::new(Hub::channel(&hub.treatment).await);
+    let mut last = 0;
+    for i in 0..service_users + carers {
+        let audience = if i < service_users {
+            TrainingAudience::ServiceUser
+        } else {
+            TrainingAudience::Carer
+        };
+        let request = RecordOverdoseTrainingRequest {
+            request_id: request_id("train"),
+            partnership_code: "bradford".into(),
+            occurred_at: Some(now()),
+            service_code: "TRT01".into(),
+            person: Some(PersonRef {
+                client_code: format!("AB{:02}011990M", i + 1),
+                ..Default::default()
+            }),
+            audience: audience as i32,
+            naloxone_kit_supplied: true,
+        };
+        last = treatment
+            .record_overdose_training(authed(request, "dev-treatment-worker-token"))
+            .await
+            .expect("training recorded")
+            .into_inner()
+            .stream_sequence;
+    }
+    last
+}
