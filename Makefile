@@ -14,12 +14,13 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: run test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
+.PHONY: bench bench-quick run test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
 	@echo "make test   install what is missing and run every test"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make bench-quick / make bench   the hub against raw JetStream (BENCHMARKS.md)"
 
 # Installs the Debian packages given, those that are missing.
 define apt-install-missing
@@ -65,6 +66,15 @@ test: build nextest test-deps
 
 run: build
 	bash deploy/run-local.sh
+
+## The hub against raw JetStream (BENCHMARKS.md): the full run, and the same
+## measurements at a scale that finishes in under two minutes. Both write
+## target/bench/latest.json.
+bench: build
+	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) target/release/hub-bench --scale full
+
+bench-quick: build
+	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) target/release/hub-bench --scale quick
 
 lint: deps
 	$(CARGO) fmt --all --check

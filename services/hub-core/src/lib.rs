@@ -26,6 +26,7 @@ pub mod person;
 pub mod pseudonym;
 pub mod sealing;
 pub mod secret;
+pub mod synthetic;
 pub mod time;
 pub mod validate;
 

@@ -132,6 +132,11 @@ impl NatsServer {
         Ok(())
     }
 
+    /// Where JetStream keeps its files.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("jetstream")
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -190,13 +195,19 @@ fn read_ports_file(dir: &Path) -> Result<Option<u16>> {
     Ok(None)
 }
 
-/// Where cargo put the workspace binary `name` (next to the test's own
-/// `deps/` folder, same profile).
+/// Where cargo put the workspace binary `name`: beside the running
+/// program (a binary such as hub-bench), or next to a test's own `deps/`
+/// folder (same profile).
 pub fn binary(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    let profile_dir = exe
+    let here = exe
         .parent()
-        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected binary location {}", exe.display()))?;
+    if here.join(name).exists() {
+        return Ok(here.join(name));
+    }
+    let profile_dir = here
+        .parent()
         .ok_or_else(|| anyhow!("unexpected test binary location {}", exe.display()))?;
     let path = profile_dir.join(name);
     if !path.exists() {
@@ -339,6 +350,11 @@ impl HubProcess {
     }
 
     /// Everything it logged so far.
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }

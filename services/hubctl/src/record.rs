@@ -323,8 +323,8 @@ agency! {
         RecordReferral => record_referral(hub_proto::pharmacy::RecordReferralRequest) {
             #[arg(long)] pharmacy_code: String,
             #[command(flatten)] person: Person,
-            /// Why (stored encrypted).
-            #[arg(long, default_value = "")] reason: String,
+            /// Why (required; stored encrypted).
+            #[arg(long)] reason: String,
         }
         /// A member of pharmacy staff completed overdose/naloxone training.
         RecordStaffTraining => record_staff_training(hub_proto::pharmacy::RecordStaffTrainingRequest) {
@@ -355,8 +355,8 @@ agency! {
             #[command(flatten)] person: Person,
             /// Who referred: custody, prison, pharmacy, treatment, ambulance or self.
             #[arg(long)] source_agency: String,
-            /// Why (stored encrypted).
-            #[arg(long, default_value = "")] reason: String,
+            /// Why (required; stored encrypted).
+            #[arg(long)] reason: String,
         }
         /// A first community appointment booked.
         BookCommunityAppointment => book_community_appointment(hub_proto::treatment::BookCommunityAppointmentRequest) {

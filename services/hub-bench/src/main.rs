@@ -1,0 +1,846 @@
+//! `hub-bench`: the hub measured against raw JetStream, in one run, on one
+//! machine.
+//!
+//! Each run starts its own nats-server and the hub's real binaries (from
+//! the same `target/` profile), then measures, in order:
+//! 1. raw publish: async-nats JetStream publishes of messages the size of a
+//!    typical hub event, with `--in-flight` unacknowledged at once;
+//! 2. ingest: the same number of commands through the agency services'
+//!    gRPC API from concurrent clients, the same number in flight, counted
+//!    when acknowledged;
+//! 3. e2e: a steady 1,000 commands a second; for every tenth, the time from
+//!    its acknowledgement until a query that waits for its sequence
+//!    (`min_sequence`) answers;
+//! 4. list: `ListPickups` for a partnership with 1,000 upcoming releases;
+//! 5. national: a simulated year of England (see [`workload`]) ingested,
+//!    read whole by an ordered consumer (raw consume), both projections
+//!    rebuilt from it at once (replay), and the bytes on disk per event;
+//! 6. peak RSS of each process.
+//!
+//! It prints a table and writes `target/bench/latest.json`. `make bench`
+//! runs `--scale full`, `make bench-quick` `--scale quick` (under two
+//! minutes); `--scale tiny` is the smoke test `make test` runs.
+
+mod workload;
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context, Result};
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, stream};
+use clap::{Parser, ValueEnum};
+use futures::{stream::FuturesUnordered, StreamExt};
+use hub_proto::{
+    ambulance::ambulance_service_client::AmbulanceServiceClient,
+    common::EventAck,
+    custody::custody_service_client::CustodyServiceClient,
+    pharmacy::pharmacy_service_client::PharmacyServiceClient,
+    prison::prison_service_client::PrisonServiceClient,
+    projections::{
+        pickup_list_service_client::PickupListServiceClient,
+        projection_status_service_client::ProjectionStatusServiceClient,
+        training_counts_service_client::TrainingCountsServiceClient, GetTrainingCountsRequest,
+        ListPickupsRequest, RebuildProjectionRequest,
+    },
+    treatment::treatment_service_client::TreatmentServiceClient,
+};
+use hub_testkit::{workspace_root, HubProcess, NatsServer};
+use prost::Message as _;
+use serde_json::json;
+use tonic::{transport::Channel, Request};
+use workload::{Command, Env};
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Scale {
+    /// The smoke test `make test` runs: every measurement, tiny.
+    Tiny,
+    /// `make bench-quick`: every measurement, in under two minutes.
+    Quick,
+    /// `make bench`: the figures in BENCHMARKS.md.
+    Full,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Measure the hub against raw JetStream in one run")]
+struct Args {
+    #[arg(long, value_enum, default_value = "quick")]
+    scale: Scale,
+    /// Commands (and raw messages) for the publish and ingest comparison.
+    #[arg(long)]
+    commands: Option<u64>,
+    /// Events of the simulated national year.
+    #[arg(long)]
+    national_events: Option<u64>,
+    /// Unacknowledged publishes / commands at once.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+    /// Seconds of steady load for the e2e latency.
+    #[arg(long)]
+    e2e_seconds: Option<u64>,
+    /// Where to write the JSON (default: target/bench/latest.json).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+struct Plan {
+    commands: u64,
+    national: u64,
+    e2e_seconds: u64,
+    list_releases: u64,
+    list_queries: usize,
+}
+
+impl Args {
+    fn plan(&self) -> Plan {
+        let (commands, national, e2e, list_releases, queries) = match self.scale {
+            Scale::Tiny => (300, 2_000, 1, 100, 50),
+            Scale::Quick => (10_000, 60_000, 5, 1_000, 500),
+            Scale::Full => (100_000, 5_000_000, 30, 1_000, 5_000),
+        };
+        Plan {
+            commands: self.commands.unwrap_or(commands),
+            national: self.national_events.unwrap_or(national),
+            e2e_seconds: self.e2e_seconds.unwrap_or(e2e),
+            list_releases,
+            list_queries: queries,
+        }
+    }
+}
+
+/// Tokens for every role in every partnership (written for this run).
+const TOKENS: &str = r#"{"tokens": [
+ {"token": "bench-token-pharmacist", "user_id": "b-ph", "role": "pharmacist", "org_code": "FW844", "partnerships": ["*"]},
+ {"token": "bench-token-custody", "user_id": "b-cu", "role": "custody_officer", "org_code": "WYP", "partnerships": ["*"]},
+ {"token": "bench-token-carat", "user_id": "b-ca", "role": "carat_worker", "org_code": "LEI", "partnerships": ["*"]},
+ {"token": "bench-token-treatment", "user_id": "b-tr", "role": "treatment_worker", "org_code": "TRT01", "partnerships": ["*"]},
+ {"token": "bench-token-paramedic", "user_id": "b-pa", "role": "paramedic", "org_code": "RX8", "partnerships": ["*"]},
+ {"token": "bench-token-admin", "user_id": "b-ad", "role": "admin", "org_code": "HUB", "partnerships": ["*"]}
+]}"#;
+const ADMIN: &str = "bench-token-admin";
+
+/// The whole hub, for one run.
+struct Hub {
+    dir: tempfile::TempDir,
+    processes: Vec<HubProcess>,
+    nats: NatsServer,
+}
+
+impl Hub {
+    fn start() -> Result<Self> {
+        let nats = NatsServer::start()?;
+        let dir = tempfile::Builder::new().prefix("hub-bench-").tempdir()?;
+        std::fs::write(dir.path().join("tokens.json"), TOKENS)?;
+        let root = workspace_root();
+        let path = |p: PathBuf| p.display().to_string();
+        let env = vec![
+            ("HUB_NATS_URL".to_string(), nats.url()),
+            (
+                "HUB_TOKENS_FILE".into(),
+                path(dir.path().join("tokens.json")),
+            ),
+            (
+                "HUB_PARTNERSHIPS_FILE".into(),
+                path(root.join("seeds/partnerships.tsv")),
+            ),
+            (
+                "HUB_SECRET_FILE".into(),
+                path(dir.path().join("hub.secret")),
+            ),
+            ("RUST_LOG".into(), "warn".into()),
+        ];
+        let mut processes = Vec::new();
+        for name in NAMES {
+            let mut env = env.clone();
+            env.push(("HUB_DATA_DIR".into(), path(dir.path().join(name))));
+            processes.push(HubProcess::start(
+                name,
+                &env,
+                &dir.path().join(format!("{name}.log")),
+            )?);
+        }
+        Ok(Self {
+            dir,
+            processes,
+            nats,
+        })
+    }
+
+    fn process(&self, name: &str) -> &HubProcess {
+        &self.processes[NAMES
+            .iter()
+            .position(|n| *n == name)
+            .expect("a hub process")]
+    }
+
+    async fn channel(&self, name: &str) -> Result<Channel> {
+        Ok(Channel::from_shared(self.process(name).endpoint())?
+            .connect()
+            .await?)
+    }
+}
+
+const NAMES: [&str; 7] = [
+    "custody-service",
+    "prison-service",
+    "pharmacy-service",
+    "treatment-service",
+    "ambulance-service",
+    "pickup-projection",
+    "training-projection",
+];
+
+fn authed<T>(msg: T, token: &str) -> Request<T> {
+    let mut r = Request::new(msg);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ascii"),
+    );
+    r
+}
+
+/// gRPC clients for every agency, several connections each.
+#[derive(Clone)]
+struct Agencies {
+    custody: Vec<CustodyServiceClient<Channel>>,
+    prison: Vec<PrisonServiceClient<Channel>>,
+    pharmacy: Vec<PharmacyServiceClient<Channel>>,
+    treatment: Vec<TreatmentServiceClient<Channel>>,
+    ambulance: Vec<AmbulanceServiceClient<Channel>>,
+}
+
+const CONNECTIONS: usize = 4;
+
+impl Agencies {
+    async fn connect(hub: &Hub) -> Result<Self> {
+        let mut a = Agencies {
+            custody: vec![],
+            prison: vec![],
+            pharmacy: vec![],
+            treatment: vec![],
+            ambulance: vec![],
+        };
+        for _ in 0..CONNECTIONS {
+            a.custody.push(CustodyServiceClient::new(
+                hub.channel("custody-service").await?,
+            ));
+            a.prison.push(PrisonServiceClient::new(
+                hub.channel("prison-service").await?,
+            ));
+            a.pharmacy.push(PharmacyServiceClient::new(
+                hub.channel("pharmacy-service").await?,
+            ));
+            a.treatment.push(TreatmentServiceClient::new(
+                hub.channel("treatment-service").await?,
+            ));
+            a.ambulance.push(AmbulanceServiceClient::new(
+                hub.channel("ambulance-service").await?,
+            ));
+        }
+        Ok(a)
+    }
+
+    /// Sends one command; returns its acknowledgement.
+    async fn send(&self, n: u64, command: Command) -> Result<EventAck, tonic::Status> {
+        let c = (n as usize) % CONNECTIONS;
+        let token = command.token();
+        let reply = match command {
+            Command::NeedleExchange(r) => {
+                self.pharmacy[c]
+                    .clone()
+                    .record_needle_exchange(authed(r, token))
+                    .await
+            }
+            Command::NaloxoneSupply(r) => {
+                self.pharmacy[c]
+                    .clone()
+                    .record_naloxone_supply(authed(r, token))
+                    .await
+            }
+            Command::Advice(r) => {
+                self.custody[c]
+                    .clone()
+                    .record_harm_reduction_advice(authed(r, token))
+                    .await
+            }
+            Command::OfficerTraining(r) => {
+                self.custody[c]
+                    .clone()
+                    .record_officer_overdose_training(authed(r, token))
+                    .await
+            }
+            Command::ReleaseDate(r) => {
+                self.prison[c]
+                    .clone()
+                    .record_release_date(authed(r, token))
+                    .await
+            }
+            Command::Consent(r) => {
+                self.prison[c]
+                    .clone()
+                    .record_consent(authed(r, token))
+                    .await
+            }
+            Command::Referral(r) => {
+                self.treatment[c]
+                    .clone()
+                    .record_referral(authed(r, token))
+                    .await
+            }
+            Command::OverdoseTraining(r) => {
+                self.treatment[c]
+                    .clone()
+                    .record_overdose_training(authed(r, token))
+                    .await
+            }
+            Command::Attendance(r) => {
+                self.ambulance[c]
+                    .clone()
+                    .record_overdose_attendance(authed(r, token))
+                    .await
+            }
+            Command::ParamedicTraining(r) => {
+                self.ambulance[c]
+                    .clone()
+                    .record_paramedic_naloxone_training(authed(r, token))
+                    .await
+            }
+        };
+        reply.map(tonic::Response::into_inner)
+    }
+
+    /// Sends `count` commands made by `make`, `in_flight` at once; returns
+    /// the seconds it took until the last was acknowledged.
+    async fn flood(
+        &self,
+        count: u64,
+        in_flight: usize,
+        make: impl Fn(u64) -> Command,
+    ) -> Result<f64> {
+        let start = Instant::now();
+        let mut pending = FuturesUnordered::new();
+        let mut errors = 0u64;
+        for n in 0..count {
+            if pending.len() >= in_flight {
+                if let Some(r) = pending.next().await {
+                    errors += u64::from(is_err(r));
+                }
+            }
+            let me = self.clone();
+            let command = make(n);
+            pending.push(async move { me.send(n, command).await });
+        }
+        while let Some(r) = pending.next().await {
+            errors += u64::from(is_err(r));
+        }
+        if errors > 0 {
+            bail!("{errors} of {count} commands failed");
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+fn is_err(r: Result<EventAck, tonic::Status>) -> bool {
+    match r {
+        Ok(_) => false,
+        Err(e) => {
+            eprintln!("command failed: {:?} {}", e.code(), e.message());
+            true
+        }
+    }
+}
+
+/// A typical hub event, encoded: a release date with a sealed name.
+fn typical_event_size() -> usize {
+    hub_proto::events::Event {
+        event_id: "01a20b3a-ca03-7068-b826-98e6eb66773c".into(),
+        event_type: "release_date_recorded".into(),
+        schema_version: 1,
+        occurred_at: Some(prost_types::Timestamp::default()),
+        recorded_at: Some(prost_types::Timestamp::default()),
+        agency: "prison".into(),
+        org_code: "LEI".into(),
+        partnership_code: "bradford".into(),
+        actor_user_id: "u-17".into(),
+        actor_role: "carat_worker".into(),
+        person_key: "0".repeat(32),
+        request_id: "r".repeat(24),
+        linked_person_keys: vec!["1".repeat(32)],
+        sealed: Some(hub_proto::events::Sealed {
+            key_id: "0".repeat(32),
+            nonce: vec![0; 24],
+            ciphertext: vec![0; 40],
+            has_name: true,
+        }),
+        payload: Some(hub_proto::events::event::Payload::ReleaseDateRecorded(
+            hub_proto::events::ReleaseDateRecorded {
+                prison_code: "LEI".into(),
+                release_date: "2026-12-01".into(),
+            },
+        )),
+    }
+    .encoded_len()
+}
+
+async fn raw_publish(nats: &NatsServer, count: u64, in_flight: usize, size: usize) -> Result<f64> {
+    let js = jetstream::new(async_nats::connect(nats.url()).await?);
+    js.create_stream(stream::Config {
+        name: "BENCH_RAW".into(),
+        subjects: vec!["bench.raw.>".into()],
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await?;
+    let body = bytes::Bytes::from(vec![7u8; size]);
+    let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
+    for n in 0..count {
+        if pending.len() >= in_flight {
+            pending.next().await.expect("pending")?;
+        }
+        // Acknowledged one by one, as a service waits for each command's.
+        let ack = js
+            .publish(format!("bench.raw.p{}", n % 149), body.clone())
+            .await?;
+        pending.push(async move { ack.await.map(|_| ()) });
+    }
+    while let Some(r) = pending.next().await {
+        r?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    js.delete_stream("BENCH_RAW").await?;
+    Ok(count as f64 / secs)
+}
+
+/// Reads the whole event stream with an ordered consumer.
+async fn raw_consume(nats: &NatsServer) -> Result<(u64, f64)> {
+    let js = jetstream::new(async_nats::connect(nats.url()).await?);
+    let mut stream = js.get_stream("HUB_EVENTS").await?;
+    let last = stream.info().await?.state.last_sequence;
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: "hub.>".into(),
+            ..Default::default()
+        })
+        .await?;
+    let start = Instant::now();
+    let mut messages = consumer.messages().await?;
+    let mut read = 0u64;
+    while let Some(m) = messages.next().await {
+        let m = m?;
+        read += 1;
+        if m.info()
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .stream_sequence
+            >= last
+        {
+            break;
+        }
+    }
+    Ok((read, start.elapsed().as_secs_f64()))
+}
+
+/// Rebuilds both projections at once; returns the wall time.
+async fn rebuild_both(hub: &Hub) -> Result<f64> {
+    let start = Instant::now();
+    let mut runs = Vec::new();
+    for name in ["pickup-projection", "training-projection"] {
+        let mut client = ProjectionStatusServiceClient::new(hub.channel(name).await?);
+        runs.push(tokio::spawn(async move {
+            let mut progress = client
+                .rebuild_projection(authed(RebuildProjectionRequest {}, ADMIN))
+                .await?
+                .into_inner();
+            let mut switched = false;
+            while let Some(p) = progress.message().await? {
+                switched |= p.switched;
+            }
+            anyhow::ensure!(switched, "{name}: the rebuild did not switch readers over");
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for r in runs {
+        r.await??;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Waits until both projections have applied `sequence`.
+async fn settle(hub: &Hub, sequence: u64) -> Result<()> {
+    for name in ["pickup-projection", "training-projection"] {
+        let mut client = ProjectionStatusServiceClient::new(hub.channel(name).await?);
+        loop {
+            let s = client
+                .get_projection_status(authed(Default::default(), ADMIN))
+                .await?
+                .into_inner();
+            if s.applied_sequence >= sequence {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn last_sequence(nats: &NatsServer) -> Result<u64> {
+    let js = jetstream::new(async_nats::connect(nats.url()).await?);
+    Ok(js
+        .get_stream("HUB_EVENTS")
+        .await?
+        .info()
+        .await?
+        .state
+        .last_sequence)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// A steady `rate` commands a second for `seconds`; every tenth is followed
+/// by a query waiting for its sequence. Returns the latencies (ms).
+async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Result<Vec<f64>> {
+    let rate = 1000u64;
+    let training = TrainingCountsServiceClient::new(hub.channel("training-projection").await?);
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    let base = 50_000_000u64;
+    for i in 0..rate * seconds {
+        tick.tick().await;
+        let command = workload::training(base + i, "bradford", env);
+        let agencies = agencies.clone();
+        let mut training = training.clone();
+        tasks.push(tokio::spawn(async move {
+            let ack = agencies.send(base + i, command).await?;
+            if i % 10 != 0 {
+                return Ok::<_, anyhow::Error>(None);
+            }
+            let acked = Instant::now();
+            training
+                .get_training_counts(authed(
+                    GetTrainingCountsRequest {
+                        partnership_code: "bradford".into(),
+                        financial_year: String::new(),
+                        min_sequence: ack.stream_sequence,
+                    },
+                    ADMIN,
+                ))
+                .await?;
+            Ok(Some(ms(acked.elapsed())))
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        if let Some(l) = t.await?? {
+            latencies.push(l);
+        }
+    }
+    Ok(latencies)
+}
+
+/// `ListPickups` latencies (ms) for a partnership with `releases` upcoming.
+async fn list(
+    hub: &Hub,
+    agencies: &Agencies,
+    env: &Env<'_>,
+    releases: u64,
+    queries: usize,
+    in_flight: usize,
+) -> Result<Vec<f64>> {
+    let base = 80_000_000u64;
+    agencies
+        .flood(releases, in_flight, |n| {
+            workload::release(base + n, "kirklees", env)
+        })
+        .await?;
+    settle(hub, last_sequence(&hub.nats).await?).await?;
+    let mut client = PickupListServiceClient::new(hub.channel("pickup-projection").await?);
+    let request = || ListPickupsRequest {
+        partnership_code: "kirklees".into(),
+        as_of_date: String::new(),
+        horizon_days: Some(14),
+        min_sequence: 0,
+    };
+    let first = client
+        .list_pickups(authed(request(), "bench-token-carat"))
+        .await?
+        .into_inner();
+    if (first.entries.len() as u64) < releases.min(1_000) * 9 / 10 {
+        bail!(
+            "the list holds {} entries, expected about {releases}",
+            first.entries.len()
+        );
+    }
+    let mut latencies = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let t = Instant::now();
+        client
+            .list_pickups(authed(request(), "bench-token-carat"))
+            .await?;
+        latencies.push(ms(t.elapsed()));
+    }
+    Ok(latencies)
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Peak resident memory (VmHWM) of a process, in MiB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let plan = args.plan();
+    let in_flight = args.in_flight;
+    eprintln!(
+        "hub-bench {:?}: {} commands, national year of {} events, e2e {} s at 1,000/s, {} in flight",
+        args.scale, plan.commands, plan.national, plan.e2e_seconds, in_flight
+    );
+    let hub = Hub::start().context("starting the hub")?;
+    let agencies = Agencies::connect(&hub).await?;
+    let partnerships: Vec<String> =
+        std::fs::read_to_string(workspace_root().join("seeds/partnerships.tsv"))?
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split('\t').next().map(str::to_string))
+            .filter(|c| !c.is_empty())
+            .collect();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Europe/London")?)
+        .date();
+    let days: Vec<String> = (1..=14)
+        .map(|d| (today + jiff::Span::new().days(d)).to_string())
+        .collect();
+    let now = jiff::Timestamp::now();
+    let env = Env {
+        run: "bench",
+        partnerships: &partnerships,
+        now: prost_types::Timestamp {
+            seconds: now.as_second(),
+            nanos: 0,
+        },
+        days_ahead: &days,
+    };
+    let mut figures: BTreeMap<&str, f64> = BTreeMap::new();
+
+    // 1-2. Raw publish against ingest, the same count and window.
+    let size = typical_event_size();
+    let raw = raw_publish(&hub.nats, plan.commands, in_flight, size).await?;
+    figures.insert("raw_publish_per_s", raw);
+    eprintln!("raw publish: {raw:.0}/s ({size}-byte messages)");
+    let secs = agencies
+        .flood(plan.commands, in_flight, |n| workload::national(n, &env))
+        .await?;
+    let ingest = plan.commands as f64 / secs;
+    figures.insert("ingest_per_s", ingest);
+    figures.insert("ingest_ratio", ingest / raw);
+    eprintln!("ingest: {ingest:.0}/s");
+
+    // 3. e2e at a steady 1,000 a second.
+    settle(&hub, last_sequence(&hub.nats).await?).await?;
+    let mut e2e_ms = e2e(&hub, &agencies, &env, plan.e2e_seconds).await?;
+    e2e_ms.sort_by(f64::total_cmp);
+    figures.insert("e2e_p50_ms", percentile(&e2e_ms, 0.50));
+    figures.insert("e2e_p99_ms", percentile(&e2e_ms, 0.99));
+    eprintln!("e2e: {} samples", e2e_ms.len());
+
+    // 4. The list with 1,000 upcoming releases.
+    let mut list_ms = list(
+        &hub,
+        &agencies,
+        &env,
+        plan.list_releases,
+        plan.list_queries,
+        in_flight,
+    )
+    .await?;
+    list_ms.sort_by(f64::total_cmp);
+    figures.insert("list_p50_ms", percentile(&list_ms, 0.50));
+    figures.insert("list_p99_ms", percentile(&list_ms, 0.99));
+
+    // 5. The national year, on top of what is there.
+    let already = last_sequence(&hub.nats).await?;
+    let base = 100_000_000u64;
+    let env_national = Env {
+        run: "national",
+        ..env
+    };
+    let national_s = agencies
+        .flood(plan.national, in_flight, |n| {
+            workload::national(base + n, &env_national)
+        })
+        .await?;
+    let events = last_sequence(&hub.nats).await?;
+    settle(&hub, events).await?;
+    figures.insert("national_events", (events - already) as f64);
+    figures.insert("national_ingest_s", national_s);
+    let (read, consume_s) = raw_consume(&hub.nats).await?;
+    let raw_consume_per_s = read as f64 / consume_s;
+    figures.insert("raw_consume_per_s", raw_consume_per_s);
+    let rebuild_s = rebuild_both(&hub).await?;
+    let replay = events as f64 / rebuild_s;
+    figures.insert("national_rebuild_s", rebuild_s);
+    figures.insert("replay_per_s", replay);
+    figures.insert("replay_ratio", replay / raw_consume_per_s);
+    let disk = dir_bytes(&hub.nats.store_dir())
+        + dir_bytes(&hub.dir.path().join("pickup-projection"))
+        + dir_bytes(&hub.dir.path().join("training-projection"));
+    figures.insert("disk_bytes_per_event", disk as f64 / events as f64);
+
+    // 6. Memory.
+    let mut rss: Vec<(String, f64)> = hub
+        .processes
+        .iter()
+        .zip(NAMES)
+        .map(|(p, name)| (name.to_string(), p.pid().map(peak_rss_mb).unwrap_or(0.0)))
+        .collect();
+    let peak = rss.iter().map(|(_, m)| *m).fold(0.0, f64::max);
+    figures.insert("peak_rss_mb", peak);
+    rss.push((
+        "nats-server".into(),
+        hub.nats.pid().map(peak_rss_mb).unwrap_or(0.0),
+    ));
+
+    print_table(&figures, &rss, &args, &plan, size, events);
+    let out = args.out.clone().unwrap_or_else(|| {
+        std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"))
+            .join("bench/latest.json")
+    });
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut doc = serde_json::Map::new();
+    for (k, v) in &figures {
+        doc.insert((*k).to_string(), json!(v));
+    }
+    doc.insert(
+        "scale".into(),
+        json!(format!("{:?}", args.scale).to_lowercase()),
+    );
+    doc.insert("in_flight".into(), json!(in_flight));
+    doc.insert("commands".into(), json!(plan.commands));
+    doc.insert("event_bytes".into(), json!(size));
+    doc.insert(
+        "rss_mb".into(),
+        json!(rss
+            .iter()
+            .map(|(n, m)| (n.clone(), json!(m)))
+            .collect::<serde_json::Map<_, _>>()),
+    );
+    std::fs::write(&out, serde_json::to_string_pretty(&doc)? + "\n")?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn print_table(
+    f: &BTreeMap<&str, f64>,
+    rss: &[(String, f64)],
+    args: &Args,
+    plan: &Plan,
+    size: usize,
+    events: u64,
+) {
+    let g = |k: &str| f.get(k).copied().unwrap_or(f64::NAN);
+    println!(
+        "hub-bench, scale {:?}: {} commands, {} in flight, {size}-byte events",
+        args.scale, plan.commands, args.in_flight
+    );
+    println!("{:<28} {:>14}  target", "measure", "value");
+    let rows: [(&str, String, &str); 15] = [
+        (
+            "raw_publish_per_s",
+            format!("{:.0}", g("raw_publish_per_s")),
+            "",
+        ),
+        ("ingest_per_s", format!("{:.0}", g("ingest_per_s")), ""),
+        (
+            "ingest_ratio",
+            format!("{:.2}", g("ingest_ratio")),
+            ">= 0.5",
+        ),
+        (
+            "raw_consume_per_s",
+            format!("{:.0}", g("raw_consume_per_s")),
+            "",
+        ),
+        (
+            "replay_per_s",
+            format!("{:.0}", g("replay_per_s")),
+            ">= 100000",
+        ),
+        (
+            "replay_ratio",
+            format!("{:.2}", g("replay_ratio")),
+            ">= 0.5",
+        ),
+        ("e2e_p50_ms", format!("{:.2}", g("e2e_p50_ms")), ""),
+        ("e2e_p99_ms", format!("{:.2}", g("e2e_p99_ms")), "<= 25"),
+        ("list_p50_ms", format!("{:.2}", g("list_p50_ms")), ""),
+        ("list_p99_ms", format!("{:.2}", g("list_p99_ms")), "<= 2"),
+        (
+            "national_events",
+            format!("{:.0}", g("national_events")),
+            "",
+        ),
+        (
+            "national_ingest_s",
+            format!("{:.1}", g("national_ingest_s")),
+            "",
+        ),
+        (
+            "national_rebuild_s",
+            format!("{:.1}", g("national_rebuild_s")),
+            "<= 60",
+        ),
+        (
+            "disk_bytes_per_event",
+            format!("{:.0}", g("disk_bytes_per_event")),
+            "<= 300",
+        ),
+        ("peak_rss_mb", format!("{:.0}", g("peak_rss_mb")), ""),
+    ];
+    for (k, v, t) in rows {
+        println!("{k:<28} {v:>14}  {t}");
+    }
+    println!("stream events at the end: {events}");
+    for (name, mb) in rss {
+        println!("  peak RSS {name:<22} {mb:>8.0} MiB");
+    }
+}
