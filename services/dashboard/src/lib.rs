@@ -131,6 +131,13 @@ pub async fn run(
         .with_state(app);
     tracing::info!(%addr, "listening");
     println!("{NAME} listening on {addr}");
+    // TCP_NODELAY, as for the gRPC services: no Nagle delay on small writes.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await

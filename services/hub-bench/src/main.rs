@@ -80,6 +80,9 @@ struct Args {
     /// Seconds of steady load for the e2e latency.
     #[arg(long)]
     e2e_seconds: Option<u64>,
+    /// Keep the processes' logs and data after the run (the folder is printed).
+    #[arg(long)]
+    keep: bool,
     /// Where to write the JSON (default: target/bench/latest.json).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -524,7 +527,7 @@ async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Res
         let mut training = training.clone();
         tasks.push(tokio::spawn(async move {
             let ack = agencies.send(base + i, command).await?;
-            if i % 10 != 0 {
+            if !i.is_multiple_of(10) {
                 return Ok::<_, anyhow::Error>(None);
             }
             let acked = Instant::now();
@@ -737,6 +740,16 @@ async fn main() -> Result<()> {
     ));
 
     print_table(&figures, &rss, &args, &plan, size, events);
+    if args.keep {
+        let Hub {
+            dir,
+            processes,
+            nats,
+        } = hub;
+        drop(processes);
+        drop(nats);
+        println!("logs and stores kept in {}", dir.keep().display());
+    }
     let out = args.out.clone().unwrap_or_else(|| {
         std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)

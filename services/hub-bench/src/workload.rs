@@ -192,7 +192,7 @@ fn command(kind: Kind, n: u64, r: u64, partnership: String, env: &Env) -> Comman
                 AdviceTopic::OverdoseRisk as i32,
                 AdviceTopic::Naloxone as i32,
             ],
-            referred_to_treatment: r % 3 == 0,
+            referred_to_treatment: r.is_multiple_of(3),
         }),
         Kind::OfficerTraining => Command::OfficerTraining(RecordOfficerOverdoseTrainingRequest {
             request_id,
@@ -215,7 +215,7 @@ fn command(kind: Kind, n: u64, r: u64, partnership: String, env: &Env) -> Comman
             occurred_at,
             person: by_nhs(false),
             purpose: ConsentPurpose::GatePickup as i32,
-            given: r % 10 != 0,
+            given: !r.is_multiple_of(10),
         }),
         Kind::Referral => Command::Referral(RecordReferralRequest {
             request_id,
@@ -240,17 +240,21 @@ fn command(kind: Kind, n: u64, r: u64, partnership: String, env: &Env) -> Comman
                 TrainingAudience::Carer,
                 TrainingAudience::PrisonLeaver,
             ][(r % 3) as usize] as i32,
-            naloxone_kit_supplied: r % 2 == 0,
+            naloxone_kit_supplied: r.is_multiple_of(2),
         }),
         Kind::Attendance => Command::Attendance(RecordOverdoseAttendanceRequest {
             request_id,
             partnership_code: partnership,
             occurred_at,
             trust_code: "RX8".into(),
-            person: if r % 2 == 0 { by_nhs(false) } else { None },
-            naloxone_administered: r % 4 != 0,
-            police_attended: r % 5 == 0,
-            conveyed_to_hospital: r % 2 == 0,
+            person: if r.is_multiple_of(2) {
+                by_nhs(false)
+            } else {
+                None
+            },
+            naloxone_administered: !r.is_multiple_of(4),
+            police_attended: r.is_multiple_of(5),
+            conveyed_to_hospital: r.is_multiple_of(2),
         }),
         Kind::ParamedicTraining => {
             Command::ParamedicTraining(RecordParamedicNaloxoneTrainingRequest {
