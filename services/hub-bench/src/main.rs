@@ -531,7 +531,7 @@ async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Res
                 return Ok::<_, anyhow::Error>(None);
             }
             let acked = Instant::now();
-            training
+            let reply = training
                 .get_training_counts(authed(
                     GetTrainingCountsRequest {
                         partnership_code: "bradford".into(),
@@ -540,8 +540,17 @@ async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Res
                     },
                     ADMIN,
                 ))
-                .await?;
-            Ok(Some(ms(acked.elapsed())))
+                .await;
+            match reply {
+                Ok(_) => Ok(Some(ms(acked.elapsed()))),
+                // Not visible within the 5 s a query waits: a sample of
+                // (at least) that long, counted, not the end of the run.
+                Err(e) if e.code() == tonic::Code::Unavailable => {
+                    eprintln!("e2e: not visible within 5 s: {}", e.message());
+                    Ok(Some(ms(acked.elapsed())))
+                }
+                Err(e) => Err(e.into()),
+            }
         }));
     }
     let mut latencies = Vec::new();
@@ -796,61 +805,26 @@ fn print_table(
         args.scale, plan.commands, args.in_flight
     );
     println!("{:<28} {:>14}  target", "measure", "value");
-    let rows: [(&str, String, &str); 15] = [
-        (
-            "raw_publish_per_s",
-            format!("{:.0}", g("raw_publish_per_s")),
-            "",
-        ),
-        ("ingest_per_s", format!("{:.0}", g("ingest_per_s")), ""),
-        (
-            "ingest_ratio",
-            format!("{:.2}", g("ingest_ratio")),
-            ">= 0.5",
-        ),
-        (
-            "raw_consume_per_s",
-            format!("{:.0}", g("raw_consume_per_s")),
-            "",
-        ),
-        (
-            "replay_per_s",
-            format!("{:.0}", g("replay_per_s")),
-            ">= 100000",
-        ),
-        (
-            "replay_ratio",
-            format!("{:.2}", g("replay_ratio")),
-            ">= 0.5",
-        ),
-        ("e2e_p50_ms", format!("{:.2}", g("e2e_p50_ms")), ""),
-        ("e2e_p99_ms", format!("{:.2}", g("e2e_p99_ms")), "<= 25"),
-        ("list_p50_ms", format!("{:.2}", g("list_p50_ms")), ""),
-        ("list_p99_ms", format!("{:.2}", g("list_p99_ms")), "<= 2"),
-        (
-            "national_events",
-            format!("{:.0}", g("national_events")),
-            "",
-        ),
-        (
-            "national_ingest_s",
-            format!("{:.1}", g("national_ingest_s")),
-            "",
-        ),
-        (
-            "national_rebuild_s",
-            format!("{:.1}", g("national_rebuild_s")),
-            "<= 60",
-        ),
-        (
-            "disk_bytes_per_event",
-            format!("{:.0}", g("disk_bytes_per_event")),
-            "<= 300",
-        ),
-        ("peak_rss_mb", format!("{:.0}", g("peak_rss_mb")), ""),
+    // (key, decimals, target)
+    const ROWS: [(&str, usize, &str); 15] = [
+        ("raw_publish_per_s", 0, ""),
+        ("ingest_per_s", 0, ""),
+        ("ingest_ratio", 2, ">= 0.5"),
+        ("raw_consume_per_s", 0, ""),
+        ("replay_per_s", 0, ">= 100000"),
+        ("replay_ratio", 2, ">= 0.5"),
+        ("e2e_p50_ms", 2, ""),
+        ("e2e_p99_ms", 2, "<= 25"),
+        ("list_p50_ms", 2, ""),
+        ("list_p99_ms", 2, "<= 2"),
+        ("national_events", 0, ""),
+        ("national_ingest_s", 1, ""),
+        ("national_rebuild_s", 1, "<= 60"),
+        ("disk_bytes_per_event", 0, "<= 300"),
+        ("peak_rss_mb", 0, ""),
     ];
-    for (k, v, t) in rows {
-        println!("{k:<28} {v:>14}  {t}");
+    for (k, decimals, target) in ROWS {
+        println!("{k:<28} {:>14.decimals$}  {target}", g(k));
     }
     println!("stream events at the end: {events}");
     for (name, mb) in rss {
