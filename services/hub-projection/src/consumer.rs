@@ -2,8 +2,9 @@
 //!
 //! A durable pull consumer reads every message of the stream in order. Each
 //! batch is applied to a staged transaction and committed to RocksDB in one
-//! synced `WriteBatch` together with the last applied stream sequence; only
-//! then is the batch acknowledged. After a crash the store is at some
+//! atomic `WriteBatch` together with the last applied stream sequence; only
+//! then is the batch acknowledged. After a crash (of the process, or of the
+//! machine, which may lose the last unsynced batches) the store is at some
 //! sequence `n`; the consumer is recreated to start at `n + 1`, and anything
 //! redelivered at or below `n` is skipped. The consumer takes every
 //! subject, so sequences are contiguous: a gap (a message lost between

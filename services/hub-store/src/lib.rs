@@ -2,10 +2,21 @@
 //!
 //! A projection's store holds its read model and, in the same database, the
 //! last stream sequence whose effect is in it. Both change together in one
-//! `WriteBatch`, written with sync before the projection acknowledges the
-//! message to JetStream: after any crash the store is either before or after
-//! an event, never half-way, and a redelivered event (sequence ≤ applied) is
-//! skipped. That is what makes the effect exactly-once.
+//! `WriteBatch` (atomic in RocksDB's write-ahead log): after any crash the
+//! store is either before or after an event, never half-way, and a
+//! redelivered event (sequence ≤ applied) is skipped. That is what makes the
+//! effect exactly-once.
+//!
+//! The batch is written to the log without an fsync. A killed process loses
+//! nothing (the log is in the kernel's hands once the write returns); a
+//! machine crash or power cut may lose the last batches, data and applied
+//! sequence together, and the projection then re-applies them from the
+//! stream, which it resumes from its own applied sequence (not from
+//! JetStream's acknowledgements). The stream is the system of record; an
+//! fsync per batch bought nothing the stream does not already give, and cost
+//! replay speed (hub-bench: 23,504 and 25,790 events/s with sync against
+//! 31,530 and 29,545 without, two runs each, `--scale quick --commands
+//! 100000 --national-events 200000`).
 //!
 //! # Layout
 //! - [`KeyKind`]: the fixed one-byte prefixes that partition the key space.
@@ -290,7 +301,8 @@ impl Txn<'_> {
         Ok(merged.into_iter().collect())
     }
 
-    /// Writes every staged change and the new progress in one synced batch.
+    /// Writes every staged change and the new progress in one atomic batch
+    /// (logged, not fsynced: see the module documentation).
     pub fn commit(self, progress: Progress) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in self.staged {
@@ -312,7 +324,7 @@ impl Txn<'_> {
             progress.parked.to_be_bytes(),
         );
         let mut opts = WriteOptions::default();
-        opts.set_sync(true);
+        opts.set_sync(false);
         self.store.db.write_opt(batch, &opts)?;
         Ok(())
     }
