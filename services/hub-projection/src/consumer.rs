@@ -32,6 +32,9 @@ use hub_store::{Error, KeyKind, Progress, Store, Txn};
 
 /// Most messages applied in one RocksDB batch.
 pub const BATCH: usize = 512;
+/// Messages asked of the server at once (the next pull goes out when half
+/// have arrived, so the consumer rarely waits on a round trip).
+const PULL_BATCH: usize = 2 * BATCH;
 
 /// How a projection folds one event into its store; returns the key of a
 /// changed entry for live watchers, if any.
@@ -56,7 +59,13 @@ fn consumer_config(name: &str, applied: u64, durable: bool) -> pull::Config {
         deliver_policy: DeliverPolicy::ByStartSequence {
             start_sequence: applied + 1,
         },
-        ack_policy: AckPolicy::All,
+        // A rebuild keeps its place in its own store and its consumer dies
+        // with it: acknowledgements would only cost the server work.
+        ack_policy: if durable {
+            AckPolicy::All
+        } else {
+            AckPolicy::None
+        },
         ack_wait: Duration::from_secs(60),
         max_ack_pending: 10_000,
         inactive_threshold: if durable {
@@ -143,7 +152,12 @@ impl Consumer {
                 from = progress.applied_sequence + 1,
                 "consuming the event stream"
             );
-            let messages = match consumer.messages().await {
+            let messages = match consumer
+                .stream()
+                .max_messages_per_batch(PULL_BATCH)
+                .messages()
+                .await
+            {
                 Ok(m) => m,
                 Err(e) => {
                     tracing::warn!(projection = self.name, error = %e, "cannot read from the consumer; retrying");
@@ -151,7 +165,10 @@ impl Consumer {
                     continue;
                 }
             };
-            match self.consume(&store, messages, progress, until).await {
+            match self
+                .consume(&store, messages, progress, until, durable)
+                .await
+            {
                 Ok(()) => return,
                 Err(e) => {
                     tracing::warn!(projection = self.name, error = %e, "consumer interrupted; resuming from the store's position");
@@ -167,82 +184,21 @@ impl Consumer {
         messages: pull::Stream,
         mut progress: Progress,
         until: Option<u64>,
+        durable: bool,
     ) -> Result<(), String> {
         let mut chunks = messages.ready_chunks(BATCH);
         let mut fresh = true;
         while let Some(batch) = chunks.next().await {
-            let mut txn = store.txn();
-            let mut next = progress;
-            let mut last = None;
-            let mut changed = Vec::new();
-            let mut interrupted = None;
-            for item in batch {
-                let msg = match item {
-                    Ok(m) => m,
-                    Err(e) => {
-                        interrupted = Some(format!("message stream: {e}"));
-                        break;
-                    }
-                };
-                let seq = match msg.info() {
-                    Ok(info) => info.stream_sequence,
-                    Err(e) => {
-                        interrupted = Some(format!("message without JetStream info: {e}"));
-                        break;
-                    }
-                };
-                if seq <= next.applied_sequence {
-                    last = Some(msg); // redelivered: already applied
-                    continue;
-                }
-                if !fresh && seq != next.applied_sequence + 1 {
-                    interrupted = Some(format!(
-                        "gap: expected {}, got {seq}",
-                        next.applied_sequence + 1
-                    ));
-                    break;
-                }
-                fresh = false;
-                match decode(&msg.payload) {
-                    Decoded::Event(event) => {
-                        let root = (self.apply)(&mut txn, &event, seq)
-                            .map_err(|e| format!("store: {e}"))?;
-                        changed.extend(root);
-                        next.events_applied += 1;
-                    }
-                    Decoded::Parked(why) => {
-                        tracing::warn!(projection = self.name, sequence = seq, subject = %msg.subject, reason = why, "parked a message");
-                        metrics::counter!("hub_projection_parked_total", "projection" => self.name)
-                            .increment(1);
-                        let mut kept = msg.subject.as_bytes().to_vec();
-                        kept.push(0);
-                        kept.extend_from_slice(&msg.payload);
-                        txn.put(KeyKind::Parked, &seq.to_be_bytes(), kept);
-                        next.parked += 1;
-                    }
-                }
-                next.applied_sequence = seq;
-                last = Some(msg);
-                if until.is_some_and(|u| seq >= u) {
-                    break;
-                }
-            }
-            if next != progress {
-                txn.commit(next).map_err(|e| format!("store: {e}"))?;
-                progress = next;
-                let _ = self.progress.send(progress);
-                metrics::gauge!("hub_projection_applied_sequence", "projection" => self.name)
-                    .set(progress.applied_sequence as f64);
-                for root in changed {
-                    let _ = self.changes.send(root);
-                }
-            }
-            if let Some(msg) = last {
+            // RocksDB may block (a write stall while compaction catches up):
+            // never on a thread that queries and acknowledgements need.
+            let applied = blocking(|| self.apply_batch(store, batch, progress, &mut fresh, until))?;
+            progress = applied.progress;
+            if let Some(msg) = applied.last.filter(|_| durable) {
                 if let Err(e) = msg.ack().await {
                     tracing::warn!(projection = self.name, error = %e, "ack failed; the messages will be redelivered and skipped");
                 }
             }
-            if let Some(why) = interrupted {
+            if let Some(why) = applied.interrupted {
                 return Err(why);
             }
             if until.is_some_and(|u| progress.applied_sequence >= u) {
@@ -250,5 +206,108 @@ impl Consumer {
             }
         }
         Err("message stream ended".into())
+    }
+
+    /// Applies one chunk of messages and commits it with the new progress
+    /// in one batch; tells watchers and waiting queries.
+    fn apply_batch(
+        &self,
+        store: &Store,
+        batch: Vec<Result<jetstream::Message, pull::MessagesError>>,
+        progress: Progress,
+        fresh: &mut bool,
+        until: Option<u64>,
+    ) -> Result<Applied, String> {
+        let mut txn = store.txn();
+        let mut next = progress;
+        let mut last = None;
+        let mut changed = Vec::new();
+        let mut interrupted = None;
+        for item in batch {
+            let msg = match item {
+                Ok(m) => m,
+                Err(e) => {
+                    interrupted = Some(format!("message stream: {e}"));
+                    break;
+                }
+            };
+            let seq = match msg.info() {
+                Ok(info) => info.stream_sequence,
+                Err(e) => {
+                    interrupted = Some(format!("message without JetStream info: {e}"));
+                    break;
+                }
+            };
+            if seq <= next.applied_sequence {
+                last = Some(msg); // redelivered: already applied
+                continue;
+            }
+            if !*fresh && seq != next.applied_sequence + 1 {
+                interrupted = Some(format!(
+                    "gap: expected {}, got {seq}",
+                    next.applied_sequence + 1
+                ));
+                break;
+            }
+            *fresh = false;
+            match decode(&msg.payload) {
+                Decoded::Event(event) => {
+                    let root =
+                        (self.apply)(&mut txn, &event, seq).map_err(|e| format!("store: {e}"))?;
+                    changed.extend(root);
+                    next.events_applied += 1;
+                }
+                Decoded::Parked(why) => {
+                    tracing::warn!(projection = self.name, sequence = seq, subject = %msg.subject, reason = why, "parked a message");
+                    metrics::counter!("hub_projection_parked_total", "projection" => self.name)
+                        .increment(1);
+                    let mut kept = msg.subject.as_bytes().to_vec();
+                    kept.push(0);
+                    kept.extend_from_slice(&msg.payload);
+                    txn.put(KeyKind::Parked, &seq.to_be_bytes(), kept);
+                    next.parked += 1;
+                }
+            }
+            next.applied_sequence = seq;
+            last = Some(msg);
+            if until.is_some_and(|u| seq >= u) {
+                break;
+            }
+        }
+        if next != progress {
+            txn.commit(next).map_err(|e| format!("store: {e}"))?;
+            // Watchers first: whoever sees the new progress (a query with
+            // min_sequence, then a watch) must not be sent these changes
+            // again as if they were new.
+            for root in changed {
+                let _ = self.changes.send(root);
+            }
+            let _ = self.progress.send(next);
+            metrics::gauge!("hub_projection_applied_sequence", "projection" => self.name)
+                .set(next.applied_sequence as f64);
+        }
+        Ok(Applied {
+            progress: next,
+            last,
+            interrupted,
+        })
+    }
+}
+
+/// What applying one chunk came to.
+struct Applied {
+    progress: Progress,
+    /// The last message handled (acknowledged for a durable consumer).
+    last: Option<jetstream::Message>,
+    /// Why the chunk stopped early, if it did: the consumer is recreated.
+    interrupted: Option<String>,
+}
+
+/// Runs `f`, which may block, letting a multi-threaded runtime move its
+/// other tasks elsewhere meanwhile.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
     }
 }

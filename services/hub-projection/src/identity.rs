@@ -10,6 +10,15 @@
 //!
 //! When an event links two people that were apart, the later root is folded
 //! into the earlier one; the projection's `fold` moves its own records.
+//!
+//! A projection need not resolve every event: one about a single
+//! identifier that it does not otherwise use ([`must_resolve`]) links
+//! nobody, and the first event the projection does use about that
+//! identifier makes it a root then. Most of the stream (needle exchange,
+//! custody advice) is such events, so skipping them is most of a
+//! projection's speed. Which key of a person becomes the root can differ
+//! from a store that resolved everything; which keys belong together
+//! cannot.
 
 use hub_proto::events::Event;
 use hub_store::{parts, Error, KeyKind, Kv};
@@ -51,6 +60,12 @@ fn set_root<K: Kv>(kv: &mut K, key: &str, root: &str, old_root: Option<&str>) {
         &parts(&[root.as_bytes(), key.as_bytes()]),
         Vec::new(),
     );
+}
+
+/// Whether a projection that uses the person of `event` only when `uses`
+/// is true must still resolve it: when it links identifiers.
+pub fn must_resolve(event: &Event, uses: bool) -> bool {
+    !event.person_key.is_empty() && (uses || !event.linked_person_keys.is_empty())
 }
 
 /// Resolves (and links) the person `event` is about; `None` for events

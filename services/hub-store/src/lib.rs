@@ -32,7 +32,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use rocksdb::{Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
 
 pub use error::Error;
 
@@ -51,7 +53,9 @@ pub enum KeyKind {
     PersonMember = 0x11,
     /// root → the person's pick-up record.
     PickupRecord = 0x20,
-    /// partnership \0 release date \0 root: the list's order.
+    /// partnership \0 release date \0 root: the list's order; the value is
+    /// a copy of the root's `PickupRecord` (empty in stores written before
+    /// the copy was kept: read the record then).
     PickupByDate = 0x21,
     /// root \0 episode: a release episode's continuity facts.
     Continuity = 0x22,
@@ -66,6 +70,9 @@ pub enum KeyKind {
     /// Headcount figures: partnership \0 org \0 occurred (RFC 3339) → u32.
     Headcount = 0x33,
 }
+
+/// Memory for each store's block cache.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 const META_APPLIED: &[u8] = b"applied_sequence";
 const META_EVENTS_APPLIED: &[u8] = b"events_applied";
@@ -134,6 +141,18 @@ impl Store {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        // Applying an event is mostly point reads of keys that often do not
+        // exist yet (a person seen for the first time): a Bloom filter per
+        // table answers those without reading data blocks, and a block
+        // cache keeps the hot index, filter and data blocks in memory.
+        let mut table = BlockBasedOptions::default();
+        table.set_bloom_filter(10.0, false);
+        table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        opts.set_block_based_table_factory(&table);
+        opts.set_level_compaction_dynamic_level_bytes(true);
+        opts.increase_parallelism(2);
         let db =
             DB::open(&opts, path).map_err(|e| Error::Open(format!("{}: {e}", path.display())))?;
         Ok(Self {

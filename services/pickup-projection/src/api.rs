@@ -97,7 +97,17 @@ impl PickupApi {
         else {
             return Ok(None);
         };
-        let record = model::decode_record(&bytes).map_err(internal)?;
+        self.entry_of(root, &bytes, as_of).await
+    }
+
+    /// The entry of `root` from its encoded record.
+    async fn entry_of(
+        &self,
+        root: &str,
+        bytes: &[u8],
+        as_of: Date,
+    ) -> Result<Option<PickupEntry>, Status> {
+        let record = model::decode_record(bytes).map_err(internal)?;
         let Some(mut entry) = model::view(root, &record, as_of) else {
             return Ok(None);
         };
@@ -132,10 +142,15 @@ impl PickupApi {
             )
             .map_err(internal)?;
         let mut entries = Vec::with_capacity(rows.len());
-        for (key, _) in rows {
+        for (key, record) in rows {
             let root = key.rsplit(|b| *b == 0).next().unwrap_or_default();
             let root = std::str::from_utf8(root).map_err(internal)?;
-            if let Some(entry) = self.entry(root, as_of).await? {
+            let entry = if record.is_empty() {
+                self.entry(root, as_of).await?
+            } else {
+                self.entry_of(root, &record, as_of).await?
+            };
+            if let Some(entry) = entry {
                 if entry.partnership_code == partnership_code
                     && model::in_window(&entry, horizon_days)
                 {

@@ -211,9 +211,15 @@ fn save<K: Kv>(kv: &mut K, root: &str, old: Option<&PersonRecord>, new: Option<&
         if let Some((p, d)) = &before {
             kv.delete(KeyKind::PickupByDate, &index_key(p, d, root));
         }
-        if let Some((p, d)) = &after {
-            kv.put(KeyKind::PickupByDate, &index_key(p, d, root), Vec::new());
-        }
+    }
+    // The index entry carries a copy of the record, so that reading the
+    // list is one range scan, not a point read per entry.
+    if let (Some((p, d)), Some(r)) = (&after, new) {
+        kv.put(
+            KeyKind::PickupByDate,
+            &index_key(p, d, root),
+            r.encode_to_vec(),
+        );
     }
     let (before, after) = (continuity_row(old), continuity_row(new));
     if before != after {
@@ -339,6 +345,9 @@ fn checklist(record: &mut PersonRecord) -> &mut Checklist {
 /// Applies one event (at stream `sequence`). Returns the root of the person
 /// whose entry may have changed, if any.
 pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<String>, Error> {
+    if !identity::must_resolve(event, concerns_the_list(event)) {
+        return Ok(None);
+    }
     let Some(root) = identity::resolve(kv, event, fold)? else {
         return Ok(None);
     };
@@ -467,10 +476,37 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<S
     if let Some(Payload::PersonErased(_)) = &event.payload {
         rec.name = None;
     }
-    if old.as_ref() != Some(&rec) {
+    // A person the list knows nothing about keeps no record.
+    let untouched = old.is_none() && rec == PersonRecord::default();
+    if old.as_ref() != Some(&rec) && !untouched {
         save(kv, &root, old.as_ref(), Some(&rec));
     }
     Ok(Some(root))
+}
+
+/// Whether `event` says anything the list shows: a fact of a release
+/// episode or its checklist, gate pick-up consent, a name, an erasure.
+fn concerns_the_list(event: &Event) -> bool {
+    event.sealed.as_ref().is_some_and(|s| s.has_name)
+        || match &event.payload {
+            Some(Payload::ConsentRecorded(c)) => c.purpose == ConsentPurpose::GatePickup as i32,
+            Some(
+                Payload::ReleaseDateRecorded(_)
+                | Payload::ReleaseCancelled(_)
+                | Payload::ReleaseRecorded(_)
+                | Payload::GatePickupRecorded(_)
+                | Payload::TreatmentEngagementRecorded(_)
+                | Payload::ImminentReleaseFlagged(_)
+                | Payload::PreReleaseTriageRecorded(_)
+                | Payload::NaloxoneOnReleaseRecorded(_)
+                | Payload::NaloxoneSupplied(_)
+                | Payload::OverdoseTrainingRecorded(_)
+                | Payload::CommunityAppointmentBooked(_)
+                | Payload::GatePickupArranged(_)
+                | Payload::PersonErased(_),
+            ) => true,
+            _ => false,
+        }
 }
 
 /// Alerts apply to scheduled releases this many days away or fewer.
@@ -644,10 +680,16 @@ mod tests {
                 .scan(KeyKind::PickupByDate, &prefix)
                 .unwrap()
                 .into_iter()
-                .filter_map(|(k, _)| {
+                .filter_map(|(k, copy)| {
                     let root =
                         String::from_utf8(k.rsplit(|b| *b == 0).next().unwrap().to_vec()).unwrap();
-                    view(&root, &load(&self.kv, &root).unwrap().unwrap(), as_of)
+                    let record = load(&self.kv, &root).unwrap().unwrap();
+                    assert_eq!(
+                        decode_record(&copy).unwrap(),
+                        record,
+                        "the index's copy of the record is in step with it"
+                    );
+                    view(&root, &record, as_of)
                 })
                 .filter(|e| in_window(e, 14))
                 .collect()
@@ -702,6 +744,41 @@ mod tests {
     }
 
     const TODAY: &str = "2026-11-23";
+
+    #[test]
+    fn events_the_list_does_not_use_leave_no_trace_but_links_still_join_people() {
+        let mut w = World::new();
+        w.given(
+            &["client"],
+            "2026-11-20",
+            Payload::NeedleExchangeRecorded(Default::default()),
+        );
+        w.given(
+            &["pnc"],
+            "2026-11-20",
+            Payload::HarmReductionAdviceRecorded(Default::default()),
+        );
+        assert!(w.kv.0.is_empty(), "nothing stored: {:?}", w.kv.0.keys());
+        // A referral naming nobody new to the list, but linking two keys.
+        w.given(
+            &["nhs", "client"],
+            "2026-11-21",
+            Payload::TreatmentReferralRecorded(Default::default()),
+        );
+        assert!(
+            load(&w.kv, "nhs").unwrap().is_none(),
+            "no record for a person the list knows nothing of"
+        );
+        assert_eq!(
+            identity::root_of(&w.kv, "client").unwrap().as_deref(),
+            Some("nhs")
+        );
+        // A release under the client code lands on the linked person.
+        w.given(&["client"], "2026-11-22", release_date("2026-11-25"));
+        let list = w.list("bradford", date(2026, 11, 22));
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].person_key, "nhs");
+    }
 
     #[test]
     fn a_bare_release_within_7_days_has_every_alert() {

@@ -158,7 +158,13 @@ fn fold<K: Kv>(kv: &mut K, kept: &str, folded: &str) -> Result<(), Error> {
 
 /// Applies one event at stream `sequence`.
 pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<String>, Error> {
-    let root = identity::resolve(kv, event, fold)?;
+    // People count only where they were trained.
+    let trains_someone = matches!(event.payload, Some(Payload::OverdoseTrainingRecorded(_)));
+    let root = if identity::must_resolve(event, trains_someone) {
+        identity::resolve(kv, event, fold)?
+    } else {
+        None
+    };
     let Some((fy, q, at)) = period(event) else {
         return Ok(None);
     };
@@ -538,6 +544,40 @@ mod tests {
         let last = w.counts("2025-26");
         assert_eq!(last.carers_trained, 1);
         assert_eq!(last.quarters[3].carers_trained, 1);
+    }
+
+    #[test]
+    fn people_seen_only_outside_training_leave_no_trace_until_linked() {
+        let mut w = World::new();
+        w.given(
+            &["client"],
+            "2026-05-01T10:00:00Z",
+            Payload::NeedleExchangeRecorded(Default::default()),
+        )
+        .given(
+            &["nhs"],
+            "2026-05-01T10:00:00Z",
+            Payload::TreatmentReferralRecorded(Default::default()),
+        );
+        assert!(w.kv.0.is_empty(), "nothing stored: {:?}", w.kv.0.keys());
+        // Trained under one key, then seen under both: still one person
+        // when trained again under the other.
+        w.given(
+            &["client"],
+            "2026-05-02T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        )
+        .given(
+            &["nhs", "client"],
+            "2026-05-03T10:00:00Z",
+            Payload::TreatmentReferralRecorded(Default::default()),
+        )
+        .given(
+            &["nhs"],
+            "2026-05-04T10:00:00Z",
+            training(TrainingAudience::ServiceUser, false),
+        );
+        assert_eq!(w.counts("2026-27").service_users_trained, 1);
     }
 
     #[test]
