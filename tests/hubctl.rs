@@ -232,6 +232,8 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
     for (agency, rpc) in order {
         let (own, token) = flags(agency, rpc, &release);
         let request_id = format!("hubctl-test-{agency}-{rpc}");
+        // A retry sends the same body: the same request id and time.
+        let occurred_at = jiff::Timestamp::now().to_string();
         let mut args = vec![
             "--json".to_string(),
             agency.to_string(),
@@ -240,6 +242,8 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
             "bradford".into(),
             "--request-id".into(),
             request_id.clone(),
+            "--occurred-at".into(),
+            occurred_at,
         ];
         args.extend(own);
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -603,4 +607,64 @@ async fn completions_cover_every_subcommand() {
         "{}",
         &zsh.stdout[..80.min(zsh.stdout.len())]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_batch_uploads_a_file_and_a_second_upload_records_nothing_twice() {
+    let hub = Hub::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("needles.jsonl");
+    let line = |id: &str, client_code: &str| {
+        format!(
+            r#"{{"record_needle_exchange": {{"request_id": "{id}", "partnership_code": "bradford", "occurred_at": "{}T10:00:00Z", "pharmacy_code": "FW844", "client_code": "{client_code}", "packs_given": 2}}}}"#,
+            london_day(-1)
+        )
+    };
+    // Line 2's attributor has a date that does not exist.
+    let text = [
+        line("fw844-1", "JS02031985M"),
+        line("fw844-2", "JS31021985M"),
+        line("fw844-3", "AB01011990F"),
+    ]
+    .join("\n");
+    std::fs::write(&file, &text).unwrap();
+    let path = file.display().to_string();
+    let args = ["pharmacy", "record-batch", "--file", path.as_str()];
+
+    let first = hubctl(&hub, Some(PHARMACIST), &args).await;
+    first.refused(1, &["1 command(s) refused", "upload the file again"]);
+    assert!(
+        first.stdout.contains("line      2")
+            && first.stdout.contains("refused INVALID_ARGUMENT")
+            && first.stdout.contains("client_code"),
+        "{}",
+        first.stdout
+    );
+    assert!(first
+        .stdout
+        .contains("recorded 2, already recorded 0, refused 1"));
+    assert_eq!(hub.stream_messages().await, 2);
+
+    // Fixed and uploaded again: the fixed line is recorded, the others are
+    // acknowledged again.
+    std::fs::write(&file, text.replace("JS31021985M", "JS28021985M")).unwrap();
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let second = hubctl(&hub, Some(PHARMACIST), &json_args).await.json();
+    assert_eq!(second["recorded"], 1, "{second}");
+    assert_eq!(second["duplicates"], 2, "{second}");
+    assert_eq!(second["results"][1]["line"], 2);
+    assert_eq!(second["results"][1]["outcome"], "recorded");
+    assert_eq!(second["results"][0]["outcome"], "already recorded");
+    assert_eq!(hub.stream_messages().await, 3);
+
+    // The wrong role for the service: each line is refused, nothing recorded.
+    let wrong = hubctl(&hub, Some(CARAT), &args).await;
+    wrong.refused(1, &["3 command(s) refused"]);
+    assert!(
+        wrong.stdout.contains("PERMISSION_DENIED"),
+        "{}",
+        wrong.stdout
+    );
+    assert_eq!(hub.stream_messages().await, 3);
 }

@@ -7,12 +7,14 @@
 //!    typical hub event, with `--in-flight` unacknowledged at once;
 //! 2. ingest: the same number of commands through the agency services'
 //!    gRPC API from concurrent clients, the same number in flight, counted
-//!    when acknowledged;
+//!    when acknowledged; then the same again as `RecordBatch` uploads
+//!    (bulk ingest: 1,000 commands an upload, 4 uploads at once);
 //! 3. e2e: a steady 1,000 commands a second; for every tenth, the time from
 //!    its acknowledgement until a query that waits for its sequence
 //!    (`min_sequence`) answers;
 //! 4. list: `ListPickups` for a partnership with 1,000 upcoming releases;
-//! 5. national: a simulated year of England (see [`workload`]) ingested,
+//! 5. national: a simulated year of England (see [`workload`]) ingested
+//!    (by `RecordBatch`, as a bulk load would be),
 //!    read whole by an ordered consumer (raw consume), both projections
 //!    rebuilt from it at once (replay), and the bytes on disk per event;
 //! 6. peak RSS of each process.
@@ -35,7 +37,7 @@ use clap::{Parser, ValueEnum};
 use futures::{stream::FuturesUnordered, StreamExt};
 use hub_proto::{
     ambulance::ambulance_service_client::AmbulanceServiceClient,
-    common::EventAck,
+    common::{BatchAck, EventAck},
     custody::custody_service_client::CustodyServiceClient,
     pharmacy::pharmacy_service_client::PharmacyServiceClient,
     prison::prison_service_client::PrisonServiceClient,
@@ -51,7 +53,7 @@ use hub_testkit::{workspace_root, HubProcess, NatsServer};
 use prost::Message as _;
 use serde_json::json;
 use tonic::{transport::Channel, Request};
-use workload::{Command, Env};
+use workload::{BatchItem, Command, Env};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum Scale {
@@ -340,6 +342,95 @@ impl Agencies {
         }
         if errors > 0 {
             bail!("{errors} of {count} commands failed");
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+/// Commands per `RecordBatch` upload, and uploads in flight at once.
+const BATCH_SIZE: usize = 1_000;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+impl Agencies {
+    /// Sends one agency's batch; `items` all go to the same service.
+    async fn send_batch(&self, c: usize, items: Vec<BatchItem>) -> Result<BatchAck, tonic::Status> {
+        macro_rules! upload {
+            ($clients:ident, $variant:ident, $token:literal) => {{
+                let commands: Vec<_> = items
+                    .into_iter()
+                    .filter_map(|i| match i {
+                        BatchItem::$variant(x) => Some(x),
+                        _ => None,
+                    })
+                    .collect();
+                self.$clients[c]
+                    .clone()
+                    .record_batch(authed(futures::stream::iter(commands), $token))
+                    .await
+            }};
+        }
+        let reply = match items.first() {
+            None => return Ok(BatchAck::default()),
+            Some(BatchItem::Pharmacy(_)) => upload!(pharmacy, Pharmacy, "bench-token-pharmacist"),
+            Some(BatchItem::Custody(_)) => upload!(custody, Custody, "bench-token-custody"),
+            Some(BatchItem::Prison(_)) => upload!(prison, Prison, "bench-token-carat"),
+            Some(BatchItem::Treatment(_)) => upload!(treatment, Treatment, "bench-token-treatment"),
+            Some(BatchItem::Ambulance(_)) => upload!(ambulance, Ambulance, "bench-token-paramedic"),
+        };
+        reply.map(tonic::Response::into_inner)
+    }
+
+    /// Sends `count` commands made by `make` as `RecordBatch` uploads of
+    /// [`BATCH_SIZE`] per agency, [`BATCHES_IN_FLIGHT`] at once; returns
+    /// the seconds until the last was acknowledged.
+    async fn flood_batches(&self, count: u64, make: impl Fn(u64) -> Command) -> Result<f64> {
+        let start = Instant::now();
+        let mut buffers: Vec<Vec<BatchItem>> = vec![Vec::new(); 5];
+        let mut pending = FuturesUnordered::new();
+        let mut refused = 0u64;
+        let mut uploads = 0usize;
+        let mut check = |r: Result<BatchAck, tonic::Status>| -> Result<()> {
+            let ack =
+                r.map_err(|e| anyhow::anyhow!("batch failed: {:?} {}", e.code(), e.message()))?;
+            if let Some(first) = ack.results.iter().find_map(|r| match &r.outcome {
+                Some(hub_proto::common::batch_result::Outcome::Error(e)) => Some(e.clone()),
+                _ => None,
+            }) {
+                eprintln!("batch refused a command: {} {}", first.code, first.message);
+            }
+            refused += u64::from(ack.refused);
+            Ok(())
+        };
+        for n in 0..count {
+            let item = make(n).into_batch_item();
+            let slot = item.agency();
+            buffers[slot].push(item);
+            let full = buffers[slot].len() >= BATCH_SIZE;
+            let last = n + 1 == count;
+            let ready: Vec<Vec<BatchItem>> = if last {
+                buffers.iter_mut().map(std::mem::take).collect()
+            } else if full {
+                vec![std::mem::take(&mut buffers[slot])]
+            } else {
+                continue;
+            };
+            for items in ready.into_iter().filter(|b| !b.is_empty()) {
+                if pending.len() >= BATCHES_IN_FLIGHT {
+                    if let Some(r) = pending.next().await {
+                        check(r)?;
+                    }
+                }
+                let me = self.clone();
+                let c = uploads % CONNECTIONS;
+                uploads += 1;
+                pending.push(async move { me.send_batch(c, items).await });
+            }
+        }
+        while let Some(r) = pending.next().await {
+            check(r)?;
+        }
+        if refused > 0 {
+            bail!("{refused} of {count} batched commands were refused");
         }
         Ok(start.elapsed().as_secs_f64())
     }
@@ -682,6 +773,17 @@ async fn main() -> Result<()> {
     figures.insert("ingest_per_s", ingest);
     figures.insert("ingest_ratio", ingest / raw);
     eprintln!("ingest: {ingest:.0}/s");
+    let env_batch = Env {
+        run: "batch",
+        ..env
+    };
+    let secs = agencies
+        .flood_batches(plan.commands, |n| workload::national(n, &env_batch))
+        .await?;
+    let batch_ingest = plan.commands as f64 / secs;
+    figures.insert("ingest_batch_per_s", batch_ingest);
+    figures.insert("ingest_batch_ratio", batch_ingest / raw);
+    eprintln!("ingest by RecordBatch: {batch_ingest:.0}/s");
 
     // 3. e2e at a steady 1,000 a second.
     settle(&hub, last_sequence(&hub.nats).await?).await?;
@@ -713,7 +815,7 @@ async fn main() -> Result<()> {
         ..env
     };
     let national_s = agencies
-        .flood(plan.national, in_flight, |n| {
+        .flood_batches(plan.national, |n| {
             workload::national(base + n, &env_national)
         })
         .await?;
@@ -806,10 +908,12 @@ fn print_table(
     );
     println!("{:<28} {:>14}  target", "measure", "value");
     // (key, decimals, target)
-    const ROWS: [(&str, usize, &str); 15] = [
+    const ROWS: [(&str, usize, &str); 17] = [
         ("raw_publish_per_s", 0, ""),
         ("ingest_per_s", 0, ""),
         ("ingest_ratio", 2, ">= 0.5"),
+        ("ingest_batch_per_s", 0, ""),
+        ("ingest_batch_ratio", 2, ">= 0.5"),
         ("raw_consume_per_s", 0, ""),
         ("replay_per_s", 0, ">= 100000"),
         ("replay_ratio", 2, ">= 0.5"),

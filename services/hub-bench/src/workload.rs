@@ -23,12 +23,16 @@
 
 use hub_core::synthetic::{client_code, nhs_number, prison_number};
 use hub_proto::{
-    ambulance::{RecordOverdoseAttendanceRequest, RecordParamedicNaloxoneTrainingRequest},
+    ambulance::{
+        AmbulanceCommand, RecordOverdoseAttendanceRequest, RecordParamedicNaloxoneTrainingRequest,
+    },
     common::{AdviceTopic, ConsentPurpose, PersonRef, TrainingAudience},
-    custody::{RecordHarmReductionAdviceRequest, RecordOfficerOverdoseTrainingRequest},
-    pharmacy::{RecordNaloxoneSupplyRequest, RecordNeedleExchangeRequest},
-    prison::{RecordConsentRequest, RecordReleaseDateRequest},
-    treatment::{RecordOverdoseTrainingRequest, RecordReferralRequest},
+    custody::{
+        CustodyCommand, RecordHarmReductionAdviceRequest, RecordOfficerOverdoseTrainingRequest,
+    },
+    pharmacy::{PharmacyCommand, RecordNaloxoneSupplyRequest, RecordNeedleExchangeRequest},
+    prison::{PrisonCommand, RecordConsentRequest, RecordReleaseDateRequest},
+    treatment::{RecordOverdoseTrainingRequest, RecordReferralRequest, TreatmentCommand},
 };
 
 /// One command for one service.
@@ -44,6 +48,56 @@ pub enum Command {
     OverdoseTraining(RecordOverdoseTrainingRequest),
     Attendance(RecordOverdoseAttendanceRequest),
     ParamedicTraining(RecordParamedicNaloxoneTrainingRequest),
+}
+
+/// A command as one item of its agency's `RecordBatch` upload.
+#[derive(Debug, Clone)]
+pub enum BatchItem {
+    Pharmacy(PharmacyCommand),
+    Custody(CustodyCommand),
+    Prison(PrisonCommand),
+    Treatment(TreatmentCommand),
+    Ambulance(AmbulanceCommand),
+}
+
+impl BatchItem {
+    /// Which agency service takes it (0 to 4).
+    pub fn agency(&self) -> usize {
+        match self {
+            BatchItem::Pharmacy(_) => 0,
+            BatchItem::Custody(_) => 1,
+            BatchItem::Prison(_) => 2,
+            BatchItem::Treatment(_) => 3,
+            BatchItem::Ambulance(_) => 4,
+        }
+    }
+}
+
+impl Command {
+    pub fn into_batch_item(self) -> BatchItem {
+        use hub_proto::{
+            ambulance::ambulance_command::Command as A, custody::custody_command::Command as C,
+            pharmacy::pharmacy_command::Command as P, prison::prison_command::Command as Pr,
+            treatment::treatment_command::Command as T,
+        };
+        let pharmacy = |c| BatchItem::Pharmacy(PharmacyCommand { command: Some(c) });
+        let custody = |c| BatchItem::Custody(CustodyCommand { command: Some(c) });
+        let prison = |c| BatchItem::Prison(PrisonCommand { command: Some(c) });
+        let treatment = |c| BatchItem::Treatment(TreatmentCommand { command: Some(c) });
+        let ambulance = |c| BatchItem::Ambulance(AmbulanceCommand { command: Some(c) });
+        match self {
+            Command::NeedleExchange(r) => pharmacy(P::RecordNeedleExchange(r)),
+            Command::NaloxoneSupply(r) => pharmacy(P::RecordNaloxoneSupply(r)),
+            Command::Advice(r) => custody(C::RecordHarmReductionAdvice(r)),
+            Command::OfficerTraining(r) => custody(C::RecordOfficerOverdoseTraining(r)),
+            Command::ReleaseDate(r) => prison(Pr::RecordReleaseDate(r)),
+            Command::Consent(r) => prison(Pr::RecordConsent(r)),
+            Command::Referral(r) => treatment(T::RecordReferral(r)),
+            Command::OverdoseTraining(r) => treatment(T::RecordOverdoseTraining(r)),
+            Command::Attendance(r) => ambulance(A::RecordOverdoseAttendance(r)),
+            Command::ParamedicTraining(r) => ambulance(A::RecordParamedicNaloxoneTraining(r)),
+        }
+    }
 }
 
 /// Who sends each command kind (`bench-tokens.json`).

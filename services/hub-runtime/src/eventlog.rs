@@ -65,6 +65,13 @@ pub async fn connect(args: &crate::config::NatsArgs, name: &str) -> Result<Clien
         .map_err(|e| Error::Unavailable(format!("cannot connect to NATS: {e}")))
 }
 
+fn not_acknowledged_in_time() -> Error {
+    Error::Unavailable(format!(
+        "the event log did not acknowledge within {}s",
+        PUBLISH_TIMEOUT.as_secs()
+    ))
+}
+
 /// The event stream and the client that reaches it.
 #[derive(Clone)]
 pub struct EventLog {
@@ -95,6 +102,10 @@ pub fn stream_config(name: &str, dedupe_window: Duration) -> stream::Config {
         max_bytes: -1,
         duplicate_window: dedupe_window,
         allow_direct: true,
+        // Events repeat their header names, subjects, codes and the hex of
+        // keyed hashes: S2 (per message block, NATS ≥ 2.10) roughly halves
+        // the bytes kept forever, for little CPU (see BENCHMARKS.md).
+        compression: Some(stream::Compression::S2),
         ..Default::default()
     }
 }
@@ -147,18 +158,19 @@ impl EventLog {
                 format!("stream {stream_name} has limits that would delete events; it must keep everything"),
             ));
         }
-        if have.duplicate_window != dedupe_window {
+        if have.duplicate_window != dedupe_window || have.compression != wanted.compression {
             let mut updated = have.clone();
             updated.duplicate_window = dedupe_window;
+            updated.compression = wanted.compression;
             // Projections may not change the stream (least privilege): the
             // window is the agency services' business.
             match js.update_stream(updated).await {
                 Ok(_) => tracing::info!(
                     window_s = dedupe_window.as_secs(),
-                    "duplicate window updated"
+                    "duplicate window and compression updated"
                 ),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not update the duplicate window; keeping the stream's")
+                    tracing::warn!(error = %e, "could not update the duplicate window or compression; keeping the stream's")
                 }
             }
         }
@@ -186,24 +198,47 @@ impl EventLog {
         &self,
         subject: String,
         msg_id: &str,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Bytes,
     ) -> Result<PublishAck, Error> {
-        headers.insert(NATS_MESSAGE_ID, msg_id);
         let attempt = async {
-            let ack = self.js.publish_with_headers(subject, headers, body).await?;
-            ack.await
+            let pending = self.send(subject, msg_id, headers, body).await?;
+            pending.await
         };
         match tokio::time::timeout(PUBLISH_TIMEOUT, attempt).await {
-            Ok(Ok(ack)) => Ok(ack),
-            Ok(Err(e)) => Err(Error::Unavailable(format!(
-                "the event log did not acknowledge: {e}"
-            ))),
-            Err(_) => Err(Error::Unavailable(format!(
-                "the event log did not acknowledge within {}s",
-                PUBLISH_TIMEOUT.as_secs()
-            ))),
+            Ok(result) => result,
+            Err(_) => Err(not_acknowledged_in_time()),
         }
+    }
+
+    /// Sends a message without waiting for its acknowledgement, so that
+    /// many can be in flight at once (batch uploads); the returned future
+    /// waits (at most [`PUBLISH_TIMEOUT`]) for it. Messages sent one after
+    /// another on this client reach the stream in that order.
+    pub async fn send(
+        &self,
+        subject: String,
+        msg_id: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<impl std::future::Future<Output = Result<PublishAck, Error>>, Error> {
+        headers.insert(NATS_MESSAGE_ID, msg_id);
+        let sent = tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            self.js.publish_with_headers(subject, headers, body),
+        )
+        .await
+        .map_err(|_| not_acknowledged_in_time())?
+        .map_err(|e| Error::Unavailable(format!("the event log did not acknowledge: {e}")))?;
+        Ok(async move {
+            match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
+                Ok(Ok(ack)) => Ok(ack),
+                Ok(Err(e)) => Err(Error::Unavailable(format!(
+                    "the event log did not acknowledge: {e}"
+                ))),
+                Err(_) => Err(not_acknowledged_in_time()),
+            }
+        })
     }
 
     /// The stored message at `sequence`.

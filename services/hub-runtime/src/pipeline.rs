@@ -10,11 +10,12 @@
 
 use std::sync::Arc;
 
-use async_nats::header::HeaderMap;
+use async_nats::{header::HeaderMap, jetstream::publish::PublishAck};
 use bytes::Bytes;
+use futures::{stream::FuturesOrdered, StreamExt};
 use jiff::Timestamp;
 use prost::Message;
-use tonic::{Request, Response, Status};
+use tonic::{metadata::MetadataMap, Request, Response, Status};
 
 use hub_core::{
     auth::{Action, Agency, Caller, TokenRegistry},
@@ -26,7 +27,9 @@ use hub_core::{
     Error,
 };
 use hub_proto::{
-    common::EventAck,
+    common::{
+        batch_result::Outcome, BatchAck, BatchError, BatchFieldViolation, BatchResult, EventAck,
+    },
     event_type,
     events::{Event, PersonalData},
     CommandFields, SCHEMA_VERSION,
@@ -43,7 +46,6 @@ pub const HEADER_REQUEST_DIGEST: &str = "Hub-Request-Digest";
 /// Header carrying the event id (so a duplicate can be answered without
 /// decoding the body).
 pub const HEADER_EVENT_ID: &str = "Hub-Event-Id";
-pub const HEADER_EVENT_TYPE: &str = "Hub-Event-Type";
 
 pub use hub_core::command::{Decision, RuleContext};
 
@@ -94,31 +96,11 @@ impl CommandPipeline {
         R: CommandFields,
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
     {
-        let authorization = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or_default().to_string());
+        let authorization = authorization(request.metadata());
         let req = request.into_inner();
         let started = std::time::Instant::now();
         let result = self.run(rpc, authorization.as_deref(), &req, rules).await;
-        let code = match &result {
-            Ok(_) => "OK",
-            Err(e) => status_code_name(e),
-        };
-        let labels = [("rpc", rpc.to_string()), ("code", code.to_string())];
-        metrics::counter!("hub_commands_total", &labels).increment(1);
-        metrics::histogram!("hub_command_duration_seconds", &labels)
-            .record(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(ack) => tracing::info!(
-                rpc,
-                request_id = req.request_id(),
-                sequence = ack.stream_sequence,
-                duplicate = ack.duplicate,
-                "recorded"
-            ),
-            Err(e) => tracing::info!(rpc, request_id = req.request_id(), error = %e, "refused"),
-        }
+        observe(rpc, req.request_id(), started, &result);
         result.map(Response::new).map_err(|e| ApiError(e).into())
     }
 
@@ -133,17 +115,58 @@ impl CommandPipeline {
         R: CommandFields,
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
     {
-        // authenticate
         let caller = self.tokens.authenticate(authorization)?;
-        // authorise: role first; the partnership when it is a real one (an
-        // unknown code is a validation error below).
+        let now = Timestamp::now();
+        let (decision, occurred_at) = self.check(rpc, caller, req, rules, now)?;
+        // Everything from here waits on NATS: one bound for all of it, so a
+        // caller hears UNAVAILABLE within 5 s whatever is slow.
+        let record = async {
+            let event = self
+                .seal(rpc, caller, req, decision, occurred_at, now)
+                .await?;
+            let publish_started = std::time::Instant::now();
+            let ack = self
+                .log
+                .publish(
+                    event.subject.clone(),
+                    &event.msg_id,
+                    event.headers(),
+                    event.body.clone(),
+                )
+                .await?;
+            metrics::histogram!("hub_publish_duration_seconds")
+                .record(publish_started.elapsed().as_secs_f64());
+            self.acknowledge(&event, ack).await
+        };
+        match tokio::time::timeout(PUBLISH_TIMEOUT, record).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unavailable(format!(
+                "the event log did not acknowledge within {}s; retry with the same request_id",
+                PUBLISH_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Authorise (role first; the partnership when it is a real one, an
+    /// unknown code being a validation error) and validate: every field
+    /// rule, then the RPC's own. Pure: nothing leaves the process.
+    fn check<R, F>(
+        &self,
+        rpc: &'static str,
+        caller: &Caller,
+        req: &R,
+        rules: F,
+        now: Timestamp,
+    ) -> Result<(Decision, Timestamp), Error>
+    where
+        R: CommandFields,
+        F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
+    {
         let partnership_code = req.partnership_code();
         let action = Action::Command(self.agency, rpc);
         if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
             caller.authorise(action, partnership_code)?;
         }
-        // validate
-        let now = Timestamp::now();
         let mut violations = Violations::new();
         violations.check("request_id", validate::request_id(req.request_id()));
         violations.check(
@@ -159,30 +182,16 @@ impl CommandPipeline {
         };
         let decision = rules(req, &ctx, &mut violations);
         violations.finish(|| ())?;
-        let (Some(decision), Some(occurred_at)) = (decision, occurred_at) else {
-            return Err(Error::Internal(format!(
+        match (decision, occurred_at) {
+            (Some(decision), Some(occurred_at)) => Ok((decision, occurred_at)),
+            _ => Err(Error::Internal(format!(
                 "{rpc}: rules passed but decided nothing"
-            )));
-        };
-
-        // Everything from here waits on NATS: one bound for all of it, so a
-        // caller hears UNAVAILABLE within 5 s whatever is slow.
-        match tokio::time::timeout(
-            PUBLISH_TIMEOUT,
-            self.record(rpc, caller, req, decision, occurred_at, now),
-        )
-        .await
-        {
-            Ok(result) => result,
-            Err(_) => Err(Error::Unavailable(format!(
-                "the event log did not acknowledge within {}s; retry with the same request_id",
-                PUBLISH_TIMEOUT.as_secs()
             ))),
         }
     }
 
-    /// Pseudonymise and seal, publish, and answer with the acknowledgement.
-    async fn record<R: CommandFields>(
+    /// Pseudonymise and seal: the event as it will be published.
+    async fn seal<R: CommandFields>(
         &self,
         rpc: &'static str,
         caller: &Caller,
@@ -190,9 +199,8 @@ impl CommandPipeline {
         decision: Decision,
         occurred_at: Timestamp,
         now: Timestamp,
-    ) -> Result<EventAck, Error> {
+    ) -> Result<SealedEvent, Error> {
         let partnership_code = req.partnership_code();
-        // pseudonymise and seal
         let event_id = uuid::Uuid::now_v7().to_string();
         let keys = decision
             .person
@@ -237,43 +245,35 @@ impl CommandPipeline {
             sealed,
             payload: Some(decision.payload),
         };
+        Ok(SealedEvent {
+            subject: format!(
+                "hub.events.{}.{}.{}",
+                self.agency.as_str(),
+                partnership_code,
+                event_type
+            ),
+            msg_id: format!("{}:{}", caller.org_code, req.request_id()),
+            digest: self.pseudonymiser.request_digest(
+                &format!("{}/{rpc}", self.agency.as_str()),
+                &req.encode_to_vec(),
+            ),
+            event_id,
+            org_code: caller.org_code.clone(),
+            body: Bytes::from(event.encode_to_vec()),
+        })
+    }
 
-        // publish, and acknowledge only what JetStream acknowledged
-        let subject = format!(
-            "hub.events.{}.{}.{}",
-            self.agency.as_str(),
-            partnership_code,
-            event_type
-        );
-        let msg_id = format!("{}:{}", caller.org_code, req.request_id());
-        let digest = self.pseudonymiser.request_digest(
-            &format!("{}/{rpc}", self.agency.as_str()),
-            &req.encode_to_vec(),
-        );
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_REQUEST_DIGEST, digest.as_str());
-        headers.insert(HEADER_EVENT_ID, event_id.as_str());
-        headers.insert(HEADER_EVENT_TYPE, event_type);
-        let publish_started = std::time::Instant::now();
-        let ack = self
-            .log
-            .publish(
-                subject,
-                &msg_id,
-                headers,
-                Bytes::from(event.encode_to_vec()),
-            )
-            .await?;
-        metrics::histogram!("hub_publish_duration_seconds")
-            .record(publish_started.elapsed().as_secs_f64());
+    /// Acknowledge only what JetStream acknowledged. A duplicate id with
+    /// the same body gets the first recording's ack; with another body it
+    /// is a conflict.
+    async fn acknowledge(&self, event: &SealedEvent, ack: PublishAck) -> Result<EventAck, Error> {
         if !ack.duplicate {
             return Ok(EventAck {
-                event_id,
+                event_id: event.event_id.clone(),
                 stream_sequence: ack.sequence,
                 duplicate: false,
             });
         }
-        // The id was seen: same body → the first ack; another body → conflict.
         let first = self.log.message(ack.sequence).await?;
         let header = |name: &str| {
             first
@@ -282,10 +282,10 @@ impl CommandPipeline {
                 .map(|v| v.as_str().to_string())
                 .unwrap_or_default()
         };
-        if header(HEADER_REQUEST_DIGEST) != digest {
+        if header(HEADER_REQUEST_DIGEST) != event.digest {
             return Err(Error::AlreadyExists(format!(
                 "request_id: already used by organisation {} for a different request; use a new request_id",
-                caller.org_code
+                event.org_code
             )));
         }
         Ok(EventAck {
@@ -293,6 +293,265 @@ impl CommandPipeline {
             stream_sequence: ack.sequence,
             duplicate: true,
         })
+    }
+
+    /// The caller of a batch upload: authenticated once for the whole call.
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        self.tokens
+            .authenticate(authorization(metadata).as_deref())
+            .cloned()
+            .map_err(|e| ApiError(e).into())
+    }
+
+    /// A batch upload by `caller` (see [`Batch`]).
+    pub fn batch(&self, caller: Caller) -> Batch<'_> {
+        Batch {
+            pipeline: self,
+            caller,
+            results: Vec::new(),
+            in_flight: FuturesOrdered::new(),
+        }
+    }
+}
+
+/// A command that passed every check, pseudonymised, sealed and encoded:
+/// what is published, and what its acknowledgement needs.
+struct SealedEvent {
+    subject: String,
+    msg_id: String,
+    digest: String,
+    event_id: String,
+    org_code: String,
+    body: Bytes,
+}
+
+impl SealedEvent {
+    fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_REQUEST_DIGEST, self.digest.as_str());
+        headers.insert(HEADER_EVENT_ID, self.event_id.as_str());
+        headers
+    }
+}
+
+fn authorization(metadata: &MetadataMap) -> Option<String> {
+    metadata
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or_default().to_string())
+}
+
+/// Metrics and the log line of one command, recorded or refused.
+fn observe(
+    rpc: &'static str,
+    request_id: &str,
+    started: std::time::Instant,
+    result: &Result<EventAck, Error>,
+) {
+    let code = match result {
+        Ok(_) => "OK",
+        Err(e) => status_code_name(e),
+    };
+    let labels = [("rpc", rpc.to_string()), ("code", code.to_string())];
+    metrics::counter!("hub_commands_total", &labels).increment(1);
+    metrics::histogram!("hub_command_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(ack) => tracing::info!(
+            rpc,
+            request_id,
+            sequence = ack.stream_sequence,
+            duplicate = ack.duplicate,
+            "recorded"
+        ),
+        Err(e) => tracing::info!(rpc, request_id, error = %e, "refused"),
+    }
+}
+
+/// Most commands of one batch upload.
+pub const MAX_BATCH: usize = 10_000;
+/// Most commands of one batch awaiting JetStream's acknowledgement at once.
+const BATCH_IN_FLIGHT: usize = 512;
+
+type PendingAck = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (usize, Result<EventAck, Error>)> + Send + 'static>,
+>;
+
+/// One batch upload (`RecordBatch`): each command goes through the same
+/// checks as alone and is published as soon as it passes, without waiting
+/// for the previous one's acknowledgement (up to [`BATCH_IN_FLIGHT`] at
+/// once), so a bulk upload costs one round trip per batch rather than one
+/// per command. Commands reach the stream in the order sent. The reply
+/// waits for every acknowledgement: a command is reported recorded only
+/// once JetStream holds it.
+pub struct Batch<'a> {
+    pipeline: &'a CommandPipeline,
+    caller: Caller,
+    results: Vec<Option<Result<EventAck, Error>>>,
+    in_flight: FuturesOrdered<PendingAck>,
+}
+
+impl Batch<'_> {
+    /// Checks, seals and sends the next command of the batch.
+    pub async fn push<R, F>(&mut self, rpc: &'static str, req: &R, rules: F)
+    where
+        R: CommandFields,
+        F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
+    {
+        let index = self.results.len();
+        self.results.push(None);
+        let started = std::time::Instant::now();
+        if index >= MAX_BATCH {
+            return self.refuse(
+                index,
+                req.request_id(),
+                Error::Invalid(vec![hub_core::FieldViolation {
+                    field: "command".into(),
+                    description: format!(
+                        "a batch holds at most {MAX_BATCH} commands; send the rest in another batch"
+                    ),
+                }]),
+            );
+        }
+        while self.in_flight.len() >= BATCH_IN_FLIGHT {
+            self.settle_one().await;
+        }
+        let pipeline = self.pipeline;
+        let now = Timestamp::now();
+        let sent = async {
+            let (decision, occurred_at) = pipeline.check(rpc, &self.caller, req, rules, now)?;
+            let event = tokio::time::timeout(
+                PUBLISH_TIMEOUT,
+                pipeline.seal(rpc, &self.caller, req, decision, occurred_at, now),
+            )
+            .await
+            .map_err(|_| {
+                Error::Unavailable(format!(
+                    "the key store did not answer within {}s; retry with the same request_id",
+                    PUBLISH_TIMEOUT.as_secs()
+                ))
+            })??;
+            let publish_started = std::time::Instant::now();
+            let pending = pipeline
+                .log
+                .send(
+                    event.subject.clone(),
+                    &event.msg_id,
+                    event.headers(),
+                    event.body.clone(),
+                )
+                .await?;
+            Ok::<_, Error>((event, pending, publish_started))
+        }
+        .await;
+        match sent {
+            Err(e) => self.refuse(index, req.request_id(), e),
+            Ok((event, pending, publish_started)) => {
+                let pipeline = self.pipeline.clone();
+                let request_id = req.request_id().to_string();
+                self.in_flight.push_back(Box::pin(async move {
+                    let result = match pending.await {
+                        Ok(ack) => {
+                            metrics::histogram!("hub_publish_duration_seconds")
+                                .record(publish_started.elapsed().as_secs_f64());
+                            pipeline.acknowledge(&event, ack).await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    observe(rpc, &request_id, started, &result);
+                    (index, result)
+                }));
+            }
+        }
+    }
+
+    /// A command of the batch that is not one of the service's RPCs.
+    pub fn push_empty(&mut self) {
+        let index = self.results.len();
+        self.results.push(None);
+        self.refuse(
+            index,
+            "",
+            Error::invalid(
+                "command",
+                "each command of a batch must set one of the service's requests",
+            ),
+        );
+    }
+
+    fn refuse(&mut self, index: usize, request_id: &str, error: Error) {
+        let result = Err(error);
+        observe(
+            "RecordBatch",
+            request_id,
+            std::time::Instant::now(),
+            &result,
+        );
+        self.results[index] = Some(result);
+    }
+
+    async fn settle_one(&mut self) {
+        if let Some((index, result)) = self.in_flight.next().await {
+            self.results[index] = Some(result);
+        }
+    }
+
+    /// Waits for every acknowledgement; the reply, one result per command.
+    pub async fn finish(mut self) -> BatchAck {
+        while !self.in_flight.is_empty() {
+            self.settle_one().await;
+        }
+        let mut reply = BatchAck::default();
+        for result in self.results {
+            let outcome = match result {
+                Some(Ok(ack)) => {
+                    if ack.duplicate {
+                        reply.duplicates += 1;
+                    } else {
+                        reply.recorded += 1;
+                    }
+                    Outcome::Ack(ack)
+                }
+                Some(Err(e)) => {
+                    reply.refused += 1;
+                    Outcome::Error(batch_error(e))
+                }
+                None => {
+                    reply.refused += 1;
+                    Outcome::Error(batch_error(Error::Internal(
+                        "the command was not settled".into(),
+                    )))
+                }
+            };
+            reply.results.push(BatchResult {
+                outcome: Some(outcome),
+            });
+        }
+        tracing::info!(
+            recorded = reply.recorded,
+            duplicates = reply.duplicates,
+            refused = reply.refused,
+            "batch settled"
+        );
+        reply
+    }
+}
+
+/// A refused command of a batch, as its status would have been alone.
+fn batch_error(e: Error) -> BatchError {
+    let field_violations = match &e {
+        Error::Invalid(violations) => violations
+            .iter()
+            .map(|v| BatchFieldViolation {
+                field: v.field.clone(),
+                description: v.description.clone(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    BatchError {
+        code: status_code_name(&e).to_string(),
+        message: Status::from(ApiError(e)).message().to_string(),
+        field_violations,
     }
 }
 
@@ -347,16 +606,18 @@ impl CommandPipeline {
 }
 
 /// An agency's RPC table: the tonic service whose every RPC is one
-/// pipeline call with its rule function.
+/// pipeline call with its rule, plus `RecordBatch`, which runs the same
+/// rules for each command of a bulk upload (the batch command's oneof
+/// variants are named as the RPCs).
 ///
 /// ```ignore
-/// hub_runtime::rpc_table!(PrisonApi: PrisonService {
-///     record_release_date(RecordReleaseDateRequest) => "RecordReleaseDate", rules::record_release_date;
+/// hub_runtime::rpc_table!(PrisonApi: PrisonService, PrisonCommand => prison_command::Command {
+///     record_release_date(RecordReleaseDateRequest) => RecordReleaseDate, rules::record_release_date;
 /// });
 /// ```
 #[macro_export]
 macro_rules! rpc_table {
-    ($api:ident : $service:path { $( $method:ident($request:ty) => $rpc:literal, $rule:path; )* }) => {
+    ($api:ident : $service:path, $batch:ty => $oneof:path { $( $method:ident($request:ty) => $rpc:ident, $rule:path; )* }) => {
         /// The RPC table: each RPC runs the shared command pipeline with its rule.
         pub struct $api {
             pipeline: $crate::pipeline::CommandPipeline,
@@ -375,9 +636,26 @@ macro_rules! rpc_table {
                     &self,
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<hub_proto::common::EventAck>, tonic::Status> {
-                    self.pipeline.execute($rpc, request, $rule).await
+                    self.pipeline.execute(stringify!($rpc), request, $rule).await
                 }
             )*
+
+            async fn record_batch(
+                &self,
+                request: tonic::Request<tonic::Streaming<$batch>>,
+            ) -> Result<tonic::Response<hub_proto::common::BatchAck>, tonic::Status> {
+                use $oneof as Command;
+                let caller = self.pipeline.authenticate(request.metadata())?;
+                let mut commands = request.into_inner();
+                let mut batch = self.pipeline.batch(caller);
+                while let Some(command) = commands.message().await? {
+                    match command.command {
+                        $( Some(Command::$rpc(r)) => batch.push(stringify!($rpc), &r, $rule).await, )*
+                        None => batch.push_empty(),
+                    }
+                }
+                Ok(tonic::Response::new(batch.finish().await))
+            }
         }
     };
 }

@@ -7,6 +7,7 @@
 //! # Layout
 //! - `main.rs`: the command tree and settings.
 //! - [`record`]: one subcommand per command RPC, grouped by agency.
+//! - [`batch`]: `<agency> record-batch --file`, bulk uploads.
 //! - [`events`]: `events tail`, the stream decoded (still pseudonymous).
 //! - [`demo`]: the deterministic demo scenario behind `seed demo`.
 //! - [`output`]: tables and JSON.
@@ -14,6 +15,7 @@
 //! Exit codes: 0 done; 1 the hub refused or failed (the message says why
 //! and what to do); 2 the command line itself is wrong (clap's usage error).
 
+mod batch;
 mod demo;
 mod events;
 mod output;
@@ -390,23 +392,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Completions { .. } | Command::Events { .. } => unreachable!("handled above"),
         Command::Custody(rpc) => {
             let channel = channel("custody-service", &cli.custody_service_addr).await?;
-            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Prison(rpc) => {
             let channel = channel("prison-service", &cli.prison_service_addr).await?;
-            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Pharmacy(rpc) => {
             let channel = channel("pharmacy-service", &cli.pharmacy_service_addr).await?;
-            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Treatment(rpc) => {
             let channel = channel("treatment-service", &cli.treatment_service_addr).await?;
-            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Ambulance(rpc) => {
             let channel = channel("ambulance-service", &cli.ambulance_service_addr).await?;
-            output::sent(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Pickups {
             partnership,

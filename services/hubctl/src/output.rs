@@ -32,16 +32,28 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
 
 /// A command's outcome. A refusal or failure becomes the error (exit 1),
 /// naming the request id so that a retry can reuse it.
+pub fn outcome(o: crate::record::Outcome, as_json: bool) -> anyhow::Result<()> {
+    match o {
+        crate::record::Outcome::One(s) => sent(s, as_json),
+        crate::record::Outcome::Batch { lines, replies } => {
+            crate::batch::report(&lines, &replies, as_json)
+        }
+    }
+}
+
 pub fn sent(s: crate::record::Sent, as_json: bool) -> anyhow::Result<()> {
     let a = match s.reply {
         Ok(a) => a,
         Err(status) => {
             let retry = status.code() == tonic::Code::Unavailable;
+            let occurred = jiff::Timestamp::new(s.occurred_at.seconds, s.occurred_at.nanos)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
             let e = crate::explain(status);
             return Err(if retry {
                 e.context(format!(
-                    "not recorded (or not acknowledged) under request id {}; retry with --request-id {} to record it at most once",
-                    s.request_id, s.request_id
+                    "not recorded (or not acknowledged) under request id {}; retry with --request-id {} --occurred-at {} to record it at most once",
+                    s.request_id, s.request_id, occurred
                 ))
             } else {
                 e.context(format!("request id {}: nothing recorded", s.request_id))

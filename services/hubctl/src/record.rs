@@ -166,13 +166,25 @@ pub fn audience(s: &str) -> Result<i32, String> {
 /// call can be retried with it) and the service's answer.
 pub struct Sent {
     pub request_id: String,
+    /// The `occurred_at` sent (a retry must send the same, or it is
+    /// another request under the same id).
+    pub occurred_at: prost_types::Timestamp,
     pub reply: Result<EventAck, tonic::Status>,
+}
+
+/// What a command line sent: one command, or a file's batch.
+pub enum Outcome {
+    One(Sent),
+    Batch {
+        lines: Vec<(usize, String)>,
+        replies: Vec<hub_proto::common::BatchAck>,
+    },
 }
 
 macro_rules! agency {
     (
         $(#[doc = $agency_doc:literal])*
-        mod $module:ident: $Agency:ident ($client:path) {$(
+        mod $module:ident: $Agency:ident ($client:path, batch $Batch:path = $batch_name:literal) {$(
             $(#[doc = $doc:literal])*
             $Rpc:ident => $method:ident($Req:path) {
                 $( $(#[$fattr:meta])* $field:ident : $fty:ty ),* $(,)?
@@ -185,10 +197,15 @@ macro_rules! agency {
             $(#[doc = $agency_doc])*
             #[derive(Subcommand, Debug)]
             #[allow(clippy::enum_variant_names)] // the RPCs' own names
-            pub enum $Agency {$(
-                $(#[doc = $doc])*
-                $Rpc($Rpc),
-            )*}
+            pub enum $Agency {
+                $(
+                    $(#[doc = $doc])*
+                    $Rpc($Rpc),
+                )*
+                /// Bulk upload: a file of this service's commands, one JSON
+                /// object a line, each recorded or refused as if sent alone.
+                RecordBatch(crate::batch::BatchFile),
+            }
 
             $(
                 #[derive(Args, Debug)]
@@ -200,24 +217,45 @@ macro_rules! agency {
             )*
 
             impl $Agency {
-                /// Sends the command to the agency's service.
-                pub async fn send(self, channel: Channel, caller: &Caller) -> Result<Sent> {
+                /// Sends the command (or the file's commands) to the agency's service.
+                pub async fn send(self, channel: Channel, caller: &Caller) -> Result<Outcome> {
                     let mut client = <$client>::new(channel);
-                    match self {$(
+                    match self {
+                    $Agency::RecordBatch(file) => {
+                        let read = file.read::<$Batch>($batch_name)?;
+                        let mut replies = Vec::new();
+                        let mut done = 0;
+                        for chunk in read.commands.chunks(crate::batch::MAX_BATCH) {
+                            let reply = client
+                                .record_batch(caller.request(futures::stream::iter(chunk.to_vec()))?)
+                                .await
+                                .map_err(|status| {
+                                    crate::explain(status).context(format!(
+                                        "the upload stopped after {done} of {} commands; upload the file again: what was recorded is acknowledged again, not recorded twice",
+                                        read.commands.len()
+                                    ))
+                                })?;
+                            done += chunk.len();
+                            replies.push(reply.into_inner());
+                        }
+                        Ok(Outcome::Batch { lines: read.lines, replies })
+                    }
+                    $(
                         $Agency::$Rpc(a) => {
                             let request_id = a.envelope.request_id.unwrap_or_else(new_request_id);
                             type Request = $Req;
+                            let occurred_at = a.envelope.occurred_at.unwrap_or_else(timestamp_now);
                             let request = Request {
                                 request_id: request_id.clone(),
                                 partnership_code: a.envelope.partnership_code,
-                                occurred_at: Some(a.envelope.occurred_at.unwrap_or_else(timestamp_now)),
+                                occurred_at: Some(occurred_at),
                                 $( $field: IntoField::into_field(a.$field), )*
                             };
                             let reply = client
                                 .$method(caller.request(request)?)
                                 .await
                                 .map(tonic::Response::into_inner);
-                            Ok(Sent { request_id, reply })
+                            Ok(Outcome::One(Sent { request_id, occurred_at, reply }))
                         }
                     )*}
                 }
@@ -228,7 +266,7 @@ macro_rules! agency {
 
 agency! {
     /// Police custody suites (custody-service; role custody_officer).
-    mod custody: Custody(hub_proto::custody::custody_service_client::CustodyServiceClient<Channel>) {
+    mod custody: Custody(hub_proto::custody::custody_service_client::CustodyServiceClient<Channel>, batch hub_proto::custody::CustodyCommand = "hub.custody.v1.CustodyCommand") {
         /// Harm-reduction advice given to a detainee.
         RecordHarmReductionAdvice => record_harm_reduction_advice(hub_proto::custody::RecordHarmReductionAdviceRequest) {
             /// Custody suite code, 2-12 of [A-Z0-9].
@@ -258,7 +296,7 @@ agency! {
 agency! {
     /// Prisons and their CARAT teams (prison-service; roles prison_officer,
     /// carat_worker; dip_worker for flag-imminent-release).
-    mod prison: Prison(hub_proto::prison::prison_service_client::PrisonServiceClient<Channel>) {
+    mod prison: Prison(hub_proto::prison::prison_service_client::PrisonServiceClient<Channel>, batch hub_proto::prison::PrisonCommand = "hub.prison.v1.PrisonCommand") {
         /// Record (or replace) the release date of the person's current episode.
         RecordReleaseDate => record_release_date(hub_proto::prison::RecordReleaseDateRequest) {
             /// NOMIS agency id of the prison, e.g. LEI.
@@ -307,7 +345,7 @@ agency! {
 
 agency! {
     /// Community pharmacies (pharmacy-service; role pharmacist).
-    mod pharmacy: Pharmacy(hub_proto::pharmacy::pharmacy_service_client::PharmacyServiceClient<Channel>) {
+    mod pharmacy: Pharmacy(hub_proto::pharmacy::pharmacy_service_client::PharmacyServiceClient<Channel>, batch hub_proto::pharmacy::PharmacyCommand = "hub.pharmacy.v1.PharmacyCommand") {
         /// A needle-exchange visit.
         RecordNeedleExchange => record_needle_exchange(hub_proto::pharmacy::RecordNeedleExchangeRequest) {
             /// ODS code of the pharmacy, e.g. FW844.
@@ -347,7 +385,7 @@ agency! {
 agency! {
     /// Drug treatment agencies and DIP teams (treatment-service; roles
     /// treatment_worker, dip_worker for referrals and gate pick-ups).
-    mod treatment: Treatment(hub_proto::treatment::treatment_service_client::TreatmentServiceClient<Channel>) {
+    mod treatment: Treatment(hub_proto::treatment::treatment_service_client::TreatmentServiceClient<Channel>, batch hub_proto::treatment::TreatmentCommand = "hub.treatment.v1.TreatmentCommand") {
         /// A referral into treatment.
         RecordReferral => record_referral(hub_proto::treatment::RecordReferralRequest) {
             /// The treatment service's code, 2-12 of [A-Z0-9].
@@ -400,7 +438,7 @@ agency! {
 
 agency! {
     /// Ambulance trusts (ambulance-service; role paramedic).
-    mod ambulance: Ambulance(hub_proto::ambulance::ambulance_service_client::AmbulanceServiceClient<Channel>) {
+    mod ambulance: Ambulance(hub_proto::ambulance::ambulance_service_client::AmbulanceServiceClient<Channel>, batch hub_proto::ambulance::AmbulanceCommand = "hub.ambulance.v1.AmbulanceCommand") {
         /// A paramedic completed naloxone training.
         RecordParamedicNaloxoneTraining => record_paramedic_naloxone_training(hub_proto::ambulance::RecordParamedicNaloxoneTrainingRequest) {
             /// The trust's ODS code, e.g. RX8.
