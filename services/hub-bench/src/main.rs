@@ -17,7 +17,8 @@
 //!    (by `RecordBatch`, as a bulk load would be),
 //!    read whole by an ordered consumer (raw consume), both projections
 //!    rebuilt from it at once (replay), and the bytes on disk per event;
-//! 6. peak RSS of each process.
+//! 6. peak RSS of each process, and the CPU time every process spent per
+//!    event in the publish, ingest and replay phases (from `/proc`).
 //!
 //! It prints a table and writes `target/bench/latest.json`. `make bench`
 //! runs `--scale full`, `make bench-quick` `--scale quick` (under two
@@ -653,7 +654,8 @@ async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Res
     Ok(latencies)
 }
 
-/// `ListPickups` latencies (ms) for a partnership with `releases` upcoming.
+/// `ListPickups` latencies (ms) for a partnership with `releases` upcoming,
+/// and the CPU per query.
 async fn list(
     hub: &Hub,
     agencies: &Agencies,
@@ -661,7 +663,7 @@ async fn list(
     releases: u64,
     queries: usize,
     in_flight: usize,
-) -> Result<Vec<f64>> {
+) -> Result<(Vec<f64>, BTreeMap<String, f64>)> {
     let base = 80_000_000u64;
     agencies
         .flood(releases, in_flight, |n| {
@@ -687,6 +689,7 @@ async fn list(
         );
     }
     let mut latencies = Vec::with_capacity(queries);
+    let meter = CpuMeter::start(hub);
     for _ in 0..queries {
         let t = Instant::now();
         client
@@ -694,7 +697,7 @@ async fn list(
             .await?;
         latencies.push(ms(t.elapsed()));
     }
-    Ok(latencies)
+    Ok((latencies, meter.per_event(queries as u64)))
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -709,6 +712,64 @@ fn dir_bytes(path: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            // utime and stime are fields 14 and 15 of the line, 11 and 12
+            // after the command name.
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    ticks / 100.0 // USER_HZ
+}
+
+/// Where a phase's CPU went: every process's CPU time, taken before and
+/// after, as microseconds per event of the phase. Counts, not wall time,
+/// so it says which process to look at however busy the machine is.
+struct CpuMeter {
+    before: Vec<(String, u32, f64)>,
+}
+
+impl CpuMeter {
+    fn start(hub: &Hub) -> Self {
+        let mut pids: Vec<(String, u32)> = hub
+            .processes
+            .iter()
+            .zip(NAMES)
+            .filter_map(|(p, name)| p.pid().map(|pid| (name.to_string(), pid)))
+            .collect();
+        if let Some(pid) = hub.nats.pid() {
+            pids.push(("nats-server".into(), pid));
+        }
+        pids.push(("hub-bench".into(), std::process::id()));
+        Self {
+            before: pids
+                .into_iter()
+                .map(|(n, pid)| (n, pid, cpu_seconds(pid)))
+                .collect(),
+        }
+    }
+
+    /// µs of CPU per event, by process (those that used any), and in all.
+    fn per_event(&self, events: u64) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        let mut total = 0.0;
+        for (name, pid, before) in &self.before {
+            let used = cpu_seconds(*pid) - before;
+            total += used;
+            if used > 0.0 {
+                out.insert(name.clone(), used * 1e6 / events as f64);
+            }
+        }
+        out.insert("all".into(), total * 1e6 / events as f64);
+        out
+    }
 }
 
 /// Peak resident memory (VmHWM) of a process, in MiB.
@@ -763,12 +824,17 @@ async fn main() -> Result<()> {
 
     // 1-2. Raw publish against ingest, the same count and window.
     let size = typical_event_size();
+    let mut cpu: BTreeMap<&str, BTreeMap<String, f64>> = BTreeMap::new();
+    let meter = CpuMeter::start(&hub);
     let raw = raw_publish(&hub.nats, plan.commands, in_flight, size).await?;
+    cpu.insert("raw_publish", meter.per_event(plan.commands));
     figures.insert("raw_publish_per_s", raw);
     eprintln!("raw publish: {raw:.0}/s ({size}-byte messages)");
+    let meter = CpuMeter::start(&hub);
     let secs = agencies
         .flood(plan.commands, in_flight, |n| workload::national(n, &env))
         .await?;
+    cpu.insert("ingest", meter.per_event(plan.commands));
     let ingest = plan.commands as f64 / secs;
     figures.insert("ingest_per_s", ingest);
     figures.insert("ingest_ratio", ingest / raw);
@@ -777,9 +843,11 @@ async fn main() -> Result<()> {
         run: "batch",
         ..env
     };
+    let meter = CpuMeter::start(&hub);
     let secs = agencies
         .flood_batches(plan.commands, |n| workload::national(n, &env_batch))
         .await?;
+    cpu.insert("ingest_batch", meter.per_event(plan.commands));
     let batch_ingest = plan.commands as f64 / secs;
     figures.insert("ingest_batch_per_s", batch_ingest);
     figures.insert("ingest_batch_ratio", batch_ingest / raw);
@@ -794,7 +862,7 @@ async fn main() -> Result<()> {
     eprintln!("e2e: {} samples", e2e_ms.len());
 
     // 4. The list with 1,000 upcoming releases.
-    let mut list_ms = list(
+    let (mut list_ms, list_cpu) = list(
         &hub,
         &agencies,
         &env,
@@ -803,6 +871,7 @@ async fn main() -> Result<()> {
         in_flight,
     )
     .await?;
+    cpu.insert("list", list_cpu);
     list_ms.sort_by(f64::total_cmp);
     figures.insert("list_p50_ms", percentile(&list_ms, 0.50));
     figures.insert("list_p99_ms", percentile(&list_ms, 0.99));
@@ -826,7 +895,9 @@ async fn main() -> Result<()> {
     let (read, consume_s) = raw_consume(&hub.nats).await?;
     let raw_consume_per_s = read as f64 / consume_s;
     figures.insert("raw_consume_per_s", raw_consume_per_s);
+    let meter = CpuMeter::start(&hub);
     let rebuild_s = rebuild_both(&hub).await?;
+    cpu.insert("replay", meter.per_event(events));
     let replay = events as f64 / rebuild_s;
     figures.insert("national_rebuild_s", rebuild_s);
     figures.insert("replay_per_s", replay);
@@ -851,6 +922,11 @@ async fn main() -> Result<()> {
     ));
 
     print_table(&figures, &rss, &args, &plan, size, events);
+    println!("CPU per event (µs), by process:");
+    for (phase, by) in &cpu {
+        let parts: Vec<String> = by.iter().map(|(n, us)| format!("{n} {us:.1}")).collect();
+        println!("  {phase:<14} {}", parts.join(", "));
+    }
     if args.keep {
         let Hub {
             dir,
@@ -879,6 +955,7 @@ async fn main() -> Result<()> {
         json!(format!("{:?}", args.scale).to_lowercase()),
     );
     doc.insert("in_flight".into(), json!(in_flight));
+    doc.insert("cpu_us_per_event".into(), json!(cpu));
     doc.insert("commands".into(), json!(plan.commands));
     doc.insert("event_bytes".into(), json!(size));
     doc.insert(
