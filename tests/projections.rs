@@ -1065,3 +1065,57 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::PermissionDenied);
 }
+
+/// The training counts of bradford this year as an admin, or the status.
+async fn training_counts(hub: &Hub, min_sequence: u64) -> Result<TrainingCounts, tonic::Status> {
+    TrainingCountsServiceClient::new(Hub::channel(&hub.training).await)
+        .get_training_counts(authed(
+            GetTrainingCountsRequest {
+                partnership_code: "bradford".into(),
+                financial_year: String::new(),
+                min_sequence,
+            },
+            ADMIN,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_never_answers_wrong() {
+    let mut hub = Hub::start().unwrap();
+    let last = train(&hub, 9, 0).await;
+    assert_eq!(
+        training_counts(&hub, last)
+            .await
+            .unwrap()
+            .service_users_trained,
+        9
+    );
+    hub.training.terminate().unwrap();
+    // As an older version left it: layout 1.
+    let data = hub.dir.path().join("training-projection");
+    let old_store = data.join("store-1");
+    hub_store::Store::open(&old_store)
+        .unwrap()
+        .set_schema(1)
+        .unwrap();
+    hub.training.restart().unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let counts = loop {
+        match training_counts(&hub, last).await {
+            Ok(c) => break c,
+            Err(s) => {
+                assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
+                assert!(s.message().contains("rebuilding"), "{}", s.message());
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never rebuilt");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(counts.service_users_trained, 9);
+    let active = std::fs::read_to_string(data.join("ACTIVE_STORE")).unwrap();
+    assert_ne!(active.trim(), "store-1", "a fresh store took over");
+    assert!(hub.training.log().contains("rebuilding it from the stream"));
+}

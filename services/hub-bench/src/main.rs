@@ -892,7 +892,9 @@ async fn main() -> Result<()> {
     settle(&hub, events).await?;
     figures.insert("national_events", (events - already) as f64);
     figures.insert("national_ingest_s", national_s);
+    let meter = CpuMeter::start(&hub);
     let (read, consume_s) = raw_consume(&hub.nats).await?;
+    cpu.insert("raw_consume", meter.per_event(read));
     let raw_consume_per_s = read as f64 / consume_s;
     figures.insert("raw_consume_per_s", raw_consume_per_s);
     let meter = CpuMeter::start(&hub);

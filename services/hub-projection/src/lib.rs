@@ -44,13 +44,15 @@ impl AsRef<CommonArgs> for Config {
     }
 }
 
-/// Opens the store, starts consuming, serves `routes` (plus status,
-/// reflection, health and metrics) until `shutdown`.
+/// Opens the store (rebuilding it if `schema`, the projection's layout
+/// version, is newer than the store's), starts consuming, serves `routes`
+/// (plus status, reflection, health and metrics) until `shutdown`.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     name: &'static str,
     label: &'static str,
     service_name: &'static str,
+    schema: u32,
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -80,6 +82,7 @@ pub async fn serve(
     let projection = Projection::open(
         name,
         &data_dir,
+        schema,
         |progress| consumer::Consumer {
             name,
             log,
@@ -91,6 +94,7 @@ pub async fn serve(
         partnerships,
     )?;
     projection.start();
+    projection.upgrade_if_needed();
     let lag_reporter = tokio::spawn(projection.clone().report_lag());
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -11,7 +11,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, RwLock,
+    },
     time::Duration,
 };
 
@@ -48,6 +51,11 @@ pub struct Projection {
     store: RwLock<Arc<Store>>,
     live: Mutex<Option<JoinHandle<()>>>,
     rebuilding: tokio::sync::Mutex<()>,
+    /// The layout version this code writes (see [`Projection::open`]).
+    schema: u32,
+    /// The active store was written by an older layout and is being
+    /// rebuilt: queries are refused meanwhile rather than answered wrong.
+    upgrading: AtomicBool,
     pub consumer: Consumer,
     pub progress: watch::Receiver<Progress>,
     pub tokens: Arc<TokenRegistry>,
@@ -85,10 +93,14 @@ fn set_active(data_dir: &Path, dir: &Path) -> Result<(), Error> {
 }
 
 impl Projection {
-    /// Opens the active store under `data_dir`.
+    /// Opens the active store under `data_dir`. `schema` is the version of
+    /// the layout this code writes: an empty store takes it; a store of an
+    /// older layout is rebuilt from the stream once the projection starts
+    /// ([`Projection::upgrade_if_needed`]); a newer one is refused.
     pub fn open(
         name: &'static str,
         data_dir: &Path,
+        schema: u32,
         consumer_parts: impl FnOnce(watch::Sender<Progress>) -> Consumer,
         tokens: TokenRegistry,
         partnerships: PartnershipRegister,
@@ -100,6 +112,23 @@ impl Projection {
         let progress = store
             .progress()
             .map_err(|e| Error::Internal(e.to_string()))?;
+        let have = store.schema().map_err(|e| Error::Internal(e.to_string()))?;
+        let upgrading = if progress.applied_sequence == 0 {
+            store
+                .set_schema(schema)
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            false
+        } else if have > schema {
+            return Err(Error::config(
+                "HUB_DATA_DIR",
+                format!(
+                    "{}: written by a newer version of {name} (layout {have}, this one knows {schema})",
+                    dir.display()
+                ),
+            ));
+        } else {
+            have < schema
+        };
         tracing::info!(projection = name, applied = progress.applied_sequence, dir = %dir.display(), "store opened");
         let (tx, rx) = watch::channel(progress);
         Ok(Arc::new(Self {
@@ -108,6 +137,8 @@ impl Projection {
             store: RwLock::new(Arc::new(store)),
             live: Mutex::new(None),
             rebuilding: tokio::sync::Mutex::new(()),
+            schema,
+            upgrading: AtomicBool::new(upgrading),
             consumer: consumer_parts(tx),
             progress: rx,
             tokens: Arc::new(tokens),
@@ -128,6 +159,28 @@ impl Projection {
         if let Some(old) = self.live.lock().expect("live lock").replace(task) {
             old.abort();
         }
+    }
+
+    /// Rebuilds the store in the background when it was written by an older
+    /// layout (after an upgrade); queries answer `UNAVAILABLE` until the
+    /// rebuilt store takes over.
+    pub fn upgrade_if_needed(self: &Arc<Self>) {
+        if !self.upgrading.load(Ordering::Acquire) {
+            return;
+        }
+        tracing::warn!(
+            projection = self.name,
+            schema = self.schema,
+            "the store was written by an older version: rebuilding it from the stream"
+        );
+        let projection = self.clone();
+        tokio::spawn(async move {
+            let result = projection.rebuild(|_, _, _| {}).await;
+            if let Err(e) = result {
+                tracing::error!(projection = projection.name, error = %e,
+                    "the rebuild after an upgrade failed; run `hubctl projection rebuild`");
+            }
+        });
     }
 
     /// How far behind the stream the store is: in events, and in seconds
@@ -233,6 +286,14 @@ impl Projection {
 
     /// Waits until `min_sequence` is applied; returns the applied sequence.
     pub async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
+        if self.upgrading.load(Ordering::Acquire) {
+            return Err(ApiError(Error::Unavailable(format!(
+                "{} is rebuilding its store after an upgrade (applied {} so far); retry in a few minutes",
+                self.name,
+                self.progress.borrow().applied_sequence
+            )))
+            .into());
+        }
         let mut rx = self.progress.clone();
         let reached = tokio::time::timeout(
             READ_YOUR_WRITES_TIMEOUT,
@@ -314,6 +375,9 @@ impl Projection {
             .data_dir
             .join(format!("store-{}", jiff::Timestamp::now().as_millisecond()));
         let fresh = Arc::new(open_store(&dir)?);
+        fresh
+            .set_schema(self.schema)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let (tx, mut rx) = watch::channel(Progress::default());
         let mut replay = self.consumer.clone();
         replay.progress = tx;
@@ -339,6 +403,7 @@ impl Projection {
         let old_dir = self.store().path().to_path_buf();
         set_active(&self.data_dir, &dir)?;
         *self.store.write().expect("store lock") = fresh;
+        self.upgrading.store(false, Ordering::Release);
         let _ = self.consumer.progress.send(progress);
         self.start();
         report(progress, tail, true);

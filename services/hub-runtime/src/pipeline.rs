@@ -124,19 +124,7 @@ impl CommandPipeline {
             let event = self
                 .seal(rpc, caller, req, decision, occurred_at, now)
                 .await?;
-            let publish_started = std::time::Instant::now();
-            let ack = self
-                .log
-                .publish(
-                    event.subject.clone(),
-                    &event.msg_id,
-                    event.headers(),
-                    event.body.clone(),
-                )
-                .await?;
-            metrics::histogram!("hub_publish_duration_seconds")
-                .record(publish_started.elapsed().as_secs_f64());
-            self.acknowledge(&event, ack).await
+            self.send(event).await?.await
         };
         match tokio::time::timeout(PUBLISH_TIMEOUT, record).await {
             Ok(result) => result,
@@ -260,6 +248,32 @@ impl CommandPipeline {
             event_id,
             org_code: caller.org_code.clone(),
             body: Bytes::from(event.encode_to_vec()),
+        })
+    }
+
+    /// Publishes `event` without waiting; the future waits for JetStream's
+    /// acknowledgement and answers with it (see [`Self::acknowledge`]).
+    async fn send(
+        &self,
+        event: SealedEvent,
+    ) -> Result<impl std::future::Future<Output = Result<EventAck, Error>> + Send + 'static, Error>
+    {
+        let started = std::time::Instant::now();
+        let pending = self
+            .log
+            .send(
+                event.subject.clone(),
+                &event.msg_id,
+                event.headers(),
+                event.body.clone(),
+            )
+            .await?;
+        let pipeline = self.clone();
+        Ok(async move {
+            let ack = pending.await?;
+            metrics::histogram!("hub_publish_duration_seconds")
+                .record(started.elapsed().as_secs_f64());
+            pipeline.acknowledge(&event, ack).await
         })
     }
 
@@ -430,33 +444,15 @@ impl Batch<'_> {
                     PUBLISH_TIMEOUT.as_secs()
                 ))
             })??;
-            let publish_started = std::time::Instant::now();
-            let pending = pipeline
-                .log
-                .send(
-                    event.subject.clone(),
-                    &event.msg_id,
-                    event.headers(),
-                    event.body.clone(),
-                )
-                .await?;
-            Ok::<_, Error>((event, pending, publish_started))
+            pipeline.send(event).await
         }
         .await;
         match sent {
             Err(e) => self.refuse(index, req.request_id(), e),
-            Ok((event, pending, publish_started)) => {
-                let pipeline = self.pipeline.clone();
+            Ok(acknowledged) => {
                 let request_id = req.request_id().to_string();
                 self.in_flight.push_back(Box::pin(async move {
-                    let result = match pending.await {
-                        Ok(ack) => {
-                            metrics::histogram!("hub_publish_duration_seconds")
-                                .record(publish_started.elapsed().as_secs_f64());
-                            pipeline.acknowledge(&event, ack).await
-                        }
-                        Err(e) => Err(e),
-                    };
+                    let result = acknowledged.await;
                     observe(rpc, &request_id, started, &result);
                     (index, result)
                 }));

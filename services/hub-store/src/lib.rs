@@ -77,6 +77,7 @@ const BLOCK_CACHE_BYTES: usize = 64 << 20;
 const META_APPLIED: &[u8] = b"applied_sequence";
 const META_EVENTS_APPLIED: &[u8] = b"events_applied";
 const META_PARKED: &[u8] = b"parked";
+const META_SCHEMA: &[u8] = b"schema";
 
 /// Full key: kind byte, then the rest.
 pub fn key(kind: KeyKind, rest: &[u8]) -> Vec<u8> {
@@ -175,6 +176,24 @@ impl Store {
             events_applied: read_u64(self.get(KeyKind::Meta, META_EVENTS_APPLIED)?)?,
             parked: read_u64(self.get(KeyKind::Meta, META_PARKED)?)?,
         })
+    }
+
+    /// The version of the projection's layout the store was built with
+    /// (1 for stores from before versions were kept).
+    pub fn schema(&self) -> Result<u32, Error> {
+        match self.get(KeyKind::Meta, META_SCHEMA)? {
+            None => Ok(1),
+            Some(b) => Ok(u32::from_be_bytes(b.as_slice().try_into().map_err(
+                |_| Error::Corrupt("the schema version is not 4 bytes".into()),
+            )?)),
+        }
+    }
+
+    /// Records the layout version (of an empty store, before it applies).
+    pub fn set_schema(&self, version: u32) -> Result<(), Error> {
+        Ok(self
+            .db
+            .put(key(KeyKind::Meta, META_SCHEMA), version.to_be_bytes())?)
     }
 
     /// Every (rest of key, value) of `kind` whose rest starts with `prefix`,
@@ -389,6 +408,17 @@ mod tests {
             store.get(KeyKind::PickupRecord, b"p1").unwrap().unwrap(),
             b"one"
         );
+    }
+
+    #[test]
+    fn the_schema_version_is_1_until_set_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.schema().unwrap(), 1);
+            store.set_schema(2).unwrap();
+        }
+        assert_eq!(Store::open(dir.path()).unwrap().schema().unwrap(), 2);
     }
 
     #[test]

@@ -27,6 +27,9 @@ use hub_proto::{
 use hub_runtime::keystore::KeyStore;
 
 pub const NAME: &str = "pickup-projection";
+/// The layout of this projection's store. Stores of an older layout are
+/// rebuilt from the stream when the projection starts.
+pub const SCHEMA: u32 = 1;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
 
 /// Opens the store, starts consuming, and serves until `shutdown`.
@@ -50,6 +53,7 @@ pub async fn run(
         NAME,
         "pickup",
         "hub.projections.v1.PickupListService",
+        SCHEMA,
         config,
         listener,
         shutdown,

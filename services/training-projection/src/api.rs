@@ -48,7 +48,6 @@ impl TrainingCountsService for TrainingApi {
         let store = p.store();
         let (year, all) = model::prefixes(&r.partnership_code, fy);
         let rows = YearRows {
-            trained: store.scan(KeyKind::Trained, &year).map_err(internal)?,
             counters: store.scan(KeyKind::Counter, &year).map_err(internal)?,
             headcounts: store.scan(KeyKind::Headcount, &all).map_err(internal)?,
         };

@@ -20,6 +20,10 @@ use hub_projection::Config;
 use hub_proto::projections::training_counts_service_server::TrainingCountsServiceServer;
 
 pub const NAME: &str = "training-projection";
+/// The layout of this projection's store: 2 keeps counters of distinct
+/// people trained (1 counted them by scanning). Stores of an older layout
+/// are rebuilt from the stream when the projection starts.
+pub const SCHEMA: u32 = 2;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50062";
 
 /// Opens the store, starts consuming, and serves until `shutdown`.
@@ -32,6 +36,7 @@ pub async fn run(
         NAME,
         "training",
         "hub.projections.v1.TrainingCountsService",
+        SCHEMA,
         config,
         listener,
         shutdown,
