@@ -635,7 +635,7 @@ mod tests {
         };
         let days = ["2026-05-01", "2026-08-01", "2026-11-01", "2027-02-01"];
         let mut parent: Vec<usize> = (0..30).collect();
-        fn find(p: &mut Vec<usize>, x: usize) -> usize {
+        fn find(p: &mut [usize], x: usize) -> usize {
             let mut r = x;
             while p[r] != r {
                 r = p[r];
