@@ -981,6 +981,75 @@ async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_without_restart() {
+    let hub = Hub::start().unwrap();
+    send(
+        &hub,
+        "custody",
+        "RecordCustodyWorkforce",
+        ADMIN,
+        "bradford",
+        &request_id("warm"),
+    )
+    .await
+    .unwrap();
+    let pid = hub.nats.pid().expect("nats-server runs").to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    // The server stops answering but keeps its connections (a hung host,
+    // a long GC pause): nothing tells the service it is gone.
+    signal("-STOP");
+    let id = request_id("frozen");
+    let request = advice(&id, "bradford");
+    let channel = Hub::channel(&hub.custody).await;
+    let record = || {
+        let mut client = CustodyServiceClient::new(channel.clone());
+        let request = authed(request.clone(), ADMIN);
+        async move {
+            client
+                .record_harm_reduction_advice(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let started = Instant::now();
+    let err = record().await.unwrap_err();
+    let waited = started.elapsed();
+    signal("-CONT");
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // The contract's bound is 5 s; allow for a slow machine, never a hang.
+    assert!(
+        waited < Duration::from_secs(8),
+        "UNAVAILABLE after {waited:?}"
+    );
+    // The same process, the same request: recorded once, whether the
+    // frozen attempt reached the stream after all or not.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ack = loop {
+        match record().await {
+            Ok(ack) => break ack,
+            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(250)).await
+            }
+            Err(e) => panic!("retry failed: {e:?}"),
+        }
+    };
+    assert!(ack.stream_sequence >= 2);
+    assert_eq!(
+        events_with(&hub, &id).await,
+        1,
+        "exactly one event for the request"
+    );
+    wait_for_health(&hub, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_service_serves_metrics_by_rpc_and_status() {
     let hub = Hub::start().unwrap();
     send(

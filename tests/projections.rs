@@ -1119,3 +1119,58 @@ async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_never_answers_wrong(
     assert_ne!(active.trim(), "store-1", "a fresh store took over");
     assert!(hub.training.log().contains("rebuilding it from the stream"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watcher_that_never_reads_does_not_hold_the_projection_back() {
+    let hub = Hub::start().unwrap();
+    // Opened, then never read: its buffers fill and it falls behind.
+    let _stalled = PickupListServiceClient::new(Hub::channel(&hub.pickup).await)
+        .watch_pickups(authed(
+            WatchPickupsRequest {
+                partnership_code: "bradford".into(),
+            },
+            CARAT,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // 5,000 people's release dates, each a change the watcher would get:
+    // more than the projection keeps for a watcher (4,096), so it falls behind.
+    let commands: Vec<PrisonCommand> = (0..5_000u32)
+        .map(|i| PrisonCommand {
+            command: Some(prison_command::Command::RecordReleaseDate(
+                RecordReleaseDateRequest {
+                    request_id: request_id("flood"),
+                    partnership_code: "bradford".into(),
+                    occurred_at: Some(now()),
+                    prison_code: "LEI".into(),
+                    person: Some(PersonRef {
+                        prison_number: format!("A{:04}BC", i),
+                        ..Default::default()
+                    }),
+                    release_date: london_day(1 + i64::from(i % 14)),
+                },
+            )),
+        })
+        .collect();
+    let reply = PrisonServiceClient::new(Hub::channel(&hub.prison).await)
+        .record_batch(authed(futures::stream::iter(commands), CARAT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.recorded, 5_000, "{:?}", reply.results.first());
+    let last = reply
+        .results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            Some(hub_proto::common::batch_result::Outcome::Ack(a)) => Some(a.stream_sequence),
+            _ => None,
+        })
+        .max()
+        .unwrap();
+    // Every event applied, and a reader served, while the watcher sleeps.
+    let list = hub.list_bradford(last, CARAT).await;
+    assert_eq!(list.entries.len(), 5_000);
+    let status = settled_status(&hub.pickup).await;
+    assert!(status.applied_sequence >= last);
+}
