@@ -1050,6 +1050,101 @@ async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_witho
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn nats_killed_twice_under_load_every_command_recorded_once_and_counted_once() {
+    use hub_proto::{
+        pharmacy::RecordNaloxoneSupplyRequest,
+        projections::{
+            training_counts_service_client::TrainingCountsServiceClient, GetTrainingCountsRequest,
+        },
+    };
+    let mut hub = Hub::start().unwrap();
+    let channel = Hub::channel(&hub.pharmacy).await;
+    // Four clients, 40 supplies each, every one retried with the same
+    // request (id, time and all) until acknowledged.
+    let mut clients = Vec::new();
+    for c in 0..4 {
+        let channel = channel.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut last, mut retries) = (0, 0);
+            for i in 0..40 {
+                let request = RecordNaloxoneSupplyRequest {
+                    request_id: format!("kill9-{c}-{i}"),
+                    partnership_code: "bradford".into(),
+                    occurred_at: Some(now()),
+                    pharmacy_code: "FW844".into(),
+                    person: Some(PersonRef {
+                        nhs_number: "943 476 5919".into(),
+                        ..Default::default()
+                    }),
+                    kits: 1,
+                };
+                let deadline = Instant::now() + Duration::from_secs(60);
+                let ack = loop {
+                    let reply = PharmacyServiceClient::new(channel.clone())
+                        .record_naloxone_supply(authed(request.clone(), PHARMACIST))
+                        .await;
+                    match reply {
+                        Ok(ack) => break ack.into_inner(),
+                        Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                            retries += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await
+                        }
+                        Err(e) => panic!("{}: {e:?}", request.request_id),
+                    }
+                };
+                last = last.max(ack.stream_sequence);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (last, retries, Instant::now())
+        }));
+    }
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        hub.nats.kill(); // SIGKILL
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        hub.nats.restart().unwrap();
+    }
+    let back = Instant::now();
+    let (mut last, mut retries) = (0, 0);
+    for c in clients {
+        let (l, r, finished) = c.await.unwrap();
+        assert!(
+            finished > back,
+            "a client was done before the second outage"
+        );
+        last = last.max(l);
+        retries += r;
+    }
+    // Retried after UNAVAILABLE, or held by the client until NATS was back.
+    eprintln!("{retries} retries after UNAVAILABLE");
+    // Exactly one event per request in the stream...
+    let mut seen = std::collections::BTreeMap::new();
+    for m in hub.all_messages().await {
+        if let Ok(e) = Event::decode(m.payload.clone()) {
+            if e.request_id.starts_with("kill9-") {
+                *seen.entry(e.request_id).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(seen.len(), 160, "every command recorded");
+    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+    // ...and each counted once by the projection.
+    let counts = TrainingCountsServiceClient::new(Hub::channel(&hub.training).await)
+        .get_training_counts(authed(
+            GetTrainingCountsRequest {
+                partnership_code: "bradford".into(),
+                financial_year: String::new(),
+                min_sequence: last,
+            },
+            ADMIN,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(counts.naloxone_kits_supplied, 160);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn every_service_serves_metrics_by_rpc_and_status() {
     let hub = Hub::start().unwrap();
     send(
