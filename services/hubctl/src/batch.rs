@@ -19,7 +19,7 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 use serde_json::json;
 
 /// Most commands in one `RecordBatch` call (the services' limit).
-pub const MAX_BATCH: usize = 10_000;
+pub use hub_runtime::pipeline::MAX_BATCH;
 
 #[derive(Args, Debug)]
 pub struct BatchFile {
