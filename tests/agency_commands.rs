@@ -911,6 +911,43 @@ async fn wait_for_health(hub: &Hub, status: i32) {
     }
 }
 
+/// A custody officer's client that retries one harm-reduction advice, the
+/// very same request each time.
+struct Retrying {
+    channel: tonic::transport::Channel,
+    request: hub_proto::custody::RecordHarmReductionAdviceRequest,
+}
+
+impl Retrying {
+    async fn new(hub: &Hub, request_id: &str) -> Self {
+        Self {
+            channel: Hub::channel(&hub.custody).await,
+            request: advice(request_id, "bradford"),
+        }
+    }
+
+    async fn send(&self) -> Result<EventAck, Status> {
+        CustodyServiceClient::new(self.channel.clone())
+            .record_harm_reduction_advice(authed(self.request.clone(), ADMIN))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Sends until acknowledged, retrying on UNAVAILABLE for at most `within`.
+    async fn until_recorded(&self, within: Duration) -> EventAck {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.send().await {
+                Ok(ack) => return ack,
+                Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await
+                }
+                Err(e) => panic!("retry failed: {e:?}"),
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
     let mut hub = Hub::start().unwrap();
@@ -929,20 +966,9 @@ async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
     hub.nats.kill();
     let id = request_id("outage");
     // A client's retry sends the very same request.
-    let request = advice(&id, "bradford");
-    let channel = Hub::channel(&hub.custody).await;
-    let record = || {
-        let mut client = CustodyServiceClient::new(channel.clone());
-        let request = authed(request.clone(), ADMIN);
-        async move {
-            client
-                .record_harm_reduction_advice(request)
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
+    let client = Retrying::new(&hub, &id).await;
     let started = Instant::now();
-    let err = record().await.unwrap_err();
+    let err = client.send().await.unwrap_err();
     let waited = started.elapsed();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     // The contract's bound is 5 s; allow for a slow machine, never a hang.
@@ -954,20 +980,11 @@ async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
 
     hub.nats.restart().unwrap();
     // The client retries the same request until it is recorded.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let ack = loop {
-        match record().await {
-            Ok(ack) => break ack,
-            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
-            Err(e) => panic!("retry failed: {e:?}"),
-        }
-    };
+    let ack = client.until_recorded(Duration::from_secs(60)).await;
     assert!(ack.stream_sequence >= 2);
     wait_for_health(&hub, 1).await;
     // One more retry: the first acknowledgement again, as a duplicate.
-    let again = record().await.unwrap();
+    let again = client.send().await.unwrap();
     assert!(again.duplicate);
     assert_eq!(
         (again.event_id.as_str(), again.stream_sequence),
@@ -1006,20 +1023,9 @@ async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_witho
     // a long GC pause): nothing tells the service it is gone.
     signal("-STOP");
     let id = request_id("frozen");
-    let request = advice(&id, "bradford");
-    let channel = Hub::channel(&hub.custody).await;
-    let record = || {
-        let mut client = CustodyServiceClient::new(channel.clone());
-        let request = authed(request.clone(), ADMIN);
-        async move {
-            client
-                .record_harm_reduction_advice(request)
-                .await
-                .map(|r| r.into_inner())
-        }
-    };
+    let client = Retrying::new(&hub, &id).await;
     let started = Instant::now();
-    let err = record().await.unwrap_err();
+    let err = client.send().await.unwrap_err();
     let waited = started.elapsed();
     signal("-CONT");
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
@@ -1030,16 +1036,7 @@ async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_witho
     );
     // The same process, the same request: recorded once, whether the
     // frozen attempt reached the stream after all or not.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ack = loop {
-        match record().await {
-            Ok(ack) => break ack,
-            Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
-            Err(e) => panic!("retry failed: {e:?}"),
-        }
-    };
+    let ack = client.until_recorded(Duration::from_secs(30)).await;
     assert!(ack.stream_sequence >= 2);
     assert_eq!(
         events_with(&hub, &id).await,
