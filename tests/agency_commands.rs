@@ -911,6 +911,20 @@ async fn wait_for_health(hub: &Hub, status: i32) {
     }
 }
 
+/// Records one command, so that the services are connected and warm.
+async fn record_one(hub: &Hub) {
+    send(
+        hub,
+        "custody",
+        "RecordCustodyWorkforce",
+        ADMIN,
+        "bradford",
+        &request_id("warm"),
+    )
+    .await
+    .unwrap();
+}
+
 /// A custody officer's client that retries one harm-reduction advice, the
 /// very same request each time.
 struct Retrying {
@@ -951,16 +965,7 @@ impl Retrying {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
     let mut hub = Hub::start().unwrap();
-    send(
-        &hub,
-        "custody",
-        "RecordCustodyWorkforce",
-        ADMIN,
-        "bradford",
-        &request_id("warm"),
-    )
-    .await
-    .unwrap();
+    record_one(&hub).await;
     wait_for_health(&hub, 1).await;
 
     hub.nats.kill();
@@ -1000,16 +1005,7 @@ async fn with_nats_down_callers_get_unavailable_and_a_retry_lands_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_without_restart() {
     let hub = Hub::start().unwrap();
-    send(
-        &hub,
-        "custody",
-        "RecordCustodyWorkforce",
-        ADMIN,
-        "bradford",
-        &request_id("warm"),
-    )
-    .await
-    .unwrap();
+    record_one(&hub).await;
     let pid = hub.nats.pid().expect("nats-server runs").to_string();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
@@ -1065,15 +1061,8 @@ async fn nats_killed_twice_under_load_every_command_recorded_once_and_counted_on
             let (mut last, mut retries) = (0, 0);
             for i in 0..40 {
                 let request = RecordNaloxoneSupplyRequest {
-                    request_id: format!("kill9-{c}-{i}"),
-                    partnership_code: "bradford".into(),
-                    occurred_at: Some(now()),
-                    pharmacy_code: "FW844".into(),
-                    person: Some(PersonRef {
-                        nhs_number: "943 476 5919".into(),
-                        ..Default::default()
-                    }),
                     kits: 1,
+                    ..naloxone_supply(&format!("kill9-{c}-{i}"), "bradford")
                 };
                 let deadline = Instant::now() + Duration::from_secs(60);
                 let ack = loop {

@@ -8,27 +8,23 @@ use hub_proto::{
     common::{batch_result::Outcome, BatchAck, BatchError, EventAck, PersonRef},
     pharmacy::{
         pharmacy_command::Command as Pharmacy, pharmacy_service_client::PharmacyServiceClient,
-        PharmacyCommand, RecordNaloxoneSupplyRequest, RecordNeedleExchangeRequest,
+        PharmacyCommand, RecordNeedleExchangeRequest,
     },
     prison::{
         prison_command::Command as Prison, prison_service_client::PrisonServiceClient,
         FlagImminentReleaseRequest, PrisonCommand, RecordConsentRequest, RecordReleaseDateRequest,
     },
 };
-use hub_tests::*;
+use hub_tests::{commands, *};
 use tonic::Code;
 
 fn needle_exchange(request_id: &str, client_code: &str, packs: u32) -> PharmacyCommand {
     PharmacyCommand {
         command: Some(Pharmacy::RecordNeedleExchange(
             RecordNeedleExchangeRequest {
-                request_id: request_id.into(),
-                partnership_code: "bradford".into(),
-                occurred_at: Some(now()),
-                pharmacy_code: "FW844".into(),
                 client_code: client_code.into(),
                 packs_given: packs,
-                returns: 0,
+                ..commands::needle_exchange(request_id, "bradford")
             },
         )),
     }
@@ -62,17 +58,7 @@ async fn each_command_of_a_batch_is_recorded_or_refused_as_if_sent_alone() {
     let first = request_id("batch");
     let naloxone = request_id("batch");
     let before = hub.stream_messages().await;
-    let naloxone_supply = RecordNaloxoneSupplyRequest {
-        request_id: naloxone.clone(),
-        partnership_code: "bradford".into(),
-        occurred_at: Some(now()),
-        pharmacy_code: "FW844".into(),
-        person: Some(PersonRef {
-            nhs_number: "943 476 5919".into(),
-            ..Default::default()
-        }),
-        kits: 2,
-    };
+    let naloxone_supply = commands::naloxone_supply(&naloxone, "bradford");
     let reply = upload(
         &hub,
         PHARMACIST,
