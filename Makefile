@@ -14,10 +14,11 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: bench bench-quick run test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
+.PHONY: bench bench-quick run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
+	@echo "make cluster  the same on a three-node NATS cluster (ports 4222-4224)"
 	@echo "make test   install what is missing and run every test"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make bench-quick / make bench   the hub against raw JetStream (BENCHMARKS.md)"
@@ -66,6 +67,11 @@ test: build nextest test-deps
 
 run: build
 	bash deploy/run-local.sh
+
+## The same hub on a three-node NATS JetStream cluster on loopback
+## (deploy/nats/cluster/node.conf), the stream kept on all three.
+cluster: build
+	HUB_LOCAL_CLUSTER=1 bash deploy/run-local.sh
 
 ## The hub against raw JetStream (BENCHMARKS.md): the full run, and the same
 ## measurements at a scale that finishes in under two minutes. Both write

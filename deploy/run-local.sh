@@ -2,16 +2,33 @@
 # `make run`: the whole hub on this machine. A local nats-server with
 # JetStream (store under ./var/nats), every service, the partnership register
 # and a demo scenario. Ctrl-C stops everything.
+#
+# `make cluster` (HUB_LOCAL_CLUSTER=1): the same hub on a three-node NATS
+# cluster on loopback (deploy/nats/cluster/node.conf; client ports
+# 4222-4224, route ports 6222-6224), the stream kept on all three
+# (HUB_STREAM_REPLICAS=3); its data lives apart, under ./var/cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BIN=target/release
 NATS_PORT=${HUB_LOCAL_NATS_PORT:-4222}
-export HUB_NATS_URL=${HUB_NATS_URL:-nats://127.0.0.1:$NATS_PORT}
+if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
+  VAR=var/cluster
+  NATS_PORTS=("$NATS_PORT" $((NATS_PORT + 1)) $((NATS_PORT + 2)))
+  ROUTE_PORTS=(6222 6223 6224)
+  export HUB_STREAM_REPLICAS=3
+  urls=""
+  for p in "${NATS_PORTS[@]}"; do urls="${urls:+$urls,}nats://127.0.0.1:$p"; done
+  export HUB_NATS_URL=${HUB_NATS_URL:-$urls}
+else
+  VAR=var
+  NATS_PORTS=("$NATS_PORT")
+  export HUB_NATS_URL=${HUB_NATS_URL:-nats://127.0.0.1:$NATS_PORT}
+fi
 export HUB_TOKENS_FILE=${HUB_TOKENS_FILE:-seeds/dev-tokens.json}
 export HUB_PARTNERSHIPS_FILE=${HUB_PARTNERSHIPS_FILE:-seeds/partnerships.tsv}
-export HUB_SECRET_FILE=${HUB_SECRET_FILE:-./var/hub.secret}
-mkdir -p var/nats var/logs
+export HUB_SECRET_FILE=${HUB_SECRET_FILE:-./$VAR/hub.secret}
+mkdir -p $VAR/nats $VAR/logs var/logs
 
 pids=()
 stop() {
@@ -19,7 +36,7 @@ stop() {
   echo; echo "stopping the hub..."
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  echo "stopped. Data is kept in ./var (make clean-var forgets it)."
+  echo "stopped. Data is kept in ./$VAR (make clean-var forgets it)."
   exit 0
 }
 trap stop EXIT INT TERM
@@ -32,32 +49,51 @@ wait_for_line() { # file pattern what
   echo "$3 did not start; see $1" >&2; tail -20 "$1" >&2; exit 1
 }
 
-if (exec 3<>/dev/tcp/127.0.0.1/"$NATS_PORT") 2>/dev/null; then
-  echo "port $NATS_PORT is taken: stop what runs there, or set HUB_LOCAL_NATS_PORT" >&2
-  exit 1
+for p in "${NATS_PORTS[@]}"; do
+  if (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
+    echo "port $p is taken: stop what runs there, or set HUB_LOCAL_NATS_PORT" >&2
+    exit 1
+  fi
+done
+if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
+  routes=()
+  for r in "${ROUTE_PORTS[@]}"; do routes+=("nats-route://127.0.0.1:$r"); done
+  for i in 0 1 2; do
+    HUB_NODE_NAME=hub-$((i + 1)) HUB_NODE_HOST=127.0.0.1 HUB_NODE_PORT=${NATS_PORTS[$i]} \
+      HUB_NODE_CLUSTER_PORT=${ROUTE_PORTS[$i]} HUB_NODE_STORE_DIR=$VAR/nats/hub-$((i + 1)) \
+      HUB_ROUTE_1=${routes[0]} HUB_ROUTE_2=${routes[1]} HUB_ROUTE_3=${routes[2]} \
+      .venv/bin/nats-server -c deploy/nats/cluster/node.conf >"$VAR/logs/nats-server-$((i + 1)).log" 2>&1 &
+    pids+=($!)
+  done
+  for i in 1 2 3; do
+    wait_for_line "$VAR/logs/nats-server-$i.log" "Server is ready" "nats-server hub-$i"
+  done
+else
+  .venv/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" --store_dir var/nats >var/logs/nats-server.log 2>&1 &
+  pids+=($!)
+  wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 fi
-.venv/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" --store_dir var/nats >var/logs/nats-server.log 2>&1 &
-pids+=($!)
-wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 
 SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service pickup-projection training-projection"
 for svc in $SERVICES; do
-  "$BIN/$svc" >"var/logs/$svc.log" 2>&1 &
+  # A projection's store holds positions in this stream: the cluster's
+  # live apart from the single server's.
+  HUB_DATA_DIR=./$VAR/$svc "$BIN/$svc" >"$VAR/logs/$svc.log" 2>&1 &
   pids+=($!)
 done
 for svc in $SERVICES; do
-  wait_for_line "var/logs/$svc.log" "$svc listening on" "$svc"
+  wait_for_line "$VAR/logs/$svc.log" "$svc listening on" "$svc"
 done
 
-"$BIN/dashboard" >var/logs/dashboard.log 2>&1 &
+"$BIN/dashboard" >$VAR/logs/dashboard.log 2>&1 &
 pids+=($!)
-wait_for_line var/logs/dashboard.log "listening" "dashboard"
+wait_for_line $VAR/logs/dashboard.log "listening" "dashboard"
 
 HUB_TOKEN=dev-hub-admin-token "$BIN/hubctl" seed demo
 
 cat <<INFO
 
-The hub is running (logs in var/logs/).
+The hub is running (logs in $VAR/logs/).
 
   Dashboard: http://127.0.0.1:8080/   (sign in with a demo token below)
 
@@ -97,4 +133,4 @@ Any gRPC client works through reflection, e.g. grpcurl:
 Ctrl-C stops everything.
 INFO
 wait -n "${pids[@]}" || true
-echo "a process exited; see var/logs/" >&2
+echo "a process exited; see $VAR/logs/" >&2

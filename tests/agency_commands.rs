@@ -892,15 +892,7 @@ async fn events_with(hub: &Hub, request_id: &str) -> usize {
 }
 
 async fn health(hub: &Hub) -> i32 {
-    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-    let mut client = HealthClient::new(Hub::channel(&hub.custody).await);
-    client
-        .check(HealthCheckRequest {
-            service: "hub.custody.v1.CustodyService".into(),
-        })
-        .await
-        .map(|r| r.into_inner().status)
-        .unwrap_or(-1)
+    health_of(&hub.custody, "hub.custody.v1.CustodyService").await
 }
 
 async fn wait_for_health(hub: &Hub, status: i32) {
@@ -1044,46 +1036,9 @@ async fn with_nats_frozen_callers_get_unavailable_and_the_service_recovers_witho
 
 #[tokio::test(flavor = "multi_thread")]
 async fn nats_killed_twice_under_load_every_command_recorded_once_and_counted_once() {
-    use hub_proto::{
-        pharmacy::RecordNaloxoneSupplyRequest,
-        projections::{
-            training_counts_service_client::TrainingCountsServiceClient, GetTrainingCountsRequest,
-        },
-    };
     let mut hub = Hub::start().unwrap();
-    let channel = Hub::channel(&hub.pharmacy).await;
-    // Four clients, 40 supplies each, every one retried with the same
-    // request (id, time and all) until acknowledged.
-    let mut clients = Vec::new();
-    for c in 0..4 {
-        let channel = channel.clone();
-        clients.push(tokio::spawn(async move {
-            let (mut last, mut retries) = (0, 0);
-            for i in 0..40 {
-                let request = RecordNaloxoneSupplyRequest {
-                    kits: 1,
-                    ..naloxone_supply(&format!("kill9-{c}-{i}"), "bradford")
-                };
-                let deadline = Instant::now() + Duration::from_secs(60);
-                let ack = loop {
-                    let reply = PharmacyServiceClient::new(channel.clone())
-                        .record_naloxone_supply(authed(request.clone(), PHARMACIST))
-                        .await;
-                    match reply {
-                        Ok(ack) => break ack.into_inner(),
-                        Err(e) if e.code() == Code::Unavailable && Instant::now() < deadline => {
-                            retries += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await
-                        }
-                        Err(e) => panic!("{}: {e:?}", request.request_id),
-                    }
-                };
-                last = last.max(ack.stream_sequence);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            (last, retries, Instant::now())
-        }));
-    }
+    // Four clients, 40 supplies each, every one retried until acknowledged.
+    let clients = flood_naloxone_supplies(Hub::channel(&hub.pharmacy).await, "kill9", 4, 40);
     for _ in 0..2 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         hub.nats.kill(); // SIGKILL
@@ -1093,40 +1048,24 @@ async fn nats_killed_twice_under_load_every_command_recorded_once_and_counted_on
     let back = Instant::now();
     let (mut last, mut retries) = (0, 0);
     for c in clients {
-        let (l, r, finished) = c.await.unwrap();
+        let done = c.await.unwrap();
         assert!(
-            finished > back,
+            done.finished > back,
             "a client was done before the second outage"
         );
-        last = last.max(l);
-        retries += r;
+        last = last.max(done.last_sequence);
+        retries += done.retries;
     }
     // Retried after UNAVAILABLE, or held by the client until NATS was back.
     eprintln!("{retries} retries after UNAVAILABLE");
     // Exactly one event per request in the stream...
-    let mut seen = std::collections::BTreeMap::new();
-    for m in hub.all_messages().await {
-        if let Ok(e) = Event::decode(m.payload.clone()) {
-            if e.request_id.starts_with("kill9-") {
-                *seen.entry(e.request_id).or_insert(0) += 1;
-            }
-        }
-    }
+    let seen = events_per_request(&hub.all_messages().await, "kill9-");
     assert_eq!(seen.len(), 160, "every command recorded");
     assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
     // ...and each counted once by the projection.
-    let counts = TrainingCountsServiceClient::new(Hub::channel(&hub.training).await)
-        .get_training_counts(authed(
-            GetTrainingCountsRequest {
-                partnership_code: "bradford".into(),
-                financial_year: String::new(),
-                min_sequence: last,
-            },
-            ADMIN,
-        ))
+    let counts = bradford_training(Hub::channel(&hub.training).await, last)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(counts.naloxone_kits_supplied, 160);
 }
 

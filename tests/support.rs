@@ -4,7 +4,7 @@
 
 pub mod commands;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use async_nats::jetstream::{self, message::StreamMessage};
@@ -17,6 +17,51 @@ use hub_proto::{
 };
 use hub_testkit::{workspace_root, HubProcess, NatsServer};
 use tonic::{transport::Channel, Request};
+
+/// The settings every hub process of a test shares: NATS at `nats_url`
+/// (one URL or several, comma-separated), the seeds, a fresh secret.
+pub fn base_env(dir: &Path, nats_url: &str) -> Vec<(String, String)> {
+    let root = workspace_root();
+    let path = |p: PathBuf| p.display().to_string();
+    vec![
+        ("HUB_NATS_URL".to_string(), nats_url.to_string()),
+        (
+            "HUB_TOKENS_FILE".into(),
+            path(root.join("seeds/dev-tokens.json")),
+        ),
+        (
+            "HUB_PARTNERSHIPS_FILE".into(),
+            path(root.join("seeds/partnerships.tsv")),
+        ),
+        ("HUB_SECRET_FILE".into(), path(dir.join("hub.secret"))),
+        ("RUST_LOG".into(), "info".into()),
+    ]
+}
+
+/// Starts the hub binary `name` with `env`, its store and log under `dir`.
+pub fn start_process(dir: &Path, env: &[(String, String)], name: &str) -> Result<HubProcess> {
+    let mut env = env.to_vec();
+    env.push(("HUB_DATA_DIR".into(), dir.join(name).display().to_string()));
+    HubProcess::start(name, &env, &dir.join(format!("{name}.log")))
+}
+
+/// Every message of the event stream, read by a plain NATS client.
+pub async fn stream_messages(js: &jetstream::Context) -> Vec<StreamMessage> {
+    let mut stream = js.get_stream("HUB_EVENTS").await.expect("stream exists");
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    let mut out = Vec::new();
+    for seq in 1..=last {
+        if let Ok(m) = stream.get_raw_message(seq).await {
+            out.push(m);
+        }
+    }
+    out
+}
 
 /// Tokens from `seeds/dev-tokens.json`.
 pub const CARAT: &str = "dev-carat-worker-token";
@@ -55,29 +100,11 @@ impl Hub {
         per_process: impl Fn(&str) -> Vec<(String, String)>,
     ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("hub-test-").tempdir()?;
-        let root = workspace_root();
-        let path = |p: PathBuf| p.display().to_string();
-        let env = vec![
-            ("HUB_NATS_URL".to_string(), nats.url()),
-            (
-                "HUB_TOKENS_FILE".into(),
-                path(root.join("seeds/dev-tokens.json")),
-            ),
-            (
-                "HUB_PARTNERSHIPS_FILE".into(),
-                path(root.join("seeds/partnerships.tsv")),
-            ),
-            (
-                "HUB_SECRET_FILE".into(),
-                path(dir.path().join("hub.secret")),
-            ),
-            ("RUST_LOG".into(), "info".into()),
-        ];
+        let env = base_env(dir.path(), &nats.url());
         let start = |name: &str| {
             let mut env = env.clone();
             env.extend(per_process(name));
-            env.push(("HUB_DATA_DIR".into(), path(dir.path().join(name))));
-            HubProcess::start(name, &env, &dir.path().join(format!("{name}.log")))
+            start_process(dir.path(), &env, name)
         };
         Ok(Self {
             custody: start("custody-service")?,
@@ -183,21 +210,7 @@ impl Hub {
 
     /// Every message in the event stream, read by a plain NATS client.
     pub async fn all_messages(&self) -> Vec<StreamMessage> {
-        let js = self.jetstream().await;
-        let mut stream = js.get_stream("HUB_EVENTS").await.expect("stream exists");
-        let last = stream
-            .info()
-            .await
-            .expect("stream info")
-            .state
-            .last_sequence;
-        let mut out = Vec::new();
-        for seq in 1..=last {
-            if let Ok(m) = stream.get_raw_message(seq).await {
-                out.push(m);
-            }
-        }
-        out
+        stream_messages(&self.jetstream().await).await
     }
 }
 
@@ -304,4 +317,127 @@ pub async fn train(hub: &Hub, service_users: usize, carers: usize) -> u64 {
             .stream_sequence;
     }
     last
+}
+
+/// What one flooding client did: the highest stream sequence acknowledged
+/// to it, how many times it retried after `UNAVAILABLE`, when it finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Flooded {
+    pub last_sequence: u64,
+    pub retries: u32,
+    pub finished: std::time::Instant,
+}
+
+/// `clients` pharmacists, each recording `each` naloxone supplies of one
+/// kit (request ids `<prefix>-<client>-<n>`), 50 ms apart, every one
+/// retried with the very same request (id, time and all) after
+/// `UNAVAILABLE` until acknowledged, as a careful client would.
+pub fn flood_naloxone_supplies(
+    channel: Channel,
+    prefix: &str,
+    clients: usize,
+    each: usize,
+) -> Vec<tokio::task::JoinHandle<Flooded>> {
+    use hub_proto::pharmacy::{
+        pharmacy_service_client::PharmacyServiceClient, RecordNaloxoneSupplyRequest,
+    };
+    use std::time::{Duration, Instant};
+    (0..clients)
+        .map(|c| {
+            let channel = channel.clone();
+            let prefix = prefix.to_string();
+            tokio::spawn(async move {
+                let (mut last_sequence, mut retries) = (0, 0);
+                for i in 0..each {
+                    let request = RecordNaloxoneSupplyRequest {
+                        kits: 1,
+                        ..commands::naloxone_supply(&format!("{prefix}-{c}-{i}"), "bradford")
+                    };
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    let ack = loop {
+                        let reply = PharmacyServiceClient::new(channel.clone())
+                            .record_naloxone_supply(authed(request.clone(), PHARMACIST))
+                            .await;
+                        match reply {
+                            Ok(ack) => break ack.into_inner(),
+                            Err(e)
+                                if e.code() == tonic::Code::Unavailable
+                                    && Instant::now() < deadline =>
+                            {
+                                retries += 1;
+                                tokio::time::sleep(Duration::from_millis(100)).await
+                            }
+                            Err(e) => panic!("{}: {e:?}", request.request_id),
+                        }
+                    };
+                    last_sequence = last_sequence.max(ack.stream_sequence);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Flooded {
+                    last_sequence,
+                    retries,
+                    finished: Instant::now(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// How many events each request id starting with `prefix` has in
+/// `messages`.
+pub fn events_per_request(
+    messages: &[StreamMessage],
+    prefix: &str,
+) -> std::collections::BTreeMap<String, usize> {
+    use prost::Message;
+    let mut seen = std::collections::BTreeMap::new();
+    for m in messages {
+        if let Ok(e) = hub_proto::events::Event::decode(m.payload.clone()) {
+            if e.request_id.starts_with(prefix) {
+                *seen.entry(e.request_id).or_insert(0) += 1;
+            }
+        }
+    }
+    seen
+}
+
+/// Bradford's training counts for this year, once `min_sequence` is applied.
+pub async fn bradford_training(
+    training: Channel,
+    min_sequence: u64,
+) -> Result<hub_proto::projections::TrainingCounts, tonic::Status> {
+    use hub_proto::projections::{
+        training_counts_service_client::TrainingCountsServiceClient, GetTrainingCountsRequest,
+    };
+    TrainingCountsServiceClient::new(training)
+        .get_training_counts(authed(
+            GetTrainingCountsRequest {
+                partnership_code: "bradford".into(),
+                financial_year: String::new(),
+                min_sequence,
+            },
+            ADMIN,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// What `grpc.health.v1.Health/Check` says of `service` on `process`
+/// (`tonic_health::ServingStatus` as a number; -1 when it cannot answer).
+pub async fn health_of(process: &HubProcess, service: &str) -> i32 {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let Ok(channel) = Channel::from_shared(process.endpoint())
+        .expect("endpoint")
+        .connect()
+        .await
+    else {
+        return -1;
+    };
+    HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
+        .unwrap_or(-1)
 }

@@ -77,7 +77,7 @@ pub async fn serve(
     let tokens = args.load_tokens()?;
     let partnerships = args.load_partnerships()?;
     let client = eventlog::connect(&args.nats, name).await?;
-    let log = eventlog::EventLog::open(client, &args.nats.stream, args.dedupe_window).await?;
+    let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
     let (changes, _) = broadcast::channel(4096);
     let projection = Projection::open(
         name,

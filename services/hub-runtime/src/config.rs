@@ -66,6 +66,13 @@ pub struct CommonArgs {
     /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
     #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
     pub dedupe_window: Duration,
+    /// Copies of the event stream JetStream keeps, on different servers of
+    /// a cluster: 1 for a single server, 3 in production (deploy/nats/cluster).
+    /// The agency services create the stream with it and raise an existing
+    /// stream's replicas to it.
+    #[arg(long, env = "HUB_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
 }
 
 /// A secret setting: `Debug` never shows it.
@@ -165,6 +172,14 @@ impl NatsArgs {
 }
 
 impl CommonArgs {
+    /// What the event stream must be like.
+    pub fn stream_settings(&self) -> crate::eventlog::StreamSettings {
+        crate::eventlog::StreamSettings {
+            dedupe_window: self.dedupe_window,
+            replicas: self.stream_replicas as usize,
+        }
+    }
+
     /// The listen address, or `default` when none was set.
     pub fn listen_or(&self, default: &str) -> SocketAddr {
         self.listen

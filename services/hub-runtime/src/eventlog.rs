@@ -78,6 +78,7 @@ pub struct EventLog {
     client: Client,
     js: jetstream::Context,
     stream_name: String,
+    settings: StreamSettings,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -86,8 +87,17 @@ impl std::fmt::Debug for EventLog {
     }
 }
 
+/// What the hub's settings ask of the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamSettings {
+    /// `HUB_DEDUPE_WINDOW`.
+    pub dedupe_window: Duration,
+    /// `HUB_STREAM_REPLICAS`: copies kept on different cluster servers.
+    pub replicas: usize,
+}
+
 /// The stream configuration the hub requires.
-pub fn stream_config(name: &str, dedupe_window: Duration) -> stream::Config {
+pub fn stream_config(name: &str, settings: StreamSettings) -> stream::Config {
     stream::Config {
         name: name.to_string(),
         description: Some(
@@ -100,7 +110,10 @@ pub fn stream_config(name: &str, dedupe_window: Duration) -> stream::Config {
         max_age: Duration::ZERO,
         max_messages: -1,
         max_bytes: -1,
-        duplicate_window: dedupe_window,
+        duplicate_window: settings.dedupe_window,
+        // With 3 replicas a write is acknowledged once a majority of the
+        // cluster has it: losing one server loses nothing acknowledged.
+        num_replicas: settings.replicas,
         allow_direct: true,
         // Events repeat their header names, subjects, codes and the hex of
         // keyed hashes: S2 (per message block, NATS ≥ 2.10) roughly halves
@@ -116,12 +129,12 @@ impl EventLog {
     pub async fn open(
         client: Client,
         stream_name: &str,
-        dedupe_window: Duration,
+        settings: StreamSettings,
     ) -> Result<Self, Error> {
         let js = jetstream::ContextBuilder::new()
             .timeout(PUBLISH_TIMEOUT)
             .build(client.clone());
-        let wanted = stream_config(stream_name, dedupe_window);
+        let wanted = stream_config(stream_name, settings);
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
         let info = loop {
             match js.get_or_create_stream(wanted.clone()).await {
@@ -129,6 +142,16 @@ impl EventLog {
                     Ok(info) => break info.clone(),
                     Err(e) => tracing::warn!(error = %e, "reading the stream's configuration"),
                 },
+                Err(e) if e.to_string().contains("insufficient resources") => {
+                    return Err(Error::config(
+                        "HUB_STREAM_REPLICAS",
+                        format!(
+                            "JetStream cannot place {} replicas of {stream_name} ({e}): \
+                             a cluster needs at least that many servers with JetStream",
+                            settings.replicas
+                        ),
+                    ))
+                }
                 Err(e) => tracing::warn!(error = %e, stream = stream_name, "waiting for JetStream"),
             }
             if tokio::time::Instant::now() > deadline {
@@ -158,19 +181,27 @@ impl EventLog {
                 format!("stream {stream_name} has limits that would delete events; it must keep everything"),
             ));
         }
-        if have.duplicate_window != dedupe_window || have.compression != wanted.compression {
+        if have.duplicate_window != settings.dedupe_window
+            || have.compression != wanted.compression
+            || have.num_replicas < settings.replicas
+        {
             let mut updated = have.clone();
-            updated.duplicate_window = dedupe_window;
+            updated.duplicate_window = settings.dedupe_window;
             updated.compression = wanted.compression;
+            // Replicas are only ever raised here: lowering them is an
+            // operator's decision (docs/operations.md), not a side effect
+            // of one service started with the default.
+            updated.num_replicas = have.num_replicas.max(settings.replicas);
             // Projections may not change the stream (least privilege): the
             // window is the agency services' business.
             match js.update_stream(updated).await {
                 Ok(_) => tracing::info!(
-                    window_s = dedupe_window.as_secs(),
-                    "duplicate window and compression updated"
+                    window_s = settings.dedupe_window.as_secs(),
+                    replicas = have.num_replicas.max(settings.replicas),
+                    "duplicate window, compression and replicas updated"
                 ),
                 Err(e) => {
-                    tracing::warn!(error = %e, "could not update the duplicate window or compression; keeping the stream's")
+                    tracing::warn!(error = %e, "could not update the duplicate window, compression or replicas; keeping the stream's")
                 }
             }
         }
@@ -178,6 +209,7 @@ impl EventLog {
             client,
             js,
             stream_name: stream_name.to_string(),
+            settings,
         })
     }
 
@@ -187,6 +219,11 @@ impl EventLog {
 
     pub fn jetstream(&self) -> &jetstream::Context {
         &self.js
+    }
+
+    /// What the settings asked of the stream.
+    pub fn settings(&self) -> StreamSettings {
+        self.settings
     }
 
     pub fn stream_name(&self) -> &str {

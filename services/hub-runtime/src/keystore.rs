@@ -10,6 +10,8 @@
 
 use async_nats::jetstream::{self, kv};
 
+use crate::eventlog::EventLog;
+
 use hub_core::{
     sealing::{DataKey, KeyWrapper},
     Error,
@@ -38,10 +40,17 @@ fn unavailable(e: impl std::fmt::Display) -> Error {
 }
 
 impl KeyStore {
-    /// Opens the bucket, creating it when missing.
-    pub async fn open(js: &jetstream::Context, wrapper: KeyWrapper) -> Result<Self, Error> {
+    /// Opens the bucket, creating it when missing, with as many replicas
+    /// as the event stream (`HUB_STREAM_REPLICAS`): a key lost with a
+    /// server would make that person's names unreadable.
+    pub async fn open(log: &EventLog, wrapper: KeyWrapper) -> Result<Self, Error> {
+        let js = log.jetstream();
+        let replicas = log.settings().replicas;
         let kv = match js.get_key_value(BUCKET).await {
-            Ok(kv) => kv,
+            Ok(kv) => {
+                raise_replicas(js, replicas).await;
+                kv
+            }
             Err(_) => js
                 .create_key_value(kv::Config {
                     bucket: BUCKET.into(),
@@ -49,6 +58,7 @@ impl KeyStore {
                         .into(),
                     history: 1,
                     storage: jetstream::stream::StorageType::File,
+                    num_replicas: replicas,
                     ..Default::default()
                 })
                 .await
@@ -90,5 +100,27 @@ impl KeyStore {
     /// Destroys the data key of `key_id` (erasure).
     pub async fn destroy(&self, key_id: &str) -> Result<(), Error> {
         self.kv.purge(entry(key_id)).await.map_err(unavailable)
+    }
+}
+
+/// Raises the bucket's replicas to `replicas` (never lowers them); a
+/// process without the right to (a projection) leaves that to the agency
+/// services.
+async fn raise_replicas(js: &jetstream::Context, replicas: usize) {
+    let name = format!("KV_{BUCKET}");
+    let Ok(mut stream) = js.get_stream(&name).await else {
+        return;
+    };
+    let Ok(info) = stream.info().await else {
+        return;
+    };
+    if info.config.num_replicas >= replicas {
+        return;
+    }
+    let mut config = info.config.clone();
+    config.num_replicas = replicas;
+    match js.update_stream(config).await {
+        Ok(_) => tracing::info!(replicas, "person keys bucket replicas raised"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the person keys bucket's replicas"),
     }
 }

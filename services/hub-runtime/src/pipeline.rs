@@ -583,8 +583,8 @@ impl CommandPipeline {
         let partnerships = args.load_partnerships()?;
         let secret = args.load_secret()?;
         let client = crate::eventlog::connect(&args.nats, service_name).await?;
-        let log = EventLog::open(client, &args.nats.stream, args.dedupe_window).await?;
-        let keys = KeyStore::open(log.jetstream(), sealing::KeyWrapper::new(&secret)).await?;
+        let log = EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
+        let keys = KeyStore::open(&log, sealing::KeyWrapper::new(&secret)).await?;
         tracing::info!(
             partnerships = partnerships.len(),
             stream = log.stream_name(),

@@ -5,6 +5,8 @@
 //!
 //! # Layout
 //! - [`NatsServer`]: start, kill, restart on the same port and store.
+//! - [`NatsCluster`]: three of them clustered with
+//!   `deploy/nats/cluster/node.conf`, as in production.
 //! - [`HubProcess`]: a hub binary started with `HUB_LISTEN=127.0.0.1:0`,
 //!   ready once it prints `<name> listening on <addr>`.
 //! - [`binary`]: where cargo put a workspace binary.
@@ -53,6 +55,9 @@ pub struct NatsServer {
     port: u16,
     config: Option<PathBuf>,
     env: Vec<(String, String)>,
+    /// The variable through which the configuration file takes its store
+    /// directory (nats-server refuses `--store_dir` as well), if it does.
+    store_dir_var: Option<String>,
 }
 
 impl NatsServer {
@@ -64,6 +69,14 @@ impl NatsServer {
     /// Starts a server with a configuration file (`-c`) and environment
     /// variables for it (such as passwords the file refers to).
     pub fn start_with(config: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
+        Self::start_configured(config, env, None)
+    }
+
+    fn start_configured(
+        config: Option<&Path>,
+        env: &[(String, String)],
+        store_dir_var: Option<&str>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("hub-nats-").tempdir()?;
         let mut server = Self {
             child: None,
@@ -71,6 +84,7 @@ impl NatsServer {
             port: 0,
             config: config.map(Path::to_path_buf),
             env: env.to_vec(),
+            store_dir_var: store_dir_var.map(str::to_string),
         };
         server.launch(None)?;
         Ok(server)
@@ -86,10 +100,14 @@ impl NatsServer {
         if let Some(config) = &self.config {
             command.arg("-c").arg(config);
         }
-        let child = command
+        command
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "--store_dir"])
-            .arg(self.dir.path().join("jetstream"))
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg]);
+        match &self.store_dir_var {
+            Some(var) => command.env(var, self.store_dir()),
+            None => command.arg("--store_dir").arg(self.store_dir()),
+        };
+        let child = command
             .arg("--ports_file_dir")
             .arg(&ports_dir)
             .stdout(Stdio::null())
@@ -172,6 +190,66 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A free TCP port on loopback (free when asked; the caller binds it soon).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A three-node JetStream cluster on loopback, each server started from
+/// the production node configuration (`deploy/nats/cluster/node.conf`)
+/// with its own store directory and free ports.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsServer>,
+}
+
+impl NatsCluster {
+    pub fn start() -> Result<Self> {
+        let config = workspace_root().join("deploy/nats/cluster/node.conf");
+        let route_ports = [free_port()?, free_port()?, free_port()?];
+        let routes: Vec<String> = route_ports
+            .iter()
+            .map(|p| format!("nats-route://127.0.0.1:{p}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, route_port) in route_ports.iter().enumerate() {
+            let mut env = vec![
+                ("HUB_NODE_NAME".to_string(), format!("hub-{}", i + 1)),
+                ("HUB_NODE_HOST".into(), "127.0.0.1".into()),
+                // The command line's -p takes precedence; the file still
+                // needs the variable it names.
+                ("HUB_NODE_PORT".into(), "-1".into()),
+                ("HUB_NODE_CLUSTER_PORT".into(), route_port.to_string()),
+            ];
+            for (r, route) in routes.iter().enumerate() {
+                env.push((format!("HUB_ROUTE_{}", r + 1), route.clone()));
+            }
+            nodes.push(NatsServer::start_configured(
+                Some(&config),
+                &env,
+                Some("HUB_NODE_STORE_DIR"),
+            )?);
+        }
+        Ok(Self { nodes })
+    }
+
+    /// Every node's URL, comma-separated (as `HUB_NATS_URL` takes them).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node called `name` (`hub-1` … `hub-3`).
+    pub fn node(&mut self, name: &str) -> Option<&mut NatsServer> {
+        let i: usize = name.strip_prefix("hub-")?.parse().ok()?;
+        self.nodes.get_mut(i.checked_sub(1)?)
     }
 }
 

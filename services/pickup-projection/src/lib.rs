@@ -43,10 +43,10 @@ pub async fn run(
     let log = hub_runtime::eventlog::EventLog::open(
         client,
         &config.common.nats.stream,
-        config.common.dedupe_window,
+        config.common.stream_settings(),
     )
     .await?;
-    let keys = KeyStore::open(log.jetstream(), hub_core::sealing::KeyWrapper::new(&secret)).await?;
+    let keys = KeyStore::open(&log, hub_core::sealing::KeyWrapper::new(&secret)).await?;
     let pseudonymiser = hub_core::pseudonym::Pseudonymiser::new(&secret);
     let data_keys = api::DataKeyCache::default();
     hub_projection::serve(
