@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: bench bench-quick run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
+.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
@@ -22,6 +22,7 @@ help:
 	@echo "make test   install what is missing and run every test"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make bench-quick / make bench   the hub against raw JetStream (BENCHMARKS.md)"
+	@echo "make fuzz   the fuzz targets, FUZZ_SECONDS each (fuzz/README.md)"
 
 # Installs the Debian packages given, those that are missing.
 define apt-install-missing
@@ -88,6 +89,18 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+## Fuzzing (fuzz/README.md): each target for FUZZ_SECONDS (default 600)
+## from its corpus in fuzz/corpus/, which it grows. cargo-fuzz is installed
+## when missing; RUSTC_BOOTSTRAP lets the stable toolchain take the
+## sanitizer flags libFuzzer needs.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := request_validation person_ref event_decoding
+fuzz: system-deps
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
+	done
 
 ## Forget local data (NATS store, projections, the local hub secret).
 clean-var:

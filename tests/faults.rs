@@ -97,5 +97,137 @@ async fn a_three_node_cluster_loses_its_stream_leader_under_load_and_nothing_is_
         health_of(&training, "hub.projections.v1.TrainingCountsService").await,
         SERVING
     );
-    let _ = NOT_SERVING;
+}
+
+/// A pharmacy service and a training projection on their own NATS server.
+struct Pair {
+    dir: tempfile::TempDir,
+    pharmacy: hub_testkit::HubProcess,
+    training: hub_testkit::HubProcess,
+    _nats: hub_testkit::NatsServer,
+}
+
+impl Pair {
+    fn start() -> Self {
+        let nats = hub_testkit::NatsServer::start().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hub-faults-")
+            .tempdir()
+            .unwrap();
+        let env = base_env(dir.path(), &nats.url());
+        Self {
+            pharmacy: start_process(dir.path(), &env, "pharmacy-service").unwrap(),
+            training: start_process(dir.path(), &env, "training-projection").unwrap(),
+            dir,
+            _nats: nats,
+        }
+    }
+
+    /// Records `n` naloxone supplies of one kit; the last sequence.
+    async fn supply(&self, prefix: &str, n: usize) -> u64 {
+        let done = flood_naloxone_supplies(Hub::channel(&self.pharmacy).await, prefix, 1, n)
+            .pop()
+            .unwrap()
+            .await
+            .unwrap();
+        done.last_sequence
+    }
+
+    async fn kits(&self, min_sequence: u64) -> Result<u32, tonic::Status> {
+        bradford_training(Hub::channel(&self.training).await, min_sequence)
+            .await
+            .map(|c| c.naloxone_kits_supplied)
+    }
+
+    async fn training_health(&self) -> i32 {
+        health_of(&self.training, "hub.projections.v1.TrainingCountsService").await
+    }
+
+    /// Waits (up to 30 s) for the training projection's health to be `status`.
+    async fn wait_for_health(&self, status: i32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.training_health().await != status {
+            assert!(
+                Instant::now() < deadline,
+                "health never became {status}; log:\n{}",
+                self.training.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Sets the soft limit on the size of files `pid` may write, as a full
+/// disk or quota would: writes beyond it fail (EFBIG). util-linux's
+/// `prlimit`, on every Debian machine.
+fn limit_file_size(pid: u32, bytes: Option<u64>) {
+    let soft = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--fsize={soft}:unlimited"))
+        .status()
+        .expect("prlimit runs");
+    assert!(status.success(), "prlimit: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projection_whose_disk_fills_stops_applying_reports_unhealthy_and_loses_nothing() {
+    let pair = Pair::start();
+    let before = pair.supply("before", 10).await;
+    assert_eq!(pair.kits(before).await.unwrap(), 10);
+    assert_eq!(pair.training_health().await, SERVING);
+
+    // The projection's disk fills: every write to its files fails.
+    limit_file_size(pair.training.pid().unwrap(), Some(0));
+    let during = pair.supply("during", 10).await;
+    pair.wait_for_health(NOT_SERVING).await;
+    let refused = pair
+        .kits(0)
+        .await
+        .expect_err("no counts from a failed store");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.message().contains("store cannot be used"),
+        "{}",
+        refused.message()
+    );
+    // The agencies are not held back: the stream keeps every command.
+    let still = pair.supply("still", 5).await;
+    assert!(still > during);
+
+    // Space again: the same process resumes where its store stood.
+    limit_file_size(pair.training.pid().unwrap(), None);
+    pair.wait_for_health(SERVING).await;
+    assert_eq!(
+        pair.kits(still).await.unwrap(),
+        25,
+        "every supply counted once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projection_whose_store_cannot_be_read_reports_unhealthy_and_catches_up_once_fixed() {
+    let mut pair = Pair::start();
+    let first = pair.supply("first", 5).await;
+    assert_eq!(pair.kits(first).await.unwrap(), 5);
+    pair.training.terminate().unwrap();
+
+    // The store's CURRENT file (which names its manifest) is damaged.
+    let current = pair.dir.path().join("training-projection/store-1/CURRENT");
+    let good = std::fs::read(&current).unwrap();
+    std::fs::write(&current, b"garbage\n").unwrap();
+    let second = pair.supply("second", 5).await;
+
+    pair.training.restart().unwrap();
+    pair.wait_for_health(NOT_SERVING).await;
+    let refused = pair
+        .kits(0)
+        .await
+        .expect_err("no counts from an unreadable store");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+    // Repaired: the running process opens it and applies what it missed.
+    std::fs::write(&current, good).unwrap();
+    pair.wait_for_health(SERVING).await;
+    assert_eq!(pair.kits(second).await.unwrap(), 10);
 }

@@ -9,11 +9,17 @@ use jiff::civil::Date;
 
 use hub_proto::{common::PersonRef, events::event::Payload};
 
+use hub_proto::CommandFields;
+use jiff::Timestamp;
+
 use crate::{
-    auth::Caller,
+    auth::{Action, Agency, Caller},
+    partnerships::PartnershipRegister,
     person::{check_person, Person},
     pseudonym::Pseudonymiser,
+    time::london_date,
     validate::{self, Violations},
+    Error,
 };
 
 /// What a rule function decided.
@@ -111,6 +117,60 @@ pub fn headcount_fact(
         .map(str::to_string);
     let count = v.check(count_field, validate::count(count));
     Some(Decision::about(None, payload(code?, count?)))
+}
+
+/// The pure half of recording a command, shared by the pipeline in
+/// `hub-runtime` and the fuzz targets: everything up to the decision,
+/// nothing that leaves the process.
+pub struct Checker<'a> {
+    pub agency: Agency,
+    pub partnerships: &'a PartnershipRegister,
+    pub pseudonymiser: &'a Pseudonymiser,
+}
+
+impl Checker<'_> {
+    /// Authorise (role first; the partnership when it is a real one, an
+    /// unknown code being a validation error) and validate: every field
+    /// rule, then the RPC's own. Pure: nothing leaves the process.
+    pub fn check<R, F>(
+        &self,
+        rpc: &'static str,
+        caller: &Caller,
+        req: &R,
+        rules: F,
+        now: Timestamp,
+    ) -> Result<(Decision, Timestamp), Error>
+    where
+        R: CommandFields,
+        F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
+    {
+        let partnership_code = req.partnership_code();
+        let action = Action::Command(self.agency, rpc);
+        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
+            caller.authorise(action, partnership_code)?;
+        }
+        let mut violations = Violations::new();
+        violations.check("request_id", validate::request_id(req.request_id()));
+        violations.check(
+            "partnership_code",
+            validate::partnership(self.partnerships, partnership_code),
+        );
+        let occurred_at =
+            violations.check("occurred_at", validate::occurred_at(req.occurred_at(), now));
+        let ctx = RuleContext {
+            caller,
+            today: london_date(now),
+            pseudonymiser: self.pseudonymiser,
+        };
+        let decision = rules(req, &ctx, &mut violations);
+        violations.finish(|| ())?;
+        match (decision, occurred_at) {
+            (Some(decision), Some(occurred_at)) => Ok((decision, occurred_at)),
+            _ => Err(Error::Internal(format!(
+                "{rpc}: rules passed but decided nothing"
+            ))),
+        }
+    }
 }
 
 /// Test support: run one rule as a given caller on a given day.

@@ -23,12 +23,13 @@ use async_nats::jetstream::{
     consumer::{pull, AckPolicy, DeliverPolicy},
 };
 use futures::StreamExt;
-use prost::Message;
 use tokio::sync::{broadcast, watch};
 
-use hub_proto::{events::Event, SCHEMA_VERSION};
+use hub_proto::events::Event;
 use hub_runtime::eventlog::EventLog;
 use hub_store::{Error, KeyKind, Progress, Store, Txn};
+
+use crate::message::{decode, Decoded};
 
 /// Most messages applied in one RocksDB batch.
 pub const BATCH: usize = 512;
@@ -49,7 +50,23 @@ pub struct Consumer {
     pub apply: Arc<ApplyFn>,
     pub progress: watch::Sender<Progress>,
     pub changes: broadcast::Sender<String>,
+    /// Why the store cannot be used, while it cannot (`None` when well):
+    /// health and queries follow it.
+    pub fault: watch::Sender<Option<String>>,
+    /// The layout version an empty store is marked with once it opens.
+    pub schema: u32,
 }
+
+/// Why consuming stopped.
+enum Stop {
+    /// The stream (connection, consumer, a gap): recreate the consumer.
+    Stream(String),
+    /// The store failed: stop applying until it works again.
+    Store(Error),
+}
+
+/// Longest wait between two attempts to reopen a failed store.
+const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 fn consumer_config(name: &str, applied: u64, durable: bool) -> pull::Config {
     pull::Config {
@@ -74,21 +91,6 @@ fn consumer_config(name: &str, applied: u64, durable: bool) -> pull::Config {
             Duration::from_secs(60)
         },
         ..Default::default()
-    }
-}
-
-/// What a message is to the projection.
-enum Decoded {
-    Event(Box<Event>),
-    Parked(&'static str),
-}
-
-fn decode(payload: &[u8]) -> Decoded {
-    match Event::decode(payload) {
-        Err(_) => Decoded::Parked("undecodable"),
-        Ok(e) if e.schema_version > SCHEMA_VERSION => Decoded::Parked("newer schema"),
-        Ok(e) if e.payload.is_none() => Decoded::Parked("unknown event type"),
-        Ok(e) => Decoded::Event(Box::new(e)),
     }
 }
 
@@ -118,26 +120,32 @@ impl Consumer {
     }
 
     /// Applies the stream to `store` forever (until the task is aborted).
-    /// Store failures stop applying (nothing is acked, so nothing is lost)
-    /// and are retried.
+    /// A store failure (disk full, I/O error, unreadable) stops applying
+    /// and is reported (see [`Consumer::recover`]) until the store works
+    /// again; nothing past the store's own position was acknowledged, so
+    /// nothing is lost.
     pub async fn run(&self, store: Arc<Store>) {
-        self.run_until(store, true, None).await;
+        loop {
+            match self.run_until(store.clone(), true, None).await {
+                Ok(()) => return,
+                Err(e) => self.recover(&store, e).await,
+            }
+        }
     }
 
     /// Applies to `store` until it has applied `until` (when given), with a
-    /// durable consumer or an ephemeral one.
-    pub async fn run_until(&self, store: Arc<Store>, durable: bool, until: Option<u64>) {
+    /// durable consumer or an ephemeral one; returns the store's error if
+    /// it fails.
+    pub async fn run_until(
+        &self,
+        store: Arc<Store>,
+        durable: bool,
+        until: Option<u64>,
+    ) -> Result<(), Error> {
         loop {
-            let progress = match store.progress() {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(projection = self.name, error = %e, "cannot read the store; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
+            let progress = blocking(|| store.progress())?;
             if until.is_some_and(|u| progress.applied_sequence >= u) {
-                return;
+                return Ok(());
             }
             let consumer = match self.recreate(progress.applied_sequence, durable).await {
                 Ok(c) => c,
@@ -169,11 +177,50 @@ impl Consumer {
                 .consume(&store, messages, progress, until, durable)
                 .await
             {
-                Ok(()) => return,
-                Err(e) => {
+                Ok(()) => return Ok(()),
+                Err(Stop::Store(e)) => return Err(e),
+                Err(Stop::Stream(e)) => {
                     tracing::warn!(projection = self.name, error = %e, "consumer interrupted; resuming from the store's position");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+            }
+        }
+    }
+
+    /// The store failed: says so (health `NOT_SERVING`, queries
+    /// `UNAVAILABLE`, `hub_projection_store_fault` 1) and tries to reopen
+    /// it, with growing waits, until it opens and reads again; then clears
+    /// the fault, and the caller resumes from the store's own position.
+    pub async fn recover(&self, store: &Store, mut error: Error) {
+        let mut wait = Duration::from_millis(250);
+        loop {
+            tracing::error!(projection = self.name, error = %error,
+                "the store failed: stopped applying until it works again");
+            let _ = self.fault.send(Some(error.to_string()));
+            metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(1.0);
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(REOPEN_BACKOFF_MAX);
+            let reopened = blocking(|| {
+                store.reopen()?;
+                let progress = store.progress()?;
+                if progress.applied_sequence == 0 {
+                    store.set_schema(self.schema)?;
+                }
+                Ok::<_, Error>(progress)
+            });
+            match reopened {
+                Ok(progress) => {
+                    tracing::info!(
+                        projection = self.name,
+                        applied = progress.applied_sequence,
+                        "the store works again: applying from where it stood"
+                    );
+                    metrics::gauge!("hub_projection_store_fault", "projection" => self.name)
+                        .set(0.0);
+                    let _ = self.fault.send(None);
+                    return;
+                }
+                Err(e) => error = e,
             }
         }
     }
@@ -185,13 +232,14 @@ impl Consumer {
         mut progress: Progress,
         until: Option<u64>,
         durable: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Stop> {
         let mut chunks = messages.ready_chunks(BATCH);
         let mut fresh = true;
         while let Some(batch) = chunks.next().await {
             // RocksDB may block (a write stall while compaction catches up):
             // never on a thread that queries and acknowledgements need.
-            let applied = blocking(|| self.apply_batch(store, batch, progress, &mut fresh, until))?;
+            let applied = blocking(|| self.apply_batch(store, batch, progress, &mut fresh, until))
+                .map_err(Stop::Store)?;
             progress = applied.progress;
             if let Some(msg) = applied.last.filter(|_| durable) {
                 if let Err(e) = msg.ack().await {
@@ -199,13 +247,13 @@ impl Consumer {
                 }
             }
             if let Some(why) = applied.interrupted {
-                return Err(why);
+                return Err(Stop::Stream(why));
             }
             if until.is_some_and(|u| progress.applied_sequence >= u) {
                 return Ok(());
             }
         }
-        Err("message stream ended".into())
+        Err(Stop::Stream("message stream ended".into()))
     }
 
     /// Applies one chunk of messages and commits it with the new progress
@@ -217,7 +265,7 @@ impl Consumer {
         progress: Progress,
         fresh: &mut bool,
         until: Option<u64>,
-    ) -> Result<Applied, String> {
+    ) -> Result<Applied, Error> {
         let mut txn = store.txn();
         let mut next = progress;
         let mut last = None;
@@ -252,8 +300,7 @@ impl Consumer {
             *fresh = false;
             match decode(&msg.payload) {
                 Decoded::Event(event) => {
-                    let root =
-                        (self.apply)(&mut txn, &event, seq).map_err(|e| format!("store: {e}"))?;
+                    let root = (self.apply)(&mut txn, &event, seq)?;
                     changed.extend(root);
                     next.events_applied += 1;
                 }
@@ -275,7 +322,7 @@ impl Consumer {
             }
         }
         if next != progress {
-            txn.commit(next).map_err(|e| format!("store: {e}"))?;
+            txn.commit(next)?;
             // Watchers first: whoever sees the new progress (a query with
             // min_sequence, then a watch) must not be sent these changes
             // again as if they were new.

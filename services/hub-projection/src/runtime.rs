@@ -58,6 +58,9 @@ pub struct Projection {
     upgrading: AtomicBool,
     pub consumer: Consumer,
     pub progress: watch::Receiver<Progress>,
+    /// Why the store cannot be used, while it cannot: queries are refused
+    /// and health says `NOT_SERVING` meanwhile.
+    pub fault: watch::Receiver<Option<String>>,
     pub tokens: Arc<TokenRegistry>,
     pub partnerships: Arc<PartnershipRegister>,
 }
@@ -101,19 +104,39 @@ impl Projection {
         name: &'static str,
         data_dir: &Path,
         schema: u32,
-        consumer_parts: impl FnOnce(watch::Sender<Progress>) -> Consumer,
+        consumer_parts: impl FnOnce(watch::Sender<Progress>, watch::Sender<Option<String>>) -> Consumer,
         tokens: TokenRegistry,
         partnerships: PartnershipRegister,
     ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
         let dir = active_dir(data_dir)?;
-        let store = open_store(&dir)?;
-        let progress = store
-            .progress()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let have = store.schema().map_err(|e| Error::Internal(e.to_string()))?;
-        let upgrading = if progress.applied_sequence == 0 {
+        // A store that cannot be opened (unreadable, disk full) does not
+        // stop the process: it serves health (NOT_SERVING) and refuses
+        // queries while the consumer keeps trying to open it.
+        let (store, fault) = match open_store(&dir) {
+            Ok(store) => (store, None),
+            Err(e) => {
+                tracing::error!(projection = name, error = %e, "cannot open the store; retrying");
+                (Store::closed(&dir), Some(e.to_string()))
+            }
+        };
+        let opened = fault.is_none();
+        let progress = if opened {
+            store
+                .progress()
+                .map_err(|e| Error::Internal(e.to_string()))?
+        } else {
+            Progress::default()
+        };
+        let have = if opened {
+            store.schema().map_err(|e| Error::Internal(e.to_string()))?
+        } else {
+            schema
+        };
+        let upgrading = if !opened {
+            false
+        } else if progress.applied_sequence == 0 {
             store
                 .set_schema(schema)
                 .map_err(|e| Error::Internal(e.to_string()))?;
@@ -131,6 +154,7 @@ impl Projection {
         };
         tracing::info!(projection = name, applied = progress.applied_sequence, dir = %dir.display(), "store opened");
         let (tx, rx) = watch::channel(progress);
+        let (fault_tx, fault_rx) = watch::channel(fault);
         Ok(Arc::new(Self {
             name,
             data_dir: data_dir.to_path_buf(),
@@ -139,8 +163,9 @@ impl Projection {
             rebuilding: tokio::sync::Mutex::new(()),
             schema,
             upgrading: AtomicBool::new(upgrading),
-            consumer: consumer_parts(tx),
+            consumer: consumer_parts(tx, fault_tx),
             progress: rx,
+            fault: fault_rx,
             tokens: Arc::new(tokens),
             partnerships: Arc::new(partnerships),
         }))
@@ -286,6 +311,14 @@ impl Projection {
 
     /// Waits until `min_sequence` is applied; returns the applied sequence.
     pub async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
+        if let Some(fault) = self.fault.borrow().clone() {
+            return Err(ApiError(Error::Unavailable(format!(
+                "{}'s store cannot be used ({fault}); it stopped applying at sequence {} and resumes when the store works again",
+                self.name,
+                self.progress.borrow().applied_sequence
+            )))
+            .into());
+        }
         if self.upgrading.load(Ordering::Acquire) {
             return Err(ApiError(Error::Unavailable(format!(
                 "{} is rebuilding its store after an upgrade (applied {} so far); retry in a few minutes",
@@ -382,6 +415,7 @@ impl Projection {
         let mut replay = self.consumer.clone();
         replay.progress = tx;
         replay.changes = tokio::sync::broadcast::channel(1).0;
+        replay.fault = watch::channel(None).0;
         tracing::info!(projection = self.name, target, dir = %dir.display(), "rebuild started");
         let task = {
             let (replay, fresh) = (replay.clone(), fresh.clone());
@@ -391,12 +425,20 @@ impl Projection {
             let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
             report(*rx.borrow(), target, false);
         }
+        let failed = |e: hub_store::Error| {
+            Error::Unavailable(format!("the rebuild's fresh store failed: {e}"))
+        };
         task.await
-            .map_err(|e| Error::Internal(format!("rebuild task: {e}")))?;
+            .map_err(|e| Error::Internal(format!("rebuild task: {e}")))?
+            .map_err(failed)?;
         // Caught up to the target: pause the live consumer, take the tail.
         self.stop().await;
         let tail = self.consumer.log.last_sequence().await?;
-        replay.run_until(fresh.clone(), false, Some(tail)).await;
+        let tail_applied = replay.run_until(fresh.clone(), false, Some(tail)).await;
+        if let Err(e) = tail_applied {
+            self.start(); // the live store goes on
+            return Err(failed(e));
+        }
         let progress = fresh
             .progress()
             .map_err(|e| Error::Internal(e.to_string()))?;

@@ -13,17 +13,15 @@ use std::sync::Arc;
 use async_nats::{header::HeaderMap, jetstream::publish::PublishAck};
 use bytes::Bytes;
 use futures::{stream::FuturesOrdered, StreamExt};
-use jiff::Timestamp;
 use prost::Message;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
 use hub_core::{
-    auth::{Action, Agency, Caller, TokenRegistry},
+    auth::{Agency, Caller, TokenRegistry},
     partnerships::PartnershipRegister,
     pseudonym::Pseudonymiser,
     sealing,
-    time::london_date,
-    validate::{self, Violations},
+    validate::Violations,
     Error,
 };
 use hub_proto::{
@@ -47,7 +45,11 @@ pub const HEADER_REQUEST_DIGEST: &str = "Hub-Request-Digest";
 /// decoding the body).
 pub const HEADER_EVENT_ID: &str = "Hub-Event-Id";
 
-pub use hub_core::command::{Decision, RuleContext};
+pub use hub_core::command::{Checker, Decision, RuleContext};
+pub use jiff::Timestamp;
+
+/// What a batch command that sets none of the service's requests is told.
+pub const NO_COMMAND: &str = "each command of a batch must set one of the service's requests";
 
 /// Everything the pipeline needs, shared by every RPC of a service.
 #[derive(Clone)]
@@ -135,9 +137,6 @@ impl CommandPipeline {
         }
     }
 
-    /// Authorise (role first; the partnership when it is a real one, an
-    /// unknown code being a validation error) and validate: every field
-    /// rule, then the RPC's own. Pure: nothing leaves the process.
     fn check<R, F>(
         &self,
         rpc: &'static str,
@@ -150,31 +149,15 @@ impl CommandPipeline {
         R: CommandFields,
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
     {
-        let partnership_code = req.partnership_code();
-        let action = Action::Command(self.agency, rpc);
-        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
-            caller.authorise(action, partnership_code)?;
-        }
-        let mut violations = Violations::new();
-        violations.check("request_id", validate::request_id(req.request_id()));
-        violations.check(
-            "partnership_code",
-            validate::partnership(&self.partnerships, partnership_code),
-        );
-        let occurred_at =
-            violations.check("occurred_at", validate::occurred_at(req.occurred_at(), now));
-        let ctx = RuleContext {
-            caller,
-            today: london_date(now),
+        self.checker().check(rpc, caller, req, rules, now)
+    }
+
+    /// The pure half of the pipeline: authorise and validate.
+    pub fn checker(&self) -> Checker<'_> {
+        Checker {
+            agency: self.agency,
+            partnerships: &self.partnerships,
             pseudonymiser: &self.pseudonymiser,
-        };
-        let decision = rules(req, &ctx, &mut violations);
-        violations.finish(|| ())?;
-        match (decision, occurred_at) {
-            (Some(decision), Some(occurred_at)) => Ok((decision, occurred_at)),
-            _ => Err(Error::Internal(format!(
-                "{rpc}: rules passed but decided nothing"
-            ))),
         }
     }
 
@@ -464,14 +447,7 @@ impl Batch<'_> {
     pub fn push_empty(&mut self) {
         let index = self.results.len();
         self.results.push(None);
-        self.refuse(
-            index,
-            "",
-            Error::invalid(
-                "command",
-                "each command of a batch must set one of the service's requests",
-            ),
-        );
+        self.refuse(index, "", Error::invalid("command", NO_COMMAND));
     }
 
     fn refuse(&mut self, index: usize, request_id: &str, error: Error) {
@@ -622,6 +598,22 @@ macro_rules! rpc_table {
         impl $api {
             pub fn new(pipeline: $crate::pipeline::CommandPipeline) -> Self {
                 Self { pipeline }
+            }
+
+            /// Authorises and validates one command of this service as
+            /// its RPC would, and returns what it decided: pure, nothing
+            /// recorded (the fuzz targets drive every RPC through it).
+            pub fn check_command(
+                checker: &$crate::pipeline::Checker<'_>,
+                caller: &hub_core::auth::Caller,
+                command: &$batch,
+                now: $crate::pipeline::Timestamp,
+            ) -> Result<$crate::pipeline::Decision, hub_core::Error> {
+                use $oneof as Command;
+                match &command.command {
+                    $( Some(Command::$rpc(r)) => checker.check(stringify!($rpc), caller, r, $rule, now).map(|(d, _)| d), )*
+                    None => Err(hub_core::Error::invalid("command", $crate::pipeline::NO_COMMAND)),
+                }
             }
         }
 

@@ -7,6 +7,7 @@ pub enum Error {
     #[error("cannot open the store: {0}")]
     Open(String),
     /// Reading or writing failed (disk full, I/O error).
+    #[cfg(feature = "rocksdb")]
     #[error("store I/O failed: {0}")]
     Io(#[from] rocksdb::Error),
     /// A record does not decode.

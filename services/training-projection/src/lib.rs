@@ -8,16 +8,9 @@
 //! - [`run`]: start-up; the consumer, status and rebuilds are
 //!   `hub-projection`'s.
 
+#[cfg(feature = "server")]
 pub mod api;
 pub mod model;
-
-use std::{future::Future, sync::Arc};
-
-use tokio::net::TcpListener;
-
-use hub_core::Error;
-use hub_projection::Config;
-use hub_proto::projections::training_counts_service_server::TrainingCountsServiceServer;
 
 pub const NAME: &str = "training-projection";
 /// The layout of this projection's store: 2 keeps counters of distinct
@@ -26,26 +19,7 @@ pub const NAME: &str = "training-projection";
 pub const SCHEMA: u32 = 2;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50062";
 
-/// Opens the store, starts consuming, and serves until `shutdown`.
-pub async fn run(
-    config: Config,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
-) -> Result<(), Error> {
-    hub_projection::serve(
-        NAME,
-        "training",
-        "hub.projections.v1.TrainingCountsService",
-        SCHEMA,
-        config,
-        listener,
-        shutdown,
-        Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
-        |projection| {
-            tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(
-                projection,
-            )))
-        },
-    )
-    .await
-}
+#[cfg(feature = "server")]
+mod serving;
+#[cfg(feature = "server")]
+pub use serving::run;

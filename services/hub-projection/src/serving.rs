@@ -1,0 +1,122 @@
+//! Start-up shared by every projection binary (feature `server`).
+
+use std::{future::Future, path::PathBuf, sync::Arc};
+
+use tokio::{net::TcpListener, sync::broadcast};
+use tonic::service::Routes;
+
+use crate::{consumer, status};
+use hub_core::Error;
+use hub_proto::projections::projection_status_service_server::ProjectionStatusServiceServer;
+use hub_runtime::{config::CommonArgs, eventlog, prometheus, server};
+
+pub use crate::consumer::ApplyFn;
+pub use crate::runtime::Projection;
+
+/// Settings of a projection binary.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Config {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Where the projection keeps its RocksDB stores.
+    #[arg(long, env = "HUB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl AsRef<CommonArgs> for Config {
+    fn as_ref(&self) -> &CommonArgs {
+        &self.common
+    }
+}
+
+/// Opens the store (rebuilding it if `schema`, the projection's layout
+/// version, is newer than the store's), starts consuming, serves `routes`
+/// (plus status, reflection, health and metrics) until `shutdown`.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    name: &'static str,
+    label: &'static str,
+    service_name: &'static str,
+    schema: u32,
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    apply: Arc<ApplyFn>,
+    routes: impl FnOnce(Arc<Projection>) -> Routes,
+) -> Result<(), Error> {
+    let args = &config.common;
+    let grpc_addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    // A file-size limit (RLIMIT_FSIZE, a full quota) must fail a write
+    // with an error the consumer handles, not kill the process
+    // (SIGXFSZ's default): handled, the signal is only recorded.
+    let _size_limit_signal =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+            .map_err(|e| Error::Internal(format!("handling SIGXFSZ: {e}")))?;
+    let handle = prometheus::install()?;
+    prometheus::serve(
+        name,
+        prometheus::listen_addr(args.metrics_listen, grpc_addr)?,
+        handle,
+    )
+    .await?;
+    let data_dir = config
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("./var/{name}")));
+    let tokens = args.load_tokens()?;
+    let partnerships = args.load_partnerships()?;
+    let client = eventlog::connect(&args.nats, name).await?;
+    let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
+    let (changes, _) = broadcast::channel(4096);
+    let projection = Projection::open(
+        name,
+        &data_dir,
+        schema,
+        |progress, fault| consumer::Consumer {
+            name,
+            log,
+            apply,
+            progress,
+            changes,
+            fault,
+            schema,
+        },
+        tokens,
+        partnerships,
+    )?;
+    projection.start();
+    projection.upgrade_if_needed();
+    let lag_reporter = tokio::spawn(projection.clone().report_lag());
+    let (health, health_service) = tonic_health::server::health_reporter();
+    // Health follows the store: NOT_SERVING while it cannot be used.
+    let health_follows_store = {
+        let mut fault = projection.fault.clone();
+        tokio::spawn(async move {
+            loop {
+                let status = match fault.borrow_and_update().as_ref() {
+                    Some(_) => tonic_health::ServingStatus::NotServing,
+                    None => tonic_health::ServingStatus::Serving,
+                };
+                health.set_service_status("", status).await;
+                health.set_service_status(service_name, status).await;
+                if fault.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    let status = ProjectionStatusServiceServer::new(status::StatusApi {
+        projection: projection.clone(),
+        label,
+    });
+    let routes = routes(projection.clone())
+        .add_service(health_service)
+        .add_service(status);
+    let served = server::serve(name, listener, routes, shutdown).await;
+    lag_reporter.abort();
+    health_follows_store.abort();
+    projection.stop().await;
+    served
+}
