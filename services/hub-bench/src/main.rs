@@ -20,10 +20,14 @@
 //! 6. peak RSS of each process, and the CPU time every process spent per
 //!    event in the publish, ingest and replay phases (from `/proc`).
 //!
+//! `--soak <duration>` runs a steady load instead and reports that memory
+//! and latency stay flat (see [`soak`]; `target/bench/soak.json`).
+//!
 //! It prints a table and writes `target/bench/latest.json`. `make bench`
 //! runs `--scale full`, `make bench-quick` `--scale quick` (under two
 //! minutes); `--scale tiny` is the smoke test `make test` runs.
 
+mod soak;
 mod workload;
 
 use std::{
@@ -86,9 +90,20 @@ struct Args {
     /// Keep the processes' logs and data after the run (the folder is printed).
     #[arg(long)]
     keep: bool,
-    /// Where to write the JSON (default: target/bench/latest.json).
+    /// Where to write the JSON (default: target/bench/latest.json, or
+    /// soak.json for a soak).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Soak instead: a steady load for this long (e.g. 30m), reporting
+    /// memory and latency per window.
+    #[arg(long, value_parser = hub_runtime::config::parse_duration)]
+    soak: Option<Duration>,
+    /// Commands a second during a soak.
+    #[arg(long, default_value_t = 200)]
+    soak_rate: u64,
+    /// A soak's reporting window.
+    #[arg(long, default_value = "60s", value_parser = hub_runtime::config::parse_duration)]
+    soak_window: Duration,
 }
 
 struct Plan {
@@ -135,7 +150,8 @@ struct Hub {
 }
 
 impl Hub {
-    fn start() -> Result<Self> {
+    /// The whole hub; `extra` settings for every process.
+    fn start(extra: &[(&str, &str)]) -> Result<Self> {
         let nats = NatsServer::start()?;
         let dir = tempfile::Builder::new().prefix("hub-bench-").tempdir()?;
         std::fs::write(dir.path().join("tokens.json"), TOKENS)?;
@@ -157,6 +173,10 @@ impl Hub {
             ),
             ("RUST_LOG".into(), "warn".into()),
         ];
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
         let mut processes = Vec::new();
         for name in NAMES {
             let mut env = env.clone();
@@ -791,11 +811,23 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let plan = args.plan();
     let in_flight = args.in_flight;
-    eprintln!(
+    match args.soak {
+        Some(d) => eprintln!(
+            "hub-bench soak: {} s at {} commands/s",
+            d.as_secs(),
+            args.soak_rate
+        ),
+        None => eprintln!(
         "hub-bench {:?}: {} commands, national year of {} events, e2e {} s at 1,000/s, {} in flight",
         args.scale, plan.commands, plan.national, plan.e2e_seconds, in_flight
-    );
-    let hub = Hub::start().context("starting the hub")?;
+    ),
+    }
+    let extra: &[(&str, &str)] = if args.soak.is_some() {
+        &[("HUB_DEDUPE_WINDOW", "2m")]
+    } else {
+        &[]
+    };
+    let hub = Hub::start(extra).context("starting the hub")?;
     let agencies = Agencies::connect(&hub).await?;
     let partnerships: Vec<String> =
         std::fs::read_to_string(workspace_root().join("seeds/partnerships.tsv"))?
@@ -820,6 +852,33 @@ async fn main() -> Result<()> {
         },
         days_ahead: &days,
     };
+    let out_file = |name: &str| {
+        args.out.clone().unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_root().join("target"))
+                .join("bench")
+                .join(name)
+        })
+    };
+    if let Some(duration) = args.soak {
+        let doc = soak::run(
+            &hub,
+            &agencies,
+            &env,
+            duration,
+            args.soak_rate,
+            args.soak_window,
+        )
+        .await?;
+        let out = out_file("soak.json");
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(&out, serde_json::to_string_pretty(&doc)? + "\n")?;
+        println!("wrote {}", out.display());
+        return Ok(());
+    }
     let mut figures: BTreeMap<&str, f64> = BTreeMap::new();
 
     // 1-2. Raw publish against ingest, the same count and window.
@@ -939,12 +998,7 @@ async fn main() -> Result<()> {
         drop(nats);
         println!("logs and stores kept in {}", dir.keep().display());
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"))
-            .join("bench/latest.json")
-    });
+    let out = out_file("latest.json");
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

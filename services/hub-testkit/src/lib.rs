@@ -379,6 +379,11 @@ impl HubProcess {
         self.addr
     }
 
+    /// The binary's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Where it serves Prometheus metrics, if it does.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
