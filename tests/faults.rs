@@ -10,6 +10,16 @@ use async_nats::jetstream;
 use hub_testkit::NatsCluster;
 use hub_tests::*;
 
+async fn stream_info(js: &jetstream::Context) -> jetstream::stream::Info {
+    js.get_stream("HUB_EVENTS")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .clone()
+}
+
 /// `grpc.health.v1` serving states.
 const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
@@ -31,14 +41,7 @@ async fn a_three_node_cluster_loses_its_stream_leader_under_load_and_nothing_is_
         .map(|u| u.parse().unwrap())
         .collect();
     let js = jetstream::new(async_nats::connect(servers).await.unwrap());
-    let info = js
-        .get_stream("HUB_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
+    let info = stream_info(&js).await;
     assert_eq!(
         info.config.num_replicas, 3,
         "the stream is kept on all three"
@@ -79,14 +82,7 @@ async fn a_three_node_cluster_loses_its_stream_leader_under_load_and_nothing_is_
         .await
         .unwrap();
     assert_eq!(after.retries, 0, "the services serve without a restart");
-    let info = js
-        .get_stream("HUB_EVENTS")
-        .await
-        .unwrap()
-        .info()
-        .await
-        .unwrap()
-        .clone();
+    let info = stream_info(&js).await;
     let now_leading = info.cluster.and_then(|c| c.leader).expect("a new leader");
     assert_ne!(now_leading, leader);
     assert_eq!(

@@ -1068,17 +1068,7 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
 
 /// The training counts of bradford this year as an admin, or the status.
 async fn training_counts(hub: &Hub, min_sequence: u64) -> Result<TrainingCounts, tonic::Status> {
-    TrainingCountsServiceClient::new(Hub::channel(&hub.training).await)
-        .get_training_counts(authed(
-            GetTrainingCountsRequest {
-                partnership_code: "bradford".into(),
-                financial_year: String::new(),
-                min_sequence,
-            },
-            ADMIN,
-        ))
-        .await
-        .map(tonic::Response::into_inner)
+    bradford_training(Hub::channel(&hub.training).await, min_sequence).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -619,6 +619,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// Bradford's training counts as an admin, once `min_sequence` is applied:
+/// the read that shows a command end to end.
+fn bradford_counts_after(min_sequence: u64) -> Request<GetTrainingCountsRequest> {
+    authed(
+        GetTrainingCountsRequest {
+            partnership_code: "bradford".into(),
+            financial_year: String::new(),
+            min_sequence,
+        },
+        ADMIN,
+    )
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -644,14 +657,7 @@ async fn e2e(hub: &Hub, agencies: &Agencies, env: &Env<'_>, seconds: u64) -> Res
             }
             let acked = Instant::now();
             let reply = training
-                .get_training_counts(authed(
-                    GetTrainingCountsRequest {
-                        partnership_code: "bradford".into(),
-                        financial_year: String::new(),
-                        min_sequence: ack.stream_sequence,
-                    },
-                    ADMIN,
-                ))
+                .get_training_counts(bradford_counts_after(ack.stream_sequence))
                 .await;
             match reply {
                 Ok(_) => Ok(Some(ms(acked.elapsed()))),
@@ -794,11 +800,17 @@ impl CpuMeter {
 
 /// Peak resident memory (VmHWM) of a process, in MiB.
 fn peak_rss_mb(pid: u32) -> f64 {
+    status_mb(pid, "VmHWM")
+}
+
+/// A memory figure (`VmRSS`, `VmHWM`, ...) of a process from
+/// `/proc/<pid>/status`, in MiB (0 when unknown).
+fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })

@@ -27,12 +27,13 @@ use std::{
 use anyhow::Result;
 use hub_proto::projections::{
     pickup_list_service_client::PickupListServiceClient,
-    training_counts_service_client::TrainingCountsServiceClient, GetTrainingCountsRequest,
-    ListPickupsRequest,
+    training_counts_service_client::TrainingCountsServiceClient, ListPickupsRequest,
 };
 use serde_json::json;
 
-use crate::{authed, ms, percentile, workload, Agencies, Env, Hub, ADMIN};
+use crate::{
+    authed, bradford_counts_after, ms, percentile, status_mb, workload, Agencies, Env, Hub,
+};
 
 /// What one window saw.
 #[derive(Default, Clone)]
@@ -53,20 +54,6 @@ fn record(windows: &Windows, window: usize, f: impl FnOnce(&mut Window)) {
         .expect("windows lock")
         .entry(window)
         .or_default());
-}
-
-/// Current resident memory of a process, in MiB.
-fn rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 /// Least-squares slope of `ys` against their index.
@@ -129,7 +116,7 @@ pub async fn run(
                 tick.tick().await;
                 let w = window_of(Instant::now());
                 for (name, pid) in &pids {
-                    let mb = rss_mb(*pid);
+                    let mb = status_mb(*pid, "VmRSS");
                     record(&windows, w, |win| {
                         win.rss.insert(name.clone(), mb);
                     });
@@ -167,14 +154,7 @@ pub async fn run(
                 return;
             }
             let reply = training
-                .get_training_counts(authed(
-                    GetTrainingCountsRequest {
-                        partnership_code: "bradford".into(),
-                        financial_year: String::new(),
-                        min_sequence: ack.stream_sequence,
-                    },
-                    ADMIN,
-                ))
+                .get_training_counts(bradford_counts_after(ack.stream_sequence))
                 .await;
             let latency = ms(acked.elapsed());
             record(&seen, window_of(sent), |w| match reply {

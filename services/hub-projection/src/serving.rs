@@ -54,13 +54,7 @@ pub async fn serve(
     let _size_limit_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
             .map_err(|e| Error::Internal(format!("handling SIGXFSZ: {e}")))?;
-    let handle = prometheus::install()?;
-    prometheus::serve(
-        name,
-        prometheus::listen_addr(args.metrics_listen, grpc_addr)?,
-        handle,
-    )
-    .await?;
+    prometheus::start(name, args.metrics_listen, grpc_addr).await?;
     let data_dir = config
         .data_dir
         .clone()

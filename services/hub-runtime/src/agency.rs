@@ -28,13 +28,7 @@ where
     let grpc_addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    let handle = prometheus::install()?;
-    prometheus::serve(
-        name,
-        prometheus::listen_addr(args.metrics_listen, grpc_addr)?,
-        handle,
-    )
-    .await?;
+    prometheus::start(name, args.metrics_listen, grpc_addr).await?;
     let pipeline = CommandPipeline::start(agency, &args, name).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let nats = pipeline.client().clone();

@@ -119,7 +119,7 @@ impl CommandPipeline {
     {
         let caller = self.tokens.authenticate(authorization)?;
         let now = Timestamp::now();
-        let (decision, occurred_at) = self.check(rpc, caller, req, rules, now)?;
+        let (decision, occurred_at) = self.checker().check(rpc, caller, req, rules, now)?;
         // Everything from here waits on NATS: one bound for all of it, so a
         // caller hears UNAVAILABLE within 5 s whatever is slow.
         let record = async {
@@ -135,21 +135,6 @@ impl CommandPipeline {
                 PUBLISH_TIMEOUT.as_secs()
             ))),
         }
-    }
-
-    fn check<R, F>(
-        &self,
-        rpc: &'static str,
-        caller: &Caller,
-        req: &R,
-        rules: F,
-        now: Timestamp,
-    ) -> Result<(Decision, Timestamp), Error>
-    where
-        R: CommandFields,
-        F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
-    {
-        self.checker().check(rpc, caller, req, rules, now)
     }
 
     /// The pure half of the pipeline: authorise and validate.
@@ -415,7 +400,10 @@ impl Batch<'_> {
         let pipeline = self.pipeline;
         let now = Timestamp::now();
         let sent = async {
-            let (decision, occurred_at) = pipeline.check(rpc, &self.caller, req, rules, now)?;
+            let (decision, occurred_at) =
+                pipeline
+                    .checker()
+                    .check(rpc, &self.caller, req, rules, now)?;
             let event = tokio::time::timeout(
                 PUBLISH_TIMEOUT,
                 pipeline.seal(rpc, &self.caller, req, decision, occurred_at, now),

@@ -75,6 +75,17 @@ pub async fn serve(
     Ok(bound)
 }
 
+/// A gRPC service's metrics: installs the recorder and serves `/metrics`
+/// on `HUB_METRICS_LISTEN` (default: the gRPC port + 1000).
+pub async fn start(
+    name: &str,
+    setting: Option<SocketAddr>,
+    grpc: SocketAddr,
+) -> Result<SocketAddr, Error> {
+    let handle = install()?;
+    serve(name, listen_addr(setting, grpc)?, handle).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
