@@ -25,7 +25,7 @@ const SERVING: i32 = 1;
 const NOT_SERVING: i32 = 2;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_three_node_cluster_loses_its_stream_leader_under_load_and_nothing_is_lost_or_doubled() {
+async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is_lost_or_doubled() {
     let mut cluster = NatsCluster::start().unwrap();
     let dir = tempfile::Builder::new()
         .prefix("hub-cluster-")
@@ -66,25 +66,72 @@ async fn a_three_node_cluster_loses_its_stream_leader_under_load_and_nothing_is_
     }
     eprintln!("{retries} retries after UNAVAILABLE while {leader} was gone");
 
+    // Then each of the other two servers in turn, the one before restarted
+    // first: whichever server the services are connected to goes down at
+    // some point, and they move to another.
+    cluster
+        .node(&leader)
+        .expect("leader is a node")
+        .restart()
+        .unwrap();
+    let clients = flood_naloxone_supplies(Hub::channel(&pharmacy).await, "rolling", 4, 100);
+    for name in ["hub-1", "hub-2", "hub-3"] {
+        if name == leader {
+            continue;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let node = cluster.node(name).expect("a node");
+        node.kill();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        node.restart().unwrap();
+    }
+    let restarted = Instant::now();
+    for c in clients {
+        let done = c.await.unwrap();
+        assert!(
+            done.finished > restarted,
+            "a client was done before the last server came back"
+        );
+        last = last.max(done.last_sequence);
+        retries += done.retries;
+    }
+    eprintln!("{retries} retries after UNAVAILABLE in all");
+
     // Every command in the stream exactly once...
-    let seen = events_per_request(&stream_messages(&js).await, "cluster-");
-    assert_eq!(seen.len(), 160, "every command recorded");
-    assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+    let messages = stream_messages(&js).await;
+    for (prefix, expected) in [("cluster-", 160), ("rolling-", 400)] {
+        let seen = events_per_request(&messages, prefix);
+        assert_eq!(seen.len(), expected, "every {prefix} command recorded");
+        assert!(seen.values().all(|n| *n == 1), "none twice: {seen:?}");
+    }
     // ...counted exactly once...
     let counts = bradford_training(Hub::channel(&training).await, last)
         .await
         .unwrap();
-    assert_eq!(counts.naloxone_kits_supplied, 160);
-    // ...and the two survivors lead on: a new command needs no retry.
+    assert_eq!(counts.naloxone_kits_supplied, 560);
+    // ...and the services serve on without a restart: a new command needs
+    // no retry.
     let after = flood_naloxone_supplies(Hub::channel(&pharmacy).await, "after", 1, 1)
         .pop()
         .unwrap()
         .await
         .unwrap();
     assert_eq!(after.retries, 0, "the services serve without a restart");
-    let info = stream_info(&js).await;
-    let now_leading = info.cluster.and_then(|c| c.leader).expect("a new leader");
-    assert_ne!(now_leading, leader);
+    // Every restarted server has caught up: a leader and two current
+    // replicas.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let cluster_info = stream_info(&js).await.cluster.expect("clustered");
+        let current = cluster_info.replicas.iter().filter(|r| r.current).count();
+        if cluster_info.leader.is_some() && current == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never caught up: {cluster_info:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(
         health_of(&pharmacy, "hub.pharmacy.v1.PharmacyService").await,
         SERVING
@@ -133,6 +180,19 @@ impl Pair {
         bradford_training(Hub::channel(&self.training).await, min_sequence)
             .await
             .map(|c| c.naloxone_kits_supplied)
+    }
+
+    /// `GetProjectionStatus` of the training projection, as an admin.
+    async fn status(&self) -> hub_proto::projections::ProjectionStatus {
+        use hub_proto::projections::{
+            projection_status_service_client::ProjectionStatusServiceClient,
+            GetProjectionStatusRequest,
+        };
+        ProjectionStatusServiceClient::new(Hub::channel(&self.training).await)
+            .get_projection_status(authed(GetProjectionStatusRequest::default(), ADMIN))
+            .await
+            .unwrap()
+            .into_inner()
     }
 
     async fn training_health(&self) -> i32 {
@@ -187,6 +247,11 @@ async fn a_projection_whose_disk_fills_stops_applying_reports_unhealthy_and_lose
         "{}",
         refused.message()
     );
+    let status = pair.status().await;
+    assert!(
+        status.store_fault.contains("File too large"),
+        "the operator sees why: {status:?}"
+    );
     // The agencies are not held back: the stream keeps every command.
     let still = pair.supply("still", 5).await;
     assert!(still > during);
@@ -199,6 +264,7 @@ async fn a_projection_whose_disk_fills_stops_applying_reports_unhealthy_and_lose
         25,
         "every supply counted once"
     );
+    assert_eq!(pair.status().await.store_fault, "");
 }
 
 #[tokio::test(flavor = "multi_thread")]

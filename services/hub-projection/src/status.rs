@@ -40,6 +40,7 @@ impl ProjectionStatusService for StatusApi {
             events_applied: p.events_applied,
             parked: p.parked,
             lag_seconds: lag.seconds,
+            store_fault: self.projection.fault.borrow().clone().unwrap_or_default(),
         }))
     }
 

@@ -143,7 +143,8 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
             .map(|s| {
                 json!({"projection": s.projection, "applied_sequence": s.applied_sequence,
                        "stream_last_sequence": s.stream_last_sequence, "lag": s.lag,
-                       "lag_seconds": s.lag_seconds, "events_applied": s.events_applied, "parked": s.parked})
+                       "lag_seconds": s.lag_seconds, "events_applied": s.events_applied, "parked": s.parked,
+                       "store_fault": s.store_fault})
             })
             .collect();
         println!("{}", json!({"projections": items}));
@@ -160,6 +161,11 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
                 format!("{:.1}", s.lag_seconds),
                 s.events_applied.to_string(),
                 s.parked.to_string(),
+                if s.store_fault.is_empty() {
+                    "ok".into()
+                } else {
+                    format!("FAULT: {}", s.store_fault)
+                },
             ]
         })
         .collect();
@@ -172,6 +178,7 @@ pub fn projection_status(list: &[ProjectionStatus], as_json: bool) {
             "LAG_S",
             "EVENTS_APPLIED",
             "PARKED",
+            "STORE",
         ],
         &rows,
     );
