@@ -273,10 +273,16 @@ pub async fn run(
                 last.rss.get(name).copied().unwrap_or(0.0),
             );
             let trend = slope(&series) * per_10_min;
-            println!("  {name:<20} {a:>8.1} → {b:>8.1}   {trend:>+7.1} MiB / 10 min");
+            let (low, high) = series
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(l, h), v| (l.min(*v), h.max(*v)));
+            println!(
+                "  {name:<20} {a:>8.1} → {b:>8.1}   {trend:>+7.1} MiB / 10 min   (min {low:.1}, max {high:.1})"
+            );
             memory.insert(
                 name.clone(),
-                json!({"from_mb": a, "to_mb": b, "trend_mb_per_10_min": trend}),
+                json!({"from_mb": a, "to_mb": b, "trend_mb_per_10_min": trend,
+                       "min_mb": low, "max_mb": high}),
             );
         }
         let p99 = |ws: &[&Window], f: fn(&Window) -> &Vec<f64>| {

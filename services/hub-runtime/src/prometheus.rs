@@ -14,15 +14,31 @@ use tokio::net::TcpListener;
 
 use hub_core::Error;
 
-/// Installs the process-wide recorder (once).
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the process-wide recorder (once), and its upkeep: the recorder
+/// keeps every histogram sample until upkeep folds it into the buckets, so
+/// without it a process nobody scrapes grows by each command's samples
+/// (the 30-minute soak of 2026-11-24 saw ~35 bytes a command, BENCHMARKS.md).
+/// Called within the Tokio runtime.
 pub fn install() -> Result<PrometheusHandle, Error> {
-    PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ])
         .map_err(|e| Error::Internal(format!("metrics: {e}")))?
         .install_recorder()
-        .map_err(|e| Error::Internal(format!("metrics: {e}")))
+        .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            tick.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }
 
 /// The metrics address: the setting, else `grpc` with its port + 1000.
