@@ -1045,17 +1045,7 @@ async fn nats_killed_twice_under_load_every_command_recorded_once_and_counted_on
         tokio::time::sleep(Duration::from_millis(300)).await;
         hub.nats.restart().unwrap();
     }
-    let back = Instant::now();
-    let (mut last, mut retries) = (0, 0);
-    for c in clients {
-        let done = c.await.unwrap();
-        assert!(
-            done.finished > back,
-            "a client was done before the second outage"
-        );
-        last = last.max(done.last_sequence);
-        retries += done.retries;
-    }
+    let (last, retries) = await_flood(clients, Instant::now(), "the second outage").await;
     // Retried after UNAVAILABLE, or held by the client until NATS was back.
     eprintln!("{retries} retries after UNAVAILABLE");
     // Exactly one event per request in the stream...

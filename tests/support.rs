@@ -383,6 +383,27 @@ pub fn flood_naloxone_supplies(
         .collect()
 }
 
+/// Waits for every flooding client; each must still have been running at
+/// `fault_over` (so the fault happened under its load: `what` says which
+/// fault). Returns the highest sequence acknowledged and the retries.
+pub async fn await_flood(
+    clients: Vec<tokio::task::JoinHandle<Flooded>>,
+    fault_over: std::time::Instant,
+    what: &str,
+) -> (u64, u32) {
+    let (mut last, mut retries) = (0, 0);
+    for c in clients {
+        let done = c.await.expect("a flooding client");
+        assert!(
+            done.finished > fault_over,
+            "a client was done before {what}"
+        );
+        last = last.max(done.last_sequence);
+        retries += done.retries;
+    }
+    (last, retries)
+}
+
 /// How many events each request id starting with `prefix` has in
 /// `messages`.
 pub fn events_per_request(
