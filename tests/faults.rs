@@ -186,6 +186,22 @@ impl Pair {
         health_of(&self.training, "hub.projections.v1.TrainingCountsService").await
     }
 
+    /// The store has failed: health says so and counts are refused with
+    /// `UNAVAILABLE`, naming the store.
+    async fn assert_refused(&self, store: &str) {
+        self.wait_for_health(NOT_SERVING).await;
+        let refused = self
+            .kits(0)
+            .await
+            .expect_err(&format!("no counts from {store}"));
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(
+            refused.message().contains("store cannot be used"),
+            "{}",
+            refused.message()
+        );
+    }
+
     /// Waits (up to 30 s) for the training projection's health to be `status`.
     async fn wait_for_health(&self, status: i32) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -223,17 +239,7 @@ async fn a_projection_whose_disk_fills_stops_applying_reports_unhealthy_and_lose
     // The projection's disk fills: every write to its files fails.
     limit_file_size(pair.training.pid().unwrap(), Some(0));
     let during = pair.supply("during", 10).await;
-    pair.wait_for_health(NOT_SERVING).await;
-    let refused = pair
-        .kits(0)
-        .await
-        .expect_err("no counts from a failed store");
-    assert_eq!(refused.code(), tonic::Code::Unavailable);
-    assert!(
-        refused.message().contains("store cannot be used"),
-        "{}",
-        refused.message()
-    );
+    pair.assert_refused("a failed store").await;
     let status = pair.status().await;
     assert!(
         status.store_fault.contains("File too large"),
@@ -268,12 +274,7 @@ async fn a_projection_whose_store_cannot_be_read_reports_unhealthy_and_catches_u
     let second = pair.supply("second", 5).await;
 
     pair.training.restart().unwrap();
-    pair.wait_for_health(NOT_SERVING).await;
-    let refused = pair
-        .kits(0)
-        .await
-        .expect_err("no counts from an unreadable store");
-    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    pair.assert_refused("an unreadable store").await;
 
     // Repaired: the running process opens it and applies what it missed.
     std::fs::write(&current, good).unwrap();

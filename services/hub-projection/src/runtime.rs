@@ -95,6 +95,33 @@ fn set_active(data_dir: &Path, dir: &Path) -> Result<(), Error> {
     std::fs::rename(&tmp, data_dir.join(ACTIVE_STORE)).map_err(|e| Error::Internal(e.to_string()))
 }
 
+/// The store's position, and whether it was written by an older layout
+/// (to be rebuilt); an empty store takes `schema`, a newer one is refused.
+fn check_layout(
+    store: &Store,
+    name: &str,
+    dir: &Path,
+    schema: u32,
+) -> Result<(Progress, bool), Error> {
+    let internal = |e: hub_store::Error| Error::Internal(e.to_string());
+    let progress = store.progress().map_err(internal)?;
+    if progress.applied_sequence == 0 {
+        store.set_schema(schema).map_err(internal)?;
+        return Ok((progress, false));
+    }
+    let have = store.schema().map_err(internal)?;
+    if have > schema {
+        return Err(Error::config(
+            "HUB_DATA_DIR",
+            format!(
+                "{}: written by a newer version of {name} (layout {have}, this one knows {schema})",
+                dir.display()
+            ),
+        ));
+    }
+    Ok((progress, have < schema))
+}
+
 impl Projection {
     /// Opens the active store under `data_dir`. `schema` is the version of
     /// the layout this code writes: an empty store takes it; a store of an
@@ -121,38 +148,16 @@ impl Projection {
                 (Store::closed(&dir), Some(e.to_string()))
             }
         };
-        let opened = fault.is_none();
-        let progress = if opened {
-            store
-                .progress()
-                .map_err(|e| Error::Internal(e.to_string()))?
-        } else {
-            Progress::default()
+        let (progress, upgrading) = match fault {
+            None => {
+                let (progress, upgrading) = check_layout(&store, name, &dir, schema)?;
+                tracing::info!(projection = name, applied = progress.applied_sequence, dir = %dir.display(), "store opened");
+                (progress, upgrading)
+            }
+            // Checked by the consumer once the store opens (it marks an
+            // empty store with `schema`).
+            Some(_) => (Progress::default(), false),
         };
-        let have = if opened {
-            store.schema().map_err(|e| Error::Internal(e.to_string()))?
-        } else {
-            schema
-        };
-        let upgrading = if !opened {
-            false
-        } else if progress.applied_sequence == 0 {
-            store
-                .set_schema(schema)
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            false
-        } else if have > schema {
-            return Err(Error::config(
-                "HUB_DATA_DIR",
-                format!(
-                    "{}: written by a newer version of {name} (layout {have}, this one knows {schema})",
-                    dir.display()
-                ),
-            ));
-        } else {
-            have < schema
-        };
-        tracing::info!(projection = name, applied = progress.applied_sequence, dir = %dir.display(), "store opened");
         let (tx, rx) = watch::channel(progress);
         let (fault_tx, fault_rx) = watch::channel(fault);
         Ok(Arc::new(Self {
