@@ -36,6 +36,16 @@ pub const BATCH: usize = 512;
 /// Messages asked of the server at once (the next pull goes out when half
 /// have arrived, so the consumer rarely waits on a round trip).
 const PULL_BATCH: usize = 2 * BATCH;
+/// How long one pull request waits on the server, and how often an idle
+/// server says it is still there. A pull request can vanish without an
+/// answer (the server holding it killed, the consumer's leader moved to
+/// another node of a cluster, a reconnect); the client notices only when
+/// heartbeats stop, after two of them. async-nats's defaults (30 s, 15 s)
+/// left a projection stalled for up to 30 s after a node failure; at these
+/// values it resumes within about 2 s, for one small message a second on
+/// an idle stream.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
+const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// How a projection folds one event into its store; returns the key of a
 /// changed entry for live watchers, if any.
@@ -163,6 +173,8 @@ impl Consumer {
             let messages = match consumer
                 .stream()
                 .max_messages_per_batch(PULL_BATCH)
+                .expires(PULL_EXPIRES)
+                .heartbeat(IDLE_HEARTBEAT)
                 .messages()
                 .await
             {
