@@ -1,6 +1,7 @@
 //! Faults the hub must survive without losing or doubling anything
-//! acknowledged: a NATS cluster losing a server under load, and a
-//! projection whose disk fills up or whose store cannot be read.
+//! acknowledged: a NATS cluster losing a server under load (then backed
+//! up and restored onto one server), and a projection whose disk fills up
+//! or whose store cannot be read.
 //! (NATS killed or frozen on a single server: `agency_commands.rs`;
 //! projections killed during a flood: `projections.rs`.)
 
@@ -141,6 +142,39 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
     assert_eq!(
         health_of(&training, "hub.projections.v1.TrainingCountsService").await,
         SERVING
+    );
+
+    // What the cluster holds can be backed up and restored onto a single
+    // server (fewer copies), every message with it.
+    let backup = dir.path().join("backup");
+    let backup = backup.to_str().unwrap();
+    assert_hubctl(&cluster.urls(), &["backup", backup]).await;
+    let single = hub_testkit::NatsServer::start().unwrap();
+    assert_hubctl(&single.url(), &["restore", backup, "--replicas", "1"]).await;
+    let held = stream_info(&js).await.state;
+    let restored = stream_info(&jetstream::new(
+        async_nats::connect(single.url()).await.unwrap(),
+    ))
+    .await;
+    assert_eq!(restored.config.num_replicas, 1);
+    assert_eq!(
+        (restored.state.messages, restored.state.last_sequence),
+        (held.messages, held.last_sequence)
+    );
+}
+
+/// Runs hubctl on NATS at `urls` and asserts it succeeded.
+async fn assert_hubctl(urls: &str, args: &[&str]) {
+    let out = tokio::process::Command::new(hub_testkit::binary("hubctl").unwrap())
+        .args(args)
+        .env("HUB_NATS_URL", urls)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hubctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 

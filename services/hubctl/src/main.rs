@@ -9,12 +9,14 @@
 //! - [`record`]: one subcommand per command RPC, grouped by agency.
 //! - [`batch`]: `<agency> record-batch --file`, bulk uploads.
 //! - [`events`]: `events tail`, the stream decoded (still pseudonymous).
+//! - [`backup`]: `backup` / `restore`, the stream and the key bucket.
 //! - [`demo`]: the deterministic demo scenario behind `seed demo`.
 //! - [`output`]: tables and JSON.
 //!
 //! Exit codes: 0 done; 1 the hub refused or failed (the message says why
 //! and what to do); 2 the command line itself is wrong (clap's usage error).
 
+mod backup;
 mod batch;
 mod demo;
 mod events;
@@ -209,6 +211,14 @@ enum Command {
         #[command(subcommand)]
         command: EventsCommand,
     },
+    /// Copy the event stream and the person-keys bucket into a new folder
+    /// (reads NATS directly, as hub-operator): everything the hub cannot
+    /// rebuild. See docs/operations.md.
+    Backup(backup::Backup),
+    /// Put a backup into a NATS that has neither stream yet, checking every
+    /// file first; then says what to do next (restart NATS, start the
+    /// projections, then the agency services).
+    Restore(backup::Restore),
     /// Print a shell completion script, e.g.
     /// `hubctl completions bash > /etc/bash_completion.d/hubctl`.
     Completions {
@@ -382,6 +392,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Events {
             command: EventsCommand::Tail(tail),
         } => return events::tail(tail, cli.json).await,
+        Command::Backup(b) => return backup::backup(b, cli.json).await,
+        Command::Restore(r) => return backup::restore(r, cli.json).await,
         _ => {}
     }
     let Some(token) = cli.token.clone() else {
@@ -389,7 +401,10 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let caller = Caller { token };
     match cli.command {
-        Command::Completions { .. } | Command::Events { .. } => unreachable!("handled above"),
+        Command::Completions { .. }
+        | Command::Events { .. }
+        | Command::Backup(_)
+        | Command::Restore(_) => unreachable!("handled above"),
         Command::Custody(rpc) => {
             let channel = channel("custody-service", &cli.custody_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
