@@ -193,11 +193,14 @@ impl Drop for NatsServer {
     }
 }
 
-/// A free TCP port on loopback (free when asked; the caller binds it soon).
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// `n` different free TCP ports on loopback (free when asked; the caller
+/// binds them soon). All are held until all are chosen: asked one at a
+/// time, the system may give the same port twice.
+pub fn free_ports(n: usize) -> Result<Vec<u16>> {
+    let held = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
 /// A three-node JetStream cluster on loopback, each server started from
@@ -208,9 +211,26 @@ pub struct NatsCluster {
 }
 
 impl NatsCluster {
+    /// Starts the three servers; tries again (up to three times) when one
+    /// cannot start, as when another process took a route port between
+    /// its choice and the server binding it.
     pub fn start() -> Result<Self> {
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) if attempt < 3 => {
+                    eprintln!("the NATS cluster did not start ({e:#}); trying again");
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self> {
         let config = workspace_root().join("deploy/nats/cluster/node.conf");
-        let route_ports = [free_port()?, free_port()?, free_port()?];
+        let route_ports = free_ports(3)?;
         let routes: Vec<String> = route_ports
             .iter()
             .map(|p| format!("nats-route://127.0.0.1:{p}"))
