@@ -251,17 +251,8 @@ impl Pair {
         );
     }
 
-    /// Waits (up to 30 s) for the training projection's health to be `status`.
     async fn wait_for_health(&self, status: i32) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.training_health().await != status {
-            assert!(
-                Instant::now() < deadline,
-                "health never became {status}; log:\n{}",
-                self.training.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        training_health_becomes(&self.training, status).await;
     }
 }
 

@@ -7,7 +7,10 @@
 use std::collections::BTreeSet;
 
 use hub_testkit::binary;
-use hub_tests::{commands::RPCS, london_day, Hub, ADMIN, ANALYST, CARAT, DIP, PHARMACIST};
+use hub_tests::{
+    base_env, bradford_training, commands::RPCS, london_day, start_process,
+    training_health_becomes, Hub, ADMIN, ANALYST, CARAT, DIP, PHARMACIST,
+};
 
 const CUSTODY: &str = "dev-custody-officer-token";
 const TREATMENT: &str = "dev-treatment-worker-token";
@@ -716,7 +719,7 @@ async fn name_and_kits(hub: &Hub, min_sequence: u64) -> (serde_json::Value, serd
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_restored_into_an_empty_nats_brings_back_every_event_and_every_name() {
-    let hub = Hub::start().unwrap();
+    let mut hub = Hub::start().unwrap();
     let release = london_day(3);
     let mut last = 0;
     let mut supply = Vec::new();
@@ -755,6 +758,15 @@ async fn a_backup_restored_into_an_empty_nats_brings_back_every_event_and_every_
     run(command(&hub.nats.url(), &["restore", dir_arg]))
         .await
         .refused(1, &["HUB_EVENTS already exists", "Nothing was restored"]);
+    // The site goes on after the backup: one more supply, applied, then
+    // its training projection stops (its store is kept, below).
+    let (args, token) = recording("pharmacy", "RecordNaloxoneSupply", &release, "after-backup");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let after = hubctl(&hub, Some(token), &argv).await.json()["stream_sequence"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(name_and_kits(&hub, after).await.1, 4);
+    hub.training.terminate().unwrap();
 
     // A damaged copy is refused before anything reaches NATS...
     let mut lost_site = hub_testkit::NatsServer::start().unwrap();
@@ -803,6 +815,26 @@ async fn a_backup_restored_into_an_empty_nats_brings_back_every_event_and_every_
     // (nats-server 2.15.1 rebuilds that memory only when it starts).
     lost_site.kill();
     lost_site.restart().unwrap();
+    // The old site's training store, started on the restored stream, is
+    // ahead of it: refused, not silently skipping what comes next.
+    let old_store = base_env(hub.dir.path(), &lost_site.url());
+    let refuses = |why: &'static str| {
+        let old_store = old_store.clone();
+        let dir = hub.dir.path().to_path_buf();
+        async move {
+            let mut old = start_process(&dir, &old_store, "training-projection").unwrap();
+            training_health_becomes(&old, 2).await;
+            let refused = bradford_training(Hub::channel(&old).await, 0)
+                .await
+                .expect_err("no counts from a store of another history");
+            assert_eq!(refused.code(), tonic::Code::Unavailable);
+            for says in [why, "another history of the stream"] {
+                assert!(refused.message().contains(says), "{}", refused.message());
+            }
+            old.terminate().unwrap();
+        }
+    };
+    refuses("but the stream ends at").await;
     let secret = hub.dir.path().join("hub.secret").display().to_string();
     let again = Hub::start_on(lost_site, |_| {
         vec![("HUB_SECRET_FILE".to_string(), secret.clone())]
@@ -814,4 +846,14 @@ async fn a_backup_restored_into_an_empty_nats_brings_back_every_event_and_every_
     let argv: Vec<&str> = supply.iter().map(String::as_str).collect();
     let retried = hubctl(&again, Some(PHARMACIST), &argv).await.json();
     assert_eq!(retried["duplicate"], true, "{retried}");
+
+    // Once the new history reaches past the old store's position, its
+    // sequences line up but not its messages: still refused.
+    let (args, token) = recording("pharmacy", "RecordNaloxoneSupply", &release, "new-history");
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let newest = hubctl(&again, Some(token), &argv).await.json()["stream_sequence"]
+        .as_u64()
+        .unwrap();
+    assert!(newest > after, "{newest} {after}");
+    refuses("is not the one the store applied").await;
 }

@@ -443,6 +443,20 @@ pub async fn bradford_training(
         .map(tonic::Response::into_inner)
 }
 
+/// Waits (up to 30 s) for a training projection's health to be `status`
+/// (`tonic_health::ServingStatus` as a number).
+pub async fn training_health_becomes(training: &HubProcess, status: i32) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while health_of(training, "hub.projections.v1.TrainingCountsService").await != status {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "health never became {status}; log:\n{}",
+            training.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 /// What `grpc.health.v1.Health/Check` says of `service` on `process`
 /// (`tonic_health::ServingStatus` as a number; -1 when it cannot answer).
 pub async fn health_of(process: &HubProcess, service: &str) -> i32 {

@@ -11,6 +11,15 @@
 //! server and client) is detected and the consumer is recreated from the
 //! store's position instead of skipping ahead.
 //!
+//! The store also keeps a digest of the last message it applied. Before
+//! the live consumer is (re)created, the stream's message at that sequence
+//! must have the same digest: a store ahead of the stream, or one built
+//! from another history of it (the stream restored from a backup, or
+//! replaced, while the store was kept), would otherwise skip the new
+//! history's messages at sequences it thinks it has applied. Such a store
+//! is refused as a fault (health `NOT_SERVING`, queries `UNAVAILABLE`)
+//! until it is moved away and rebuilt, or the right stream is back.
+//!
 //! Messages that cannot be used (undecodable, or from a newer schema) are
 //! parked in the store (`KeyKind::Parked`, by sequence, with their subject)
 //! and counted in `hub_projection_parked_total`; they never block the
@@ -46,6 +55,19 @@ const PULL_BATCH: usize = 2 * BATCH;
 /// an idle stream.
 const PULL_EXPIRES: Duration = Duration::from_secs(5);
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// The store's key (under `KeyKind::Meta`) for the digest of the last
+/// message applied.
+const APPLIED_DIGEST: &[u8] = b"applied_digest";
+/// How often a store from another history is checked again.
+const HISTORY_RECHECK: Duration = Duration::from_secs(5);
+
+/// What identifies a message's content: the first 16 bytes of its
+/// payload's SHA-256.
+fn digest(payload: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload)[..16].to_vec()
+}
 
 /// How a projection folds one event into its store; returns the key of a
 /// changed entry for live watchers, if any.
@@ -157,6 +179,12 @@ impl Consumer {
             if until.is_some_and(|u| progress.applied_sequence >= u) {
                 return Ok(());
             }
+            if durable {
+                if let Err(why) = self.same_history(&store, progress.applied_sequence).await? {
+                    self.refuse_history(why).await;
+                    continue;
+                }
+            }
             let consumer = match self.recreate(progress.applied_sequence, durable).await {
                 Ok(c) => c,
                 Err(e) => {
@@ -197,6 +225,48 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// Whether the stream still holds, at the store's position, the message
+    /// the store applied last (`Ok(Err(why))` when it does not). Stores
+    /// from before the digest was kept, and a stream that cannot be read
+    /// just now, pass: the consumer's own errors cover the latter.
+    async fn same_history(&self, store: &Store, applied: u64) -> Result<Result<(), String>, Error> {
+        let Some(expected) = blocking(|| store.get(KeyKind::Meta, APPLIED_DIGEST))? else {
+            return Ok(Ok(()));
+        };
+        let verdict = match self.log.last_sequence().await {
+            Ok(last) if last < applied => Err(format!(
+                "the store has applied the stream up to sequence {applied}, but the stream ends at {last}"
+            )),
+            Ok(_) => match self.log.message(applied).await {
+                Ok(msg) if digest(&msg.payload) != expected => Err(format!(
+                    "the stream's message {applied} is not the one the store applied"
+                )),
+                _ => Ok(()),
+            },
+            Err(_) => Ok(()),
+        };
+        if verdict.is_ok() && self.fault.borrow().is_some() {
+            tracing::info!(projection = self.name, "the store matches the stream again");
+            metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(0.0);
+            let _ = self.fault.send(None);
+        }
+        Ok(verdict)
+    }
+
+    /// The store belongs to another history of the stream: says so (as a
+    /// store fault) and waits before checking again.
+    async fn refuse_history(&self, why: String) {
+        let fault = format!(
+            "{why}: the store was built from another history of the stream (was the stream restored or replaced?); move the store's folder away to rebuild it from the stream"
+        );
+        if self.fault.borrow().as_deref() != Some(fault.as_str()) {
+            tracing::error!(projection = self.name, fault = %fault, "not applying");
+        }
+        let _ = self.fault.send(Some(fault));
+        metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(1.0);
+        tokio::time::sleep(HISTORY_RECHECK).await;
     }
 
     /// The store failed: says so (health `NOT_SERVING`, queries
@@ -283,6 +353,7 @@ impl Consumer {
         let mut last = None;
         let mut changed = Vec::new();
         let mut interrupted = None;
+        let mut applied_payload = None;
         for item in batch {
             let msg = match item {
                 Ok(m) => m,
@@ -328,12 +399,16 @@ impl Consumer {
                 }
             }
             next.applied_sequence = seq;
+            applied_payload = Some(msg.payload.clone());
             last = Some(msg);
             if until.is_some_and(|u| seq >= u) {
                 break;
             }
         }
         if next != progress {
+            if let Some(payload) = applied_payload {
+                txn.put(KeyKind::Meta, APPLIED_DIGEST, digest(&payload));
+            }
             txn.commit(next)?;
             // Watchers first: whoever sees the new progress (a query with
             // min_sequence, then a watch) must not be sent these changes
