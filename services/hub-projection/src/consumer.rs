@@ -89,6 +89,16 @@ pub struct Consumer {
     pub schema: u32,
 }
 
+/// What the stream holds at the store's position.
+enum History {
+    /// The message the store applied last (or nothing to compare with).
+    Same,
+    /// Something else, or nothing: the store is from another history.
+    Other(String),
+    /// The stream cannot be read just now.
+    Unknown(String),
+}
+
 /// Why consuming stopped.
 enum Stop {
     /// The stream (connection, consumer, a gap): recreate the consumer.
@@ -180,9 +190,17 @@ impl Consumer {
                 return Ok(());
             }
             if durable {
-                if let Err(why) = self.same_history(&store, progress.applied_sequence).await? {
-                    self.refuse_history(why).await;
-                    continue;
+                match self.same_history(&store, progress.applied_sequence).await? {
+                    History::Same => {}
+                    History::Other(why) => {
+                        self.refuse_history(why).await;
+                        continue;
+                    }
+                    History::Unknown(e) => {
+                        tracing::warn!(projection = self.name, error = %e, "cannot check the store against the stream; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
             }
             let consumer = match self.recreate(progress.applied_sequence, durable).await {
@@ -228,26 +246,28 @@ impl Consumer {
     }
 
     /// Whether the stream still holds, at the store's position, the message
-    /// the store applied last (`Ok(Err(why))` when it does not). Stores
-    /// from before the digest was kept, and a stream that cannot be read
-    /// just now, pass: the consumer's own errors cover the latter.
-    async fn same_history(&self, store: &Store, applied: u64) -> Result<Result<(), String>, Error> {
+    /// the store applied last. Stores from before the digest was kept pass,
+    /// and so does a position the stream no longer holds because of its own
+    /// limits (nothing to compare with).
+    async fn same_history(&self, store: &Store, applied: u64) -> Result<History, Error> {
         let Some(expected) = blocking(|| store.get(KeyKind::Meta, APPLIED_DIGEST))? else {
-            return Ok(Ok(()));
+            return Ok(History::Same);
         };
-        let verdict = match self.log.last_sequence().await {
-            Ok(last) if last < applied => Err(format!(
+        let verdict = match self.log.sequences().await {
+            Err(e) => History::Unknown(e.to_string()),
+            Ok((_, last)) if last < applied => History::Other(format!(
                 "the store has applied the stream up to sequence {applied}, but the stream ends at {last}"
             )),
+            Ok((first, _)) if applied < first => History::Same,
             Ok(_) => match self.log.message(applied).await {
-                Ok(msg) if digest(&msg.payload) != expected => Err(format!(
+                Err(e) => History::Unknown(e.to_string()),
+                Ok(msg) if digest(&msg.payload) != expected => History::Other(format!(
                     "the stream's message {applied} is not the one the store applied"
                 )),
-                _ => Ok(()),
+                Ok(_) => History::Same,
             },
-            Err(_) => Ok(()),
         };
-        if verdict.is_ok() && self.fault.borrow().is_some() {
+        if matches!(verdict, History::Same) && self.fault.borrow().is_some() {
             tracing::info!(projection = self.name, "the store matches the stream again");
             metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(0.0);
             let _ = self.fault.send(None);

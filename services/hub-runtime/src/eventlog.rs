@@ -293,11 +293,18 @@ impl EventLog {
 
     /// The stream's last sequence.
     pub async fn last_sequence(&self) -> Result<u64, Error> {
+        Ok(self.sequences().await?.1)
+    }
+
+    /// The stream's first and last sequences (first is last + 1 when it is
+    /// empty).
+    pub async fn sequences(&self) -> Result<(u64, u64), Error> {
         let stream = self
             .js
             .get_stream(&self.stream_name)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
-        Ok(stream.cached_info().state.last_sequence)
+        let state = &stream.cached_info().state;
+        Ok((state.first_sequence, state.last_sequence))
     }
 }
