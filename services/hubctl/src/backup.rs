@@ -158,7 +158,7 @@ async fn write_backup(b: &Backup, json: bool) -> Result<()> {
             println!(
                 "{stream}: {}, {} bytes -> {}",
                 describe(&taken["state"]),
-                taken["bytes"],
+                taken["snapshot_bytes"],
                 folder.display()
             );
         }
@@ -236,7 +236,7 @@ async fn snapshot(client: &Client, stream: &str, folder: &Path) -> Result<Value>
     Ok(json!({
         "name": stream,
         "state": started["state"],
-        "bytes": bytes,
+        "snapshot_bytes": bytes,
         "sha256": hex::encode(hash.finalize()),
     }))
 }
@@ -290,13 +290,13 @@ fn check(dir: &Path) -> Result<Vec<Checked>> {
         let folder = dir.join(name);
         let snapshot = folder.join(SNAPSHOT_FILE);
         let (bytes, sha256) = file_digest(&snapshot)?;
-        if Some(bytes) != entry["bytes"].as_u64()
+        if Some(bytes) != entry["snapshot_bytes"].as_u64()
             || Some(sha256.as_str()) != entry["sha256"].as_str()
         {
             bail!(
                 "{} is damaged or incomplete: {bytes} bytes, SHA-256 {sha256}; the backup recorded {} bytes, {}. Nothing was restored.",
                 snapshot.display(),
-                entry["bytes"],
+                entry["snapshot_bytes"],
                 entry["sha256"]
             );
         }
