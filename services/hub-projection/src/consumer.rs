@@ -269,8 +269,7 @@ impl Consumer {
         };
         if matches!(verdict, History::Same) && self.fault.borrow().is_some() {
             tracing::info!(projection = self.name, "the store matches the stream again");
-            metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(0.0);
-            let _ = self.fault.send(None);
+            self.report_fault(None);
         }
         Ok(verdict)
     }
@@ -284,9 +283,16 @@ impl Consumer {
         if self.fault.borrow().as_deref() != Some(fault.as_str()) {
             tracing::error!(projection = self.name, fault = %fault, "not applying");
         }
-        let _ = self.fault.send(Some(fault));
-        metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(1.0);
+        self.report_fault(Some(fault));
         tokio::time::sleep(HISTORY_RECHECK).await;
+    }
+
+    /// Why the store cannot be used (`None`: it can): for health, queries,
+    /// status and `hub_projection_store_fault`.
+    fn report_fault(&self, fault: Option<String>) {
+        let up = if fault.is_some() { 1.0 } else { 0.0 };
+        metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(up);
+        let _ = self.fault.send(fault);
     }
 
     /// The store failed: says so (health `NOT_SERVING`, queries
@@ -298,8 +304,7 @@ impl Consumer {
         loop {
             tracing::error!(projection = self.name, error = %error,
                 "the store failed: stopped applying until it works again");
-            let _ = self.fault.send(Some(error.to_string()));
-            metrics::gauge!("hub_projection_store_fault", "projection" => self.name).set(1.0);
+            self.report_fault(Some(error.to_string()));
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(REOPEN_BACKOFF_MAX);
             let reopened = blocking(|| {
@@ -317,9 +322,7 @@ impl Consumer {
                         applied = progress.applied_sequence,
                         "the store works again: applying from where it stood"
                     );
-                    metrics::gauge!("hub_projection_store_fault", "projection" => self.name)
-                        .set(0.0);
-                    let _ = self.fault.send(None);
+                    self.report_fault(None);
                     return;
                 }
                 Err(e) => error = e,

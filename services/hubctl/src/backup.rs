@@ -73,42 +73,68 @@ async fn connect(nats: &NatsArgs) -> Result<Client> {
         .map_err(|e| anyhow!("{e}"))
 }
 
-/// A JetStream API call; the server's error (`{"error": {...}}`) as an
-/// error naming the stream.
-async fn api(client: &Client, subject: &str, body: &Value, stream: &str) -> Result<Value> {
+/// JetStream's error code for "stream not found".
+const STREAM_NOT_FOUND: u64 = 10059;
+
+/// A JetStream API answer, which may be the server's refusal
+/// (`{"error": {...}}`).
+fn answer(payload: &[u8], stream: &str) -> Result<Value> {
+    serde_json::from_slice(payload)
+        .with_context(|| format!("{stream}: NATS answered something that is not JSON"))
+}
+
+/// The server's refusal in `answer`, if it is one, as an error naming the
+/// stream and what was being done.
+fn refusal(answer: &Value, stream: &str, doing: &str) -> Result<()> {
+    match answer.get("error") {
+        None => Ok(()),
+        Some(error) => bail!(
+            "{stream}: {doing} refused by NATS: {} (code {}, error code {})",
+            error["description"].as_str().unwrap_or("no description"),
+            error["code"],
+            error["err_code"]
+        ),
+    }
+}
+
+/// A JetStream API request and its answer, refusals included.
+async fn request(client: &Client, subject: &str, body: &Value, stream: &str) -> Result<Value> {
     let reply = client
         .request(subject.to_string(), Bytes::from(body.to_string()))
         .await
         .with_context(|| {
             format!("no answer from NATS for {stream} (is NATS running? set HUB_NATS_URL and the HUB_NATS_* credentials of hub-operator)")
         })?;
-    let value: Value = serde_json::from_slice(&reply.payload)
-        .with_context(|| format!("{stream}: NATS answered something that is not JSON"))?;
-    if let Some(error) = value.get("error") {
-        bail!(
-            "{stream}: NATS refused: {} (code {}, error code {})",
-            error["description"].as_str().unwrap_or("no description"),
-            error["code"],
-            error["err_code"]
-        );
-    }
+    answer(&reply.payload, stream)
+}
+
+/// A JetStream API call that must succeed.
+async fn api(
+    client: &Client,
+    subject: &str,
+    body: &Value,
+    stream: &str,
+    doing: &str,
+) -> Result<Value> {
+    let value = request(client, subject, body, stream).await?;
+    refusal(&value, stream, doing)?;
     Ok(value)
 }
 
 /// Whether `stream` exists on the server.
 async fn exists(client: &Client, stream: &str) -> Result<bool> {
-    match api(
+    let info = request(
         client,
         &format!("$JS.API.STREAM.INFO.{stream}"),
         &json!({}),
         stream,
     )
-    .await
-    {
-        Ok(_) => Ok(true),
-        Err(e) if e.to_string().contains("error code 10059") => Ok(false),
-        Err(e) => Err(e),
+    .await?;
+    if info["error"]["err_code"].as_u64() == Some(STREAM_NOT_FOUND) {
+        return Ok(false);
     }
+    refusal(&info, stream, "reading the stream")?;
+    Ok(true)
 }
 
 /// A short account of a stream's state (`messages`, sequences).
@@ -192,6 +218,7 @@ async fn snapshot(client: &Client, stream: &str, folder: &Path) -> Result<Value>
         // their own stores' positions.
         &json!({ "deliver_subject": inbox, "no_consumers": true, "chunk_size": CHUNK }),
         stream,
+        "the snapshot",
     )
     .await?;
     let described = json!({ "config": started["config"], "state": started["state"] });
@@ -391,6 +418,7 @@ async fn restore_stream(client: &Client, stream: &Checked, replicas: Option<u8>)
         &format!("$JS.API.STREAM.RESTORE.{name}"),
         &json!({ "config": config, "state": stream.state }),
         name,
+        "the restore",
     )
     .await?;
     let deliver = started["deliver_subject"]
@@ -433,14 +461,8 @@ async fn restore_stream(client: &Client, stream: &Checked, replicas: Option<u8>)
         )
         .await
         .with_context(|| format!("{name}: no answer after the whole snapshot was sent"))?;
-    let info: Value = serde_json::from_slice(&done.payload)
-        .with_context(|| format!("{name}: NATS answered something that is not JSON"))?;
-    if let Some(error) = info.get("error") {
-        bail!(
-            "{name}: the restore failed: {}",
-            error["description"].as_str().unwrap_or("no description")
-        );
-    }
+    let info = answer(&done.payload, name)?;
+    refusal(&info, name, "the restore")?;
     let state = info["state"].clone();
     for field in ["messages", "first_seq", "last_seq"] {
         if state[field] != stream.state[field] {
