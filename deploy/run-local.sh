@@ -74,7 +74,7 @@ else
   wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 fi
 
-SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service pickup-projection training-projection"
+SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service pickup-projection training-projection"
 for svc in $SERVICES; do
   # A projection's store holds positions in this stream: the cluster's
   # live apart from the single server's.
@@ -103,6 +103,7 @@ The hub is running (logs in $VAR/logs/).
   pharmacy-service    127.0.0.1:50053   metrics http://127.0.0.1:51053/metrics
   treatment-service   127.0.0.1:50054   metrics http://127.0.0.1:51054/metrics
   ambulance-service   127.0.0.1:50055   metrics http://127.0.0.1:51055/metrics
+  identity-service    127.0.0.1:50056   metrics http://127.0.0.1:51056/metrics
   pickup-projection   127.0.0.1:50061   metrics http://127.0.0.1:51061/metrics
   training-projection 127.0.0.1:50062   metrics http://127.0.0.1:51062/metrics
 
@@ -115,6 +116,8 @@ Demo tokens (seeds/dev-tokens.json, local use only):
   pharmacist          dev-pharmacist-token      (bradford)
   paramedic           dev-paramedic-token       (bradford, leeds)
   partnership_analyst dev-analyst-token         (bradford)
+  data_steward        dev-data-steward-token    (bradford)
+  carat_worker        dev-leeds-carat-token     (leeds only)
   admin               dev-hub-admin-token       (all)
 
 Try:
@@ -124,6 +127,10 @@ Try:
   $BIN/hubctl events tail --follow        (the stream itself, decoded, still pseudonymous)
   HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
   HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
+  HUB_TOKEN=dev-data-steward-token $BIN/hubctl identity duplicates --partnership bradford
+  HUB_TOKEN=dev-leeds-carat-token $BIN/hubctl lookup --partnership bradford --prison-number A1234BC \\
+      --reason "released to Leeds tonight, checking the gate plan"   (breaks the glass: audited)
+  HUB_TOKEN=dev-hub-admin-token $BIN/hubctl audit --break-glass --partnership bradford
   HUB_TOKEN=dev-hub-admin-token $BIN/hubctl projection status
   HUB_TOKEN=dev-hub-admin-token $BIN/hubctl projection rebuild pickup
 Any gRPC client works through reflection, e.g. grpcurl:

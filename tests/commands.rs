@@ -6,6 +6,7 @@ use hub_proto::{
     ambulance::{ambulance_service_client::AmbulanceServiceClient as Ambulance, *},
     common::{AdviceTopic, ConsentPurpose, EventAck, PersonRef, TrainingAudience},
     custody::{custody_service_client::CustodyServiceClient as Custody, *},
+    identity::{identity_service_client::IdentityServiceClient as Identity, *},
     pharmacy::{pharmacy_service_client::PharmacyServiceClient as Pharmacy, *},
     prison::{prison_service_client::PrisonServiceClient as Prison, *},
     treatment::{treatment_service_client::TreatmentServiceClient as Treatment, *},
@@ -15,7 +16,7 @@ use tonic::Status;
 use crate::{authed, now, Hub};
 
 /// Every command RPC: (agency, RPC name).
-pub const RPCS: [(&str, &str); 24] = [
+pub const RPCS: [(&str, &str); 27] = [
     ("custody", "RecordHarmReductionAdvice"),
     ("custody", "RecordOfficerOverdoseTraining"),
     ("custody", "RecordCustodyWorkforce"),
@@ -40,6 +41,9 @@ pub const RPCS: [(&str, &str); 24] = [
     ("ambulance", "RecordAmbulanceWorkforce"),
     ("ambulance", "RecordOverdoseAttendance"),
     ("ambulance", "RecordAttendanceProtocol"),
+    ("prison", "RecordHandover"),
+    ("identity", "LinkPeople"),
+    ("identity", "UnlinkPeople"),
 ];
 
 pub fn person() -> Option<PersonRef> {
@@ -153,6 +157,28 @@ pub fn protocol(id: &str, p: &str) -> RecordAttendanceProtocolRequest {
     common!(RecordAttendanceProtocolRequest, id, p, { trust_code: "RX8".into(), police_force_code: "WYP".into(), in_force: true })
 }
 
+pub fn handover(id: &str, p: &str) -> RecordHandoverRequest {
+    let to = if p == "leeds" { "bradford" } else { "leeds" };
+    common!(RecordHandoverRequest, id, p, { prison_code: "LEI".into(), person: person(), to_partnership_code: to.into() })
+}
+/// The client code the needle exchange above records, as a ref.
+pub fn client_code_ref() -> Option<PersonRef> {
+    Some(PersonRef {
+        client_code: "JF02031985F".into(),
+        ..Default::default()
+    })
+}
+pub fn link(id: &str, p: &str) -> LinkPeopleRequest {
+    common!(LinkPeopleRequest, id, p, {
+        person_a: person(), person_b: client_code_ref(), reason: "same person on the needle exchange record".into(),
+    })
+}
+pub fn unlink(id: &str, p: &str) -> UnlinkPeopleRequest {
+    common!(UnlinkPeopleRequest, id, p, {
+        person_a: person(), person_b: client_code_ref(), reason: "linked by mistake: another woman's code".into(),
+    })
+}
+
 /// Sends a valid `agency`/`rpc` request as `token` for `partnership`.
 pub async fn send(
     hub: &Hub,
@@ -257,6 +283,9 @@ pub async fn send(
         ("ambulance", "RecordAttendanceProtocol") => {
             go!(Ambulance, ambulance, record_attendance_protocol, protocol)
         }
+        ("prison", "RecordHandover") => go!(Prison, prison, record_handover, handover),
+        ("identity", "LinkPeople") => go!(Identity, identity, link_people, link),
+        ("identity", "UnlinkPeople") => go!(Identity, identity, unlink_people, unlink),
         other => panic!("no such RPC {other:?}"),
     }
 }

@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use hub_testkit::binary;
 use hub_tests::{
     base_env, bradford_training, commands::RPCS, london_day, start_process,
-    training_health_becomes, Hub, ADMIN, ANALYST, CARAT, DIP, PHARMACIST,
+    training_health_becomes, Hub, ADMIN, ANALYST, CARAT, DIP, LEEDS_CARAT, PHARMACIST, STEWARD,
+    TREATMENT,
 };
 
 const CUSTODY: &str = "dev-custody-officer-token";
-const TREATMENT: &str = "dev-treatment-worker-token";
 const PARAMEDIC: &str = "dev-paramedic-token";
 
 /// What a run of hubctl printed.
@@ -68,6 +68,7 @@ async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
         ("HUB_PHARMACY_SERVICE_ADDR", &hub.pharmacy),
         ("HUB_TREATMENT_SERVICE_ADDR", &hub.treatment),
         ("HUB_AMBULANCE_SERVICE_ADDR", &hub.ambulance),
+        ("HUB_IDENTITY_SERVICE_ADDR", &hub.identity),
         ("HUB_PICKUP_PROJECTION_ADDR", &hub.pickup),
         ("HUB_TRAINING_PROJECTION_ADDR", &hub.training),
     ] {
@@ -202,6 +203,17 @@ fn flags(agency: &str, rpc: &str, release: &str) -> (Vec<String>, &'static str) 
             "--in-force",
             "true",
         ],
+        ("prison", "RecordHandover") => {
+            vec!["--prison-code", "LEI", "--to-partnership-code", "leeds"]
+        }
+        ("identity", "LinkPeople") | ("identity", "UnlinkPeople") => vec![
+            "--person-a-nhs-number",
+            "943 476 5919",
+            "--person-b-client-code",
+            "JS02031985M",
+            "--reason",
+            "checked the referral letter and the date of birth",
+        ],
         other => panic!("no hubctl test for {other:?}: add one"),
     }
     .into_iter()
@@ -216,6 +228,8 @@ fn flags(agency: &str, rpc: &str, release: &str) -> (Vec<String>, &'static str) 
             | "RecordParamedicNaloxoneTraining"
             | "RecordAmbulanceWorkforce"
             | "RecordAttendanceProtocol"
+            | "LinkPeople"
+            | "UnlinkPeople"
     );
     if needs_person {
         f.extend(PERSON.iter().map(|s| s.to_string()));
@@ -226,6 +240,7 @@ fn flags(agency: &str, rpc: &str, release: &str) -> (Vec<String>, &'static str) 
         ("prison", _) => CARAT,
         ("pharmacy", _) => PHARMACIST,
         ("treatment", _) => TREATMENT,
+        ("identity", _) => STEWARD,
         _ => PARAMEDIC,
     };
     (f, token)
@@ -262,11 +277,13 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
     let release = london_day(3);
     let mut sequences = BTreeSet::new();
     let mut covered = BTreeSet::new();
-    // The release is cancelled last, so that the list below still shows it.
+    // The person is handed over and the release cancelled last, so that
+    // the list below still shows them.
+    let last_ones = ["RecordHandover", "CancelRelease"];
     let order = RPCS
         .iter()
-        .filter(|(_, r)| *r != "CancelRelease")
-        .chain(RPCS.iter().filter(|(_, r)| *r == "CancelRelease"));
+        .filter(|(_, r)| !last_ones.contains(r))
+        .chain(RPCS.iter().filter(|(_, r)| last_ones.contains(r)));
     for (agency, rpc) in order {
         let request_id = format!("hubctl-test-{agency}-{rpc}");
         let (args, token) = recording(agency, rpc, &release, &request_id);
@@ -856,4 +873,165 @@ async fn a_backup_restored_into_an_empty_nats_brings_back_every_event_and_every_
         .unwrap();
     assert!(newest > after, "{newest} {after}");
     refuses("is not the one the store applied").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stewards_decide_who_is_whom_and_breaking_the_glass_is_audited_from_the_command_line() {
+    let hub = Hub::start().unwrap();
+    let release = london_day(3);
+    let mut last = 0;
+    for nhs in ["943 476 5919", "401 023 2137"] {
+        let ack = hubctl(
+            &hub,
+            Some(CARAT),
+            &[
+                "--json",
+                "prison",
+                "record-release-date",
+                "--partnership",
+                "bradford",
+                "--prison-code",
+                "LEI",
+                "--nhs-number",
+                nhs,
+                "--client-code",
+                "JS02031985M",
+                "--release-date",
+                &release,
+            ],
+        )
+        .await
+        .json();
+        last = ack["stream_sequence"].as_u64().unwrap();
+    }
+    let duplicates = |token: &'static str, last: u64| {
+        let hub = &hub;
+        async move {
+            hubctl(
+                hub,
+                Some(token),
+                &[
+                    "--json",
+                    "identity",
+                    "duplicates",
+                    "--partnership",
+                    "bradford",
+                    "--min-sequence",
+                    &last.to_string(),
+                ],
+            )
+            .await
+        }
+    };
+    let pairs = duplicates(STEWARD, last).await.json();
+    assert_eq!(pairs["pairs"].as_array().unwrap().len(), 1, "{pairs}");
+    assert_eq!(
+        pairs["pairs"][0]["reason"],
+        "same client code, different strong identifiers"
+    );
+    duplicates(CARAT, last)
+        .await
+        .refused(1, &["PermissionDenied"]);
+
+    // `identity link` (LinkPeople), a reason too short, then a good one.
+    let link = |reason: &'static str| {
+        let hub = &hub;
+        async move {
+            hubctl(
+                hub,
+                Some(STEWARD),
+                &[
+                    "--json",
+                    "identity",
+                    "link",
+                    "--partnership",
+                    "bradford",
+                    "--person-a-nhs-number",
+                    "943 476 5919",
+                    "--person-b-nhs-number",
+                    "401 023 2137",
+                    "--reason",
+                    reason,
+                ],
+            )
+            .await
+        }
+    };
+    link("short")
+        .await
+        .refused(1, &["InvalidArgument", "reason"]);
+    let linked = link("the same man: the GP confirmed one NHS number was mistyped")
+        .await
+        .json();
+    let seq = linked["stream_sequence"].as_u64().unwrap();
+    assert!(duplicates(STEWARD, seq).await.json()["pairs"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let list = hubctl(
+        &hub,
+        Some(CARAT),
+        &[
+            "--json",
+            "pickups",
+            "--partnership",
+            "bradford",
+            "--min-sequence",
+            &seq.to_string(),
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(list["entries"].as_array().unwrap().len(), 1, "{list}");
+
+    // Breaking the glass: Leeds' worker must say why.
+    let lookup = |reason: &'static str| {
+        let hub = &hub;
+        async move {
+            hubctl(
+                hub,
+                Some(LEEDS_CARAT),
+                &[
+                    "--json",
+                    "lookup",
+                    "--partnership",
+                    "bradford",
+                    "--nhs-number",
+                    "401 023 2137",
+                    "--reason",
+                    reason,
+                ],
+            )
+            .await
+        }
+    };
+    lookup("").await.refused(1, &["InvalidArgument", "reason"]);
+    let why = "arrived at our hostel tonight, no handover yet";
+    let found = lookup(why).await.json();
+    assert_eq!(found["entry"]["release_date"], release.as_str(), "{found}");
+    let audit = hubctl(
+        &hub,
+        Some(ADMIN),
+        &[
+            "--json",
+            "audit",
+            "--break-glass",
+            "--partnership",
+            "bradford",
+        ],
+    )
+    .await
+    .json();
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{audit}");
+    assert_eq!(records[0]["break_glass_reason"], why);
+    assert_eq!(records[0]["user_id"], "dev-leeds-carat-1");
+    let table = hubctl(
+        &hub,
+        Some(STEWARD),
+        &["audit", "--break-glass", "--partnership", "bradford"],
+    )
+    .await;
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.contains(why), "{}", table.stdout);
 }

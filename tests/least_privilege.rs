@@ -19,12 +19,13 @@ use hub_proto::{
 use hub_testkit::{workspace_root, NatsServer};
 use hub_tests::{commands::*, *};
 
-const PROCESSES: [&str; 8] = [
+const PROCESSES: [&str; 9] = [
     "custody-service",
     "prison-service",
     "pharmacy-service",
     "treatment-service",
     "ambulance-service",
+    "identity-service",
     "pickup-projection",
     "training-projection",
     "hub-operator",
@@ -77,7 +78,8 @@ async fn each_process_has_only_the_permissions_it_needs() {
 
     // Every agency service records through its own user.
     let mut last = 0;
-    for (agency, rpc) in RPCS {
+    // (The handover, last, would take the person off the list read below.)
+    for (agency, rpc) in RPCS.iter().filter(|(_, r)| *r != "RecordHandover") {
         let ack = send(&hub, agency, rpc, ADMIN, "bradford", &request_id("lp"))
             .await
             .unwrap_or_else(|e| panic!("{agency}.{rpc} under least privilege: {e:?}"));

@@ -70,6 +70,9 @@ pub const DIP: &str = "dev-dip-worker-token";
 pub const PHARMACIST: &str = "dev-pharmacist-token";
 pub const ANALYST: &str = "dev-analyst-token";
 pub const ADMIN: &str = "dev-hub-admin-token";
+pub const STEWARD: &str = "dev-data-steward-token";
+pub const LEEDS_CARAT: &str = "dev-leeds-carat-token";
+pub const TREATMENT: &str = "dev-treatment-worker-token";
 
 pub struct Hub {
     pub dir: tempfile::TempDir,
@@ -79,6 +82,7 @@ pub struct Hub {
     pub pharmacy: HubProcess,
     pub treatment: HubProcess,
     pub ambulance: HubProcess,
+    pub identity: HubProcess,
     pub pickup: HubProcess,
     pub training: HubProcess,
     /// NATS user and password for the test's own plain client, when the
@@ -112,6 +116,7 @@ impl Hub {
             pharmacy: start("pharmacy-service")?,
             treatment: start("treatment-service")?,
             ambulance: start("ambulance-service")?,
+            identity: start("identity-service")?,
             pickup: start("pickup-projection")?,
             training: start("training-projection")?,
             operator: None,

@@ -27,10 +27,15 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let as_of = jiff::civil::date(2026, 11, 24);
-    for (root, bytes) in pickup.scan(KeyKind::PickupRecord, b"").unwrap_or_default() {
+    for (key, bytes) in pickup.scan(KeyKind::PickupPerson, b"").unwrap_or_default() {
         if let Ok(record) = pickup_projection::model::decode_record(&bytes) {
-            let root = String::from_utf8_lossy(&root);
-            if let Some(entry) = pickup_projection::model::view(&root, &record, as_of) {
+            let root = String::from_utf8_lossy(key.rsplit(|b| *b == 0).next().unwrap_or_default());
+            if let Some(entry) = pickup_projection::model::view(
+                &root,
+                &record,
+                as_of,
+                pickup_projection::model::Reader::Worker,
+            ) {
                 let _ = pickup_projection::model::in_window(&entry, 14);
             }
         }

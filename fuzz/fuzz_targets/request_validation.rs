@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
         return;
     };
-    let role = Role::ALL[(selector as usize / 5) % Role::ALL.len()];
+    let role = Role::ALL[(selector as usize / 6) % Role::ALL.len()];
     let caller = Caller {
         user_id: "fuzz".into(),
         role,
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }};
     }
-    match selector % 5 {
+    match selector % 6 {
         0 => run!(
             hub_proto::custody::CustodyCommand,
             custody_service::api::CustodyApi,
@@ -85,10 +85,15 @@ fuzz_target!(|data: &[u8]| {
             treatment_service::api::TreatmentApi,
             Agency::Treatment
         ),
-        _ => run!(
+        4 => run!(
             hub_proto::ambulance::AmbulanceCommand,
             ambulance_service::api::AmbulanceApi,
             Agency::Ambulance
+        ),
+        _ => run!(
+            hub_proto::identity::IdentityCommand,
+            identity_service::api::IdentityApi,
+            Agency::Identity
         ),
     }
 });

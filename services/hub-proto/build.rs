@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "hub/pharmacy/v1/pharmacy.proto",
     "hub/treatment/v1/treatment.proto",
     "hub/ambulance/v1/ambulance.proto",
+    "hub/identity/v1/identity.proto",
     "hub/projections/v1/pickup.proto",
     "hub/projections/v1/status.proto",
     "hub/projections/v1/training.proto",

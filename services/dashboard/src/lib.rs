@@ -30,10 +30,13 @@ use tokio::net::TcpListener;
 use tonic::{transport::Channel, Code, Request};
 
 use hub_core::{
-    auth::{Caller, PartnershipScope, TokenRegistry},
+    auth::{Action, Caller, PartnershipScope, TokenRegistry},
     partnerships::PartnershipRegister,
     time::{london_today, FinancialYear},
     Error,
+};
+use hub_proto::admin::{
+    admin_service_client::AdminServiceClient, AuditRecord, ListAuditRecordsRequest,
 };
 use hub_proto::projections::{
     pickup_list_service_client::PickupListServiceClient,
@@ -339,7 +342,13 @@ async fn partnership_page(
         },
     )
     .await;
-    if let (Err(t), Err(s)) = (&training, &summary) {
+    // Admins and the partnership's data stewards see who broke the glass.
+    let break_glass = if caller.role.may(Action::ReadAudit) && caller.may_act_for(&code) {
+        Some(break_glass_reads(&app, &token, &code).await)
+    } else {
+        None
+    };
+    if let (Err(t), Err(s), None) = (&training, &summary, &break_glass) {
         if t.code() == Code::PermissionDenied && s.code() == Code::PermissionDenied {
             return (
                 StatusCode::FORBIDDEN,
@@ -354,8 +363,33 @@ async fn partnership_page(
         fy,
         &training,
         &summary,
+        break_glass.as_ref(),
     ))
     .into_response()
+}
+
+/// The partnership's break-the-glass reads (the newest 50 shown).
+async fn break_glass_reads(
+    app: &App,
+    token: &str,
+    code: &str,
+) -> Result<Vec<AuditRecord>, tonic::Status> {
+    let mut records = AdminServiceClient::new(app.pickup.clone())
+        .list_audit_records(with_token(
+            ListAuditRecordsRequest {
+                partnership_code: code.to_string(),
+                break_glass_only: true,
+                limit: 10_000,
+                ..Default::default()
+            },
+            token,
+        ))
+        .await?
+        .into_inner()
+        .records;
+    let keep = records.len().saturating_sub(50);
+    records.drain(..keep);
+    Ok(records)
 }
 
 async fn login_page() -> Html<String> {

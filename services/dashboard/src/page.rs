@@ -4,6 +4,7 @@
 
 use hub_core::{auth::Caller, partnerships::Partnership, time::FinancialYear};
 use hub_proto::{
+    admin::AuditRecord,
     json::{alert_name, consent_name, status_name},
     projections::{PickupEntry, PickupSummary, TrainingCounts},
 };
@@ -279,12 +280,55 @@ fn unavailable(what: &str, status: &tonic::Status) -> String {
     format!("<h2>{}</h2><p>{}</p>", esc(what), esc(&why))
 }
 
+/// Who broke the glass to look at this partnership's people: who, when,
+/// with which role and organisation, and why.
+fn break_glass_section(records: &Result<Vec<AuditRecord>, tonic::Status>) -> String {
+    let records = match records {
+        Ok(r) => r,
+        Err(s) => return unavailable("Break-the-glass reads", s),
+    };
+    if records.is_empty() {
+        return "<h2>Break-the-glass reads</h2><p>Nobody outside this partnership has looked up one of its people.</p>".into();
+    }
+    let rows: String = records
+        .iter()
+        .rev()
+        .map(|r| {
+            let at = r
+                .at
+                .as_ref()
+                .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+                .map(|t| {
+                    t.to_zoned(hub_core::time::london())
+                        .strftime("%Y-%m-%d %H:%M")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            format!(
+                "<tr><td class=\"left nowrap\">{}</td><th scope=\"row\" class=\"left\">{}</th><td class=\"left\">{}</td><td class=\"left\">{}</td><td>{}</td><td class=\"left\">{}</td></tr>",
+                esc(&at),
+                esc(&r.user_id),
+                esc(&words(&r.role)),
+                esc(&r.org_code),
+                r.rows,
+                esc(&r.break_glass_reason),
+            )
+        })
+        .collect();
+    format!(
+        "<table><caption>Break-the-glass reads: people outside this partnership who looked up one of its people (newest first)</caption>\
+<thead><tr><th scope=\"col\" class=\"left\">When (London)</th><th scope=\"col\" class=\"left\">Who</th><th scope=\"col\" class=\"left\">Role</th>\
+<th scope=\"col\" class=\"left\">Organisation</th><th scope=\"col\">Entries shown</th><th scope=\"col\" class=\"left\">Why</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+}
+
 pub fn partnership(
     caller: &Caller,
     p: &Partnership,
     fy: FinancialYear,
     training: &Result<TrainingCounts, tonic::Status>,
     summary: &Result<PickupSummary, tonic::Status>,
+    break_glass: Option<&Result<Vec<AuditRecord>, tonic::Status>>,
 ) -> String {
     let prev = FinancialYear {
         start_year: fy.start_year - 1,
@@ -308,6 +352,9 @@ pub fn partnership(
     match summary {
         Ok(s) => body.push_str(&summary_section(s)),
         Err(s) => body.push_str(&unavailable("Prison-gate pick-ups", s)),
+    }
+    if let Some(records) = break_glass {
+        body.push_str(&break_glass_section(records));
     }
     let [c7, c8, c9, c10] = p.criteria_2006_07;
     body.push_str(&format!(
@@ -346,7 +393,15 @@ fn pickup_row(e: &PickupEntry) -> String {
         date = esc(&e.release_date),
         days = e.days_to_release,
         prison = esc(&e.prison_code),
-        status = words(status_name(e.status)),
+        status = if e.handed_over_from.is_empty() {
+            words(status_name(e.status))
+        } else {
+            format!(
+                "{} (handed over by {})",
+                words(status_name(e.status)),
+                esc(&e.handed_over_from)
+            )
+        },
         consent = words(consent_name(e.consent)),
         triage = yes(e.triage_completed),
         appt = esc(&hub_core::time::london_minute(&e.appointment_at)),

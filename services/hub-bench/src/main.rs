@@ -483,6 +483,7 @@ fn typical_event_size() -> usize {
         person_key: "0".repeat(32),
         request_id: "r".repeat(24),
         linked_person_keys: vec!["1".repeat(32)],
+        client_key: String::new(),
         sealed: Some(hub_proto::events::Sealed {
             key_id: "0".repeat(32),
             nonce: vec![0; 24],

@@ -15,15 +15,18 @@ pub enum Agency {
     Pharmacy,
     Treatment,
     Ambulance,
+    /// Data stewards' decisions about who is whom (`identity-service`).
+    Identity,
 }
 
 impl Agency {
-    pub const ALL: [Agency; 5] = [
+    pub const ALL: [Agency; 6] = [
         Agency::Custody,
         Agency::Prison,
         Agency::Pharmacy,
         Agency::Treatment,
         Agency::Ambulance,
+        Agency::Identity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +36,7 @@ impl Agency {
             Agency::Pharmacy => "pharmacy",
             Agency::Treatment => "treatment",
             Agency::Ambulance => "ambulance",
+            Agency::Identity => "identity",
         }
     }
 }
@@ -47,11 +51,14 @@ pub enum Role {
     Pharmacist,
     Paramedic,
     PartnershipAnalyst,
+    /// Links and unlinks people, reviews potential duplicates and the
+    /// audit of its partnerships.
+    DataSteward,
     Admin,
 }
 
 impl Role {
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::CustodyOfficer,
         Role::PrisonOfficer,
         Role::CaratWorker,
@@ -60,6 +67,7 @@ impl Role {
         Role::Pharmacist,
         Role::Paramedic,
         Role::PartnershipAnalyst,
+        Role::DataSteward,
         Role::Admin,
     ];
 
@@ -73,6 +81,7 @@ impl Role {
             Role::Pharmacist => "pharmacist",
             Role::Paramedic => "paramedic",
             Role::PartnershipAnalyst => "partnership_analyst",
+            Role::DataSteward => "data_steward",
             Role::Admin => "admin",
         }
     }
@@ -94,6 +103,13 @@ pub enum Action {
     ReadPickupSummary,
     /// Overdose-training counts.
     ReadTrainingCounts,
+    /// One person's pick-up entry (`LookupPerson`); outside the caller's
+    /// partnerships only by breaking the glass, with a reason.
+    LookupPerson,
+    /// Potential duplicate pairs (`ListPotentialDuplicates`).
+    ReadPotentialDuplicates,
+    /// The audit of person-level reads of a partnership.
+    ReadAudit,
     /// Rebuilds, erasure, audit, projection status.
     Operate,
 }
@@ -106,6 +122,9 @@ impl Action {
             Action::ReadPickupList => "read the pick-up list (person-level rows)".into(),
             Action::ReadPickupSummary => "read pick-up summaries".into(),
             Action::ReadTrainingCounts => "read overdose-training counts".into(),
+            Action::LookupPerson => "look up a person's pick-up entry".into(),
+            Action::ReadPotentialDuplicates => "list potential duplicates".into(),
+            Action::ReadAudit => "read the audit of person-level reads".into(),
             Action::Operate => "operate the hub (status, rebuilds, erasure, audit)".into(),
         }
     }
@@ -120,7 +139,10 @@ impl Role {
             (Role::Admin, _) => true,
             (Role::CustodyOfficer, Command(Custody, _)) => true,
             (Role::PrisonOfficer, Command(Prison, rpc)) => rpc != "FlagImminentRelease",
-            (Role::CaratWorker, Command(Prison, _) | ReadPickupList | ReadPickupSummary) => true,
+            (
+                Role::CaratWorker,
+                Command(Prison, _) | ReadPickupList | ReadPickupSummary | LookupPerson,
+            ) => true,
             (Role::DipWorker, Command(Treatment, rpc)) => {
                 matches!(
                     rpc,
@@ -128,10 +150,12 @@ impl Role {
                 )
             }
             (Role::DipWorker, Command(Prison, rpc)) => rpc == "FlagImminentRelease",
-            (Role::DipWorker, ReadPickupList | ReadPickupSummary) => true,
-            (Role::TreatmentWorker, Command(Treatment, _) | ReadPickupList | ReadPickupSummary) => {
-                true
-            }
+            (Role::DipWorker, ReadPickupList | ReadPickupSummary | LookupPerson) => true,
+            (
+                Role::TreatmentWorker,
+                Command(Treatment, _) | ReadPickupList | ReadPickupSummary | LookupPerson,
+            ) => true,
+            (Role::DataSteward, Command(Identity, _) | ReadPotentialDuplicates | ReadAudit) => true,
             (Role::Pharmacist, Command(Pharmacy, _)) => true,
             (Role::Paramedic, Command(Ambulance, _)) => true,
             (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary) => true,
@@ -354,6 +378,21 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(role.may(Operate), role == Role::Admin);
+            assert_eq!(
+                role.may(Command(Identity, "LinkPeople")),
+                matches!(role, Role::DataSteward | Role::Admin)
+            );
+            assert_eq!(
+                role.may(LookupPerson),
+                matches!(
+                    role,
+                    Role::CaratWorker | Role::DipWorker | Role::TreatmentWorker | Role::Admin
+                )
+            );
         }
+        assert!(Role::DataSteward.may(ReadPotentialDuplicates));
+        assert!(Role::DataSteward.may(ReadAudit));
+        assert!(!Role::DataSteward.may(ReadPickupList));
+        assert!(!Role::CaratWorker.may(ReadPotentialDuplicates));
     }
 }

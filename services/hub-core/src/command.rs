@@ -48,6 +48,10 @@ pub struct RuleContext<'a> {
     /// Today in Europe/London.
     pub today: Date,
     pub pseudonymiser: &'a Pseudonymiser,
+    /// The partnership register (for fields naming another partnership).
+    pub partnerships: &'a PartnershipRegister,
+    /// The command's own partnership.
+    pub partnership_code: &'a str,
 }
 
 /// An organisation code field and a required person.
@@ -161,6 +165,8 @@ impl Checker<'_> {
             caller,
             today: london_date(now),
             pseudonymiser: self.pseudonymiser,
+            partnerships: self.partnerships,
+            partnership_code,
         };
         let decision = rules(req, &ctx, &mut violations);
         violations.finish(|| ())?;
@@ -196,10 +202,13 @@ pub mod testing {
             partnerships: PartnershipScope::All,
         };
         let pseudonymiser = Pseudonymiser::new(&HubSecret::from_bytes(&[3; 32]).expect("32 bytes"));
+        let partnerships = register();
         let ctx = RuleContext {
             caller: &caller,
             today: Date::new(2026, 11, 23).expect("a date"),
             pseudonymiser: &pseudonymiser,
+            partnerships: &partnerships,
+            partnership_code: "bradford",
         };
         let mut v = Violations::new();
         let decision = rule(req, &ctx, &mut v);
@@ -208,6 +217,23 @@ pub mod testing {
                 Error::Invalid(list) => list.into_iter().map(|f| f.field).collect(),
                 other => vec![format!("not invalid: {other}")],
             })
+    }
+
+    /// A register of two partnerships, `bradford` (the one `decide`'s
+    /// commands are recorded under) and `leeds`.
+    pub fn register() -> PartnershipRegister {
+        PartnershipRegister::parse(
+            "code\tname\tcriterion_7_2006_07\tcriterion_8_2006_07\tcriterion_9_2006_07\tcriterion_10_2006_07\tharm_reduction_score_2006_07\n\
+             bradford\tBradford\t4\t4\t4\t4\t16\n\
+             leeds\tLeeds\t3\t3\t3\t3\t12\n",
+            "test register",
+        )
+        .expect("a valid register")
+    }
+
+    /// The person keys `decide` computes for a validated ref.
+    pub fn person_keys_of(person: &crate::person::Person) -> crate::pseudonym::PersonKeys {
+        Pseudonymiser::new(&HubSecret::from_bytes(&[3; 32]).expect("32 bytes")).person_keys(person)
     }
 
     /// The staff key `decide` computes for `staff_id`.

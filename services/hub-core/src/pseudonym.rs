@@ -6,18 +6,19 @@
 //! an unkeyed hash would be reversed in minutes).
 //!
 //! Linking: an event carries the key of the person's first identifier
-//! (priority NHS, prison, PNC, client code) as `person_key` and the keys of
-//! the others as `linked_person_keys`. Readers join every key that ever
-//! appeared together into one person (union-find over the stream), so an
-//! event sent later with any one of them lands on the same person, for every
-//! service and in any rebuild, without the hub keeping a lookup table of raw
-//! identifiers anywhere.
+//! (priority NHS, prison, PNC, client code) as `person_key`, the keys of
+//! the others as `linked_person_keys`, and says which of them is a client
+//! code's (`client_key`). Projections decide who is whom from these, per
+//! partnership (`hub-projection`'s `identity`), so an event sent later with
+//! any one strong identifier lands on the same person there, in any
+//! rebuild, without the hub keeping a lookup table of raw identifiers
+//! anywhere.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
-    person::{Identifier, Person},
+    person::{Identifier, IdentifierKind, Person},
     secret::HubSecret,
 };
 
@@ -40,6 +41,18 @@ impl std::fmt::Debug for Pseudonymiser {
 pub struct PersonKeys {
     pub person_key: String,
     pub linked_person_keys: Vec<String>,
+    /// The key of the person's client code, when the ref had one (it is
+    /// also `person_key` or one of `linked_person_keys`).
+    pub client_key: Option<String>,
+}
+
+impl PersonKeys {
+    /// Every key, primary first.
+    pub fn all(&self) -> Vec<String> {
+        std::iter::once(self.person_key.clone())
+            .chain(self.linked_person_keys.iter().cloned())
+            .collect()
+    }
 }
 
 fn keyed_hex(key: &[u8; 32], parts: &[&[u8]]) -> String {
@@ -76,9 +89,15 @@ impl Pseudonymiser {
         let person_key = keys.next().expect("a validated person has an identifier");
         let mut linked_person_keys: Vec<String> = keys.collect();
         linked_person_keys.dedup();
+        let client_key = person
+            .identifiers
+            .iter()
+            .find(|id| id.kind == IdentifierKind::ClientCode)
+            .map(|id| self.identifier_key(id));
         PersonKeys {
             person_key,
             linked_person_keys,
+            client_key,
         }
     }
 
@@ -150,6 +169,24 @@ mod tests {
         assert_eq!(both.person_key, nhs.person_key);
         assert_eq!(both.linked_person_keys, vec![prison.person_key.clone()]);
         assert_ne!(nhs.person_key, prison.person_key);
+        assert_eq!(both.client_key, None);
+    }
+
+    #[test]
+    fn the_client_code_key_is_marked() {
+        let ps = pseudonymiser(1);
+        let keys = ps.person_keys(&person(PersonRef {
+            nhs_number: "9434765919".into(),
+            client_code: "JS02031985M".into(),
+            ..Default::default()
+        }));
+        let alone = ps.person_keys(&person(PersonRef {
+            client_code: "js02031985m".into(),
+            ..Default::default()
+        }));
+        assert_eq!(keys.client_key.as_deref(), Some(alone.person_key.as_str()));
+        assert_eq!(keys.linked_person_keys, vec![alone.person_key.clone()]);
+        assert_eq!(alone.client_key.as_deref(), Some(alone.person_key.as_str()));
     }
 
     #[test]

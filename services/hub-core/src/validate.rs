@@ -172,6 +172,36 @@ pub fn required_text(s: &str) -> Result<&str, String> {
     text(s)
 }
 
+/// A reason for a decision or an exceptional read (a link, an unlink,
+/// breaking the glass): 10 to 500 characters, no control characters.
+pub fn reason(s: &str) -> Result<&str, String> {
+    let s = s.trim();
+    let n = s.chars().count();
+    if n < 10 {
+        return Err("required: 10 to 500 characters saying why".into());
+    }
+    if n > 500 {
+        return Err("longer than 500 characters".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err("contains control characters".into());
+    }
+    Ok(s)
+}
+
+/// Another partnership of the register than the command's own.
+pub fn other_partnership<'a>(
+    register: &PartnershipRegister,
+    code: &'a str,
+    own: &str,
+) -> Result<&'a str, String> {
+    let code = partnership(register, code)?;
+    if code == own {
+        return Err("must be another partnership than partnership_code".into());
+    }
+    Ok(code)
+}
+
 /// Counts: 0–10,000.
 pub fn count(n: u32) -> Result<u32, String> {
     if n > MAX_COUNT {

@@ -38,7 +38,10 @@ use hub_proto::events::Event;
 use hub_runtime::eventlog::EventLog;
 use hub_store::{Error, KeyKind, Progress, Store, Txn};
 
-use crate::message::{decode, Decoded};
+use crate::{
+    identity::Changed,
+    message::{decode, Decoded},
+};
 
 /// Most messages applied in one RocksDB batch.
 pub const BATCH: usize = 512;
@@ -69,9 +72,9 @@ fn digest(payload: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(payload)[..16].to_vec()
 }
 
-/// How a projection folds one event into its store; returns the key of a
-/// changed entry for live watchers, if any.
-pub type ApplyFn = dyn Fn(&mut Txn<'_>, &Event, u64) -> Result<Option<String>, Error> + Send + Sync;
+/// How a projection folds one event into its store; returns the people
+/// whose entries may have changed, for live watchers.
+pub type ApplyFn = dyn Fn(&mut Txn<'_>, &Event, u64) -> Result<Vec<Changed>, Error> + Send + Sync;
 
 /// One projection's consumer.
 #[derive(Clone)]
@@ -81,7 +84,7 @@ pub struct Consumer {
     pub log: EventLog,
     pub apply: Arc<ApplyFn>,
     pub progress: watch::Sender<Progress>,
-    pub changes: broadcast::Sender<String>,
+    pub changes: broadcast::Sender<Changed>,
     /// Why the store cannot be used, while it cannot (`None` when well):
     /// health and queries follow it.
     pub fault: watch::Sender<Option<String>>,
@@ -152,8 +155,12 @@ impl Consumer {
             .await
             .map_err(|e| e.to_string())?;
         let config = consumer_config(self.name, applied, durable);
-        if durable {
-            let _ = stream.delete_consumer(self.name).await;
+        // Never resume an old consumer of the same name: a rebuild's lingers
+        // for its inactivity threshold, and a second rebuild within it would
+        // otherwise carry on from where the first ended, replaying nothing
+        // into its fresh store.
+        if let Some(name) = config.durable_name.as_ref().or(config.name.as_ref()) {
+            let _ = stream.delete_consumer(name).await;
         }
         stream
             .create_consumer(config)
@@ -406,8 +413,7 @@ impl Consumer {
             *fresh = false;
             match decode(&msg.payload) {
                 Decoded::Event(event) => {
-                    let root = (self.apply)(&mut txn, &event, seq)?;
-                    changed.extend(root);
+                    changed.extend((self.apply)(&mut txn, &event, seq)?);
                     next.events_applied += 1;
                 }
                 Decoded::Parked(why) => {

@@ -4,7 +4,8 @@
 //! A projection crate adds its pure apply function and its query service.
 //!
 //! # Layout
-//! - [`identity`]: people across identifiers (union-find over the stream).
+//! - [`identity`]: who is whom, per partnership, undoable (facts refolded).
+//! - [`audit`]: the person keys of an audited read, packed.
 //! - [`message`]: a stream message as an event to apply or one to park.
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.
 //! - [`runtime`]: the store (and rebuilds), the live consumer, callers and
@@ -12,8 +13,9 @@
 //! - [`status`]: the status service (applied sequence, lag, rebuilds).
 //! - [`serve`]: start-up shared by every projection binary.
 //!
-//! Everything but `identity` needs the `server` feature (on by default).
+//! Everything but `identity` and `audit` needs the `server` feature (on by default).
 
+pub mod audit;
 #[cfg(feature = "server")]
 pub mod consumer;
 pub mod identity;

@@ -350,24 +350,45 @@ impl Projection {
         }
     }
 
-    /// Records that `caller` read `rows` person-level rows of `partnership`
-    /// through `rpc`, as an event under `hub.audit.<partnership>`, and
-    /// waits for JetStream to keep it: no rows leave without the record.
+    /// Records a person-level read before its rows leave: who, when, which
+    /// read, and the person keys it returned.
     pub async fn audit(
         &self,
         caller: &Caller,
         partnership: &str,
         rpc: &str,
-        rows: usize,
+        person_keys: Vec<String>,
+    ) -> Result<(), Status> {
+        self.audit_read(caller, partnership, rpc, person_keys, None)
+            .await
+    }
+
+    /// [`Self::audit`], for a read by a caller whose token did not cover
+    /// the partnership: `reason` is the event's id and the reason sealed
+    /// under it.
+    pub async fn audit_read(
+        &self,
+        caller: &Caller,
+        partnership: &str,
+        rpc: &str,
+        person_keys: Vec<String>,
+        reason: Option<(String, hub_proto::events::Sealed)>,
     ) -> Result<(), Status> {
         use hub_proto::events::{event::Payload, Event, PersonLevelRead};
         use prost::Message;
         let now = jiff::Timestamp::now();
-        let event_id = uuid::Uuid::now_v7().to_string();
+        let break_glass = reason.is_some();
+        let (event_id, sealed) = match reason {
+            Some((id, sealed)) => (id, Some(sealed)),
+            None => (uuid::Uuid::now_v7().to_string(), None),
+        };
         let at = prost_types::Timestamp {
             seconds: now.as_second(),
             nanos: now.subsec_nanosecond(),
         };
+        let rows = person_keys.len();
+        let person_keys = crate::audit::pack(&person_keys)
+            .map_err(|e| Status::from(ApiError(Error::Internal(e))))?;
         let event = Event {
             event_id: event_id.clone(),
             event_type: "person_level_read".into(),
@@ -379,9 +400,12 @@ impl Projection {
             partnership_code: partnership.into(),
             actor_user_id: caller.user_id.clone(),
             actor_role: caller.role.as_str().into(),
+            sealed,
             payload: Some(Payload::PersonLevelRead(PersonLevelRead {
                 rpc: rpc.into(),
                 rows: rows as u32,
+                person_keys,
+                break_glass,
             })),
             ..Default::default()
         };
@@ -395,7 +419,7 @@ impl Projection {
             )
             .await
             .map_err(|e| Status::from(ApiError(e)))?;
-        tracing::info!(user = %caller.user_id, role = caller.role.as_str(), partnership, rpc, rows, "person-level read audited");
+        tracing::info!(user = %caller.user_id, role = caller.role.as_str(), partnership, rpc, rows, break_glass, "person-level read audited");
         Ok(())
     }
 

@@ -28,6 +28,7 @@ command_fields!(
     crate::prison::RecordPreReleaseTriageRequest,
     crate::prison::RecordNaloxoneOnReleaseRequest,
     crate::prison::RecordReleaseRequest,
+    crate::prison::RecordHandoverRequest,
     crate::pharmacy::RecordNeedleExchangeRequest,
     crate::pharmacy::RecordReferralRequest,
     crate::pharmacy::RecordStaffTrainingRequest,
@@ -42,4 +43,6 @@ command_fields!(
     crate::ambulance::RecordAmbulanceWorkforceRequest,
     crate::ambulance::RecordOverdoseAttendanceRequest,
     crate::ambulance::RecordAttendanceProtocolRequest,
+    crate::identity::LinkPeopleRequest,
+    crate::identity::UnlinkPeopleRequest,
 );

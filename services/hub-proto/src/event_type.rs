@@ -19,6 +19,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::PreReleaseTriageRecorded(_) => "pre_release_triage_recorded",
         Payload::NaloxoneOnReleaseRecorded(_) => "naloxone_on_release_recorded",
         Payload::ReleaseRecorded(_) => "release_recorded",
+        Payload::HandoverRecorded(_) => "handover_recorded",
         Payload::NeedleExchangeRecorded(_) => "needle_exchange_recorded",
         Payload::PharmacyReferralRecorded(_) => "pharmacy_referral_recorded",
         Payload::PharmacyStaffTrainingRecorded(_) => "pharmacy_staff_training_recorded",
@@ -33,6 +34,8 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::AmbulanceWorkforceRecorded(_) => "ambulance_workforce_recorded",
         Payload::OverdoseAttendanceRecorded(_) => "overdose_attendance_recorded",
         Payload::AttendanceProtocolRecorded(_) => "attendance_protocol_recorded",
+        Payload::PeopleLinked(_) => "people_linked",
+        Payload::PeopleUnlinked(_) => "people_unlinked",
         Payload::PersonErased(_) => "person_erased",
         Payload::PersonLevelRead(_) => "person_level_read",
     }

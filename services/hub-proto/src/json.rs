@@ -5,8 +5,8 @@
 use serde_json::{json, Value};
 
 use crate::projections::{
-    ConsentState, ListPickupsResponse, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
-    QuarterTrainingCounts, TrainingCounts,
+    ConsentState, ListPickupsResponse, ListPotentialDuplicatesResponse, LookupPersonResponse,
+    PickupAlert, PickupEntry, PickupStatus, PickupSummary, QuarterTrainingCounts, TrainingCounts,
 };
 
 pub fn status_name(v: i32) -> &'static str {
@@ -37,6 +37,32 @@ pub fn pickup_entry(e: &PickupEntry) -> Value {
         "overdose_trained": e.overdose_trained, "days_to_release": e.days_to_release,
         "alerts": e.alerts.iter().map(|a| alert_name(*a)).collect::<Vec<_>>(),
         "partnership_code": e.partnership_code, "removed": e.removed,
+        "handed_over_from": e.handed_over_from,
+        "handed_over_at": e.handed_over_at.as_ref().map(rfc3339),
+    })
+}
+
+/// A protobuf timestamp as RFC 3339 (UTC).
+pub fn rfc3339(t: &prost_types::Timestamp) -> String {
+    jiff::Timestamp::new(t.seconds, t.nanos)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+pub fn lookup(reply: &LookupPersonResponse) -> Value {
+    json!({
+        "entry": reply.entry.as_ref().map(pickup_entry),
+        "applied_sequence": reply.applied_sequence,
+    })
+}
+
+pub fn duplicates(reply: &ListPotentialDuplicatesResponse) -> Value {
+    json!({
+        "pairs": reply.pairs.iter().map(|p| json!({
+            "person_key_a": p.person_key_a, "person_key_b": p.person_key_b,
+            "reason": p.reason, "first_seen_at": p.first_seen_at.as_ref().map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "applied_sequence": reply.applied_sequence,
     })
 }
 

@@ -9,6 +9,7 @@
 //! - [`events`]: `hub.events.v1`, the event log's schema.
 //! - [`custody`], [`prison`], [`pharmacy`], [`treatment`], [`ambulance`]:
 //!   `hub.<agency>.v1`, the five agency services.
+//! - [`identity`]: `hub.identity.v1`, data stewards' link and unlink.
 //! - [`projections`]: `hub.projections.v1`, the read side.
 //! - [`FILE_DESCRIPTOR_SET`]: every file above, for gRPC reflection.
 //! - [`CommandFields`]: the fields every command request shares.
@@ -67,6 +68,12 @@ pub mod hub {
             tonic::include_proto!("hub.ambulance.v1");
         }
     }
+    pub mod identity {
+        /// `hub.identity.v1`.
+        pub mod v1 {
+            tonic::include_proto!("hub.identity.v1");
+        }
+    }
     pub mod projections {
         /// `hub.projections.v1`.
         pub mod v1 {
@@ -79,6 +86,7 @@ pub use hub::admin::v1 as admin;
 pub use hub::ambulance::v1 as ambulance;
 pub use hub::custody::v1 as custody;
 pub use hub::events::v1 as events;
+pub use hub::identity::v1 as identity;
 pub use hub::pharmacy::v1 as pharmacy;
 pub use hub::prison::v1 as prison;
 pub use hub::projections::v1 as projections;

@@ -181,8 +181,8 @@ impl CommandPipeline {
             _ => None,
         };
         let event_type = event_type(&decision.payload);
-        let (person_key, linked_person_keys) = keys
-            .map(|k| (k.person_key, k.linked_person_keys))
+        let (person_key, linked_person_keys, client_key) = keys
+            .map(|k| (k.person_key, k.linked_person_keys, k.client_key))
             .unwrap_or_default();
         let event = Event {
             event_id: event_id.clone(),
@@ -198,6 +198,7 @@ impl CommandPipeline {
             person_key,
             request_id: req.request_id().to_string(),
             linked_person_keys,
+            client_key: client_key.unwrap_or_default(),
             sealed,
             payload: Some(decision.payload),
         };

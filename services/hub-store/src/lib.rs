@@ -45,23 +45,47 @@ pub enum KeyKind {
     Meta = 0x01,
     /// Parked messages by stream sequence.
     Parked = 0x02,
-    /// person key → the key of the person it belongs to (its root).
+    /// Retired (layout 1, national identity): person key → root.
     PersonLink = 0x10,
-    /// root \0 member: the keys that belong to a root.
+    /// Retired (layout 1, national identity): root \0 member.
     PersonMember = 0x11,
-    /// root → the person's pick-up record.
+    /// partnership \0 person key → the key's `KeyRecord` (its root there).
+    IdentityKey = 0x12,
+    /// partnership \0 root \0 member: the keys of a person there.
+    IdentityMember = 0x13,
+    /// partnership \0 key \0 other key → when the two were first named
+    /// together there (both directions are kept).
+    IdentitySighting = 0x14,
+    /// partnership \0 key \0 other key → a data steward's decision about
+    /// the two (both directions, each saying whether it was `person_a`).
+    IdentityDecision = 0x15,
+    /// partnership \0 root \0 other root → a potential duplicate pair
+    /// (both directions).
+    IdentityDuplicate = 0x16,
+    /// partnership \0 person key \0 sequence → an event the projection
+    /// uses about the person named first in it (to fold people again when
+    /// who is whom changes).
+    PersonFact = 0x17,
+    /// Retired before use: person key \0 partnership.
+    KeyPartnership = 0x18,
+    /// Retired (layout 1): root → the person's pick-up record.
     PickupRecord = 0x20,
     /// partnership \0 release date \0 root: the list's order; the value is
     /// a copy of the root's `PickupRecord` (empty in stores written before
     /// the copy was kept: read the record then).
     PickupByDate = 0x21,
-    /// root \0 episode: a release episode's continuity facts.
+    /// Retired (layout 1): root \0 episode.
     Continuity = 0x22,
     /// partnership \0 released on \0 root \0 episode: continuity by year.
     ContinuityByDate = 0x23,
+    /// partnership \0 root → the person's pick-up record there.
+    PickupPerson = 0x24,
+    /// partnership \0 root \0 episode: a release episode's continuity facts.
+    ContinuityOf = 0x25,
     /// A person or staff member trained: partnership \0 year \0 quarter \0 group \0 who.
     Trained = 0x30,
-    /// root \0 partnership \0 year \0 quarter \0 group: the reverse of `Trained` for people.
+    /// root \0 partnership \0 year \0 quarter \0 group: the reverse of
+    /// `Trained` for people (roots are per partnership since layout 3).
     TrainedByPerson = 0x31,
     /// Additive counters: partnership \0 year \0 quarter \0 name → u64.
     Counter = 0x32,

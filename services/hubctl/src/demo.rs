@@ -4,7 +4,9 @@
 //! carers trained (some twice), needle exchange, overdose attendances, and
 //! made-up people leaving prison over six weeks with consent mostly given,
 //! checklists partly done, releases, pick-ups met and missed, and
-//! engagements. Deterministic for a seed and a day: request ids derive from
+//! engagements; then one person handed over from the first partnership to
+//! the second (out-of-area release) and two people of the first whom
+//! agencies know by one client code (a potential duplicate). Deterministic for a seed and a day: request ids derive from
 //! both, so a second run that day is answered as duplicates and records
 //! nothing new.
 
@@ -451,6 +453,97 @@ pub async fn seed(
                     );
                 }
             }
+        }
+    }
+    if let [from, to, ..] = PARTNERSHIPS[..partnerships.min(PARTNERSHIPS.len())] {
+        let (from, to) = (from.to_string(), to.to_string());
+        let id = |kind: &str, i: usize| format!("demo-{seed}-{today}-{from}-{kind}-{i}");
+        // Out of area: released from a prison Bradford works with, to live
+        // in Leeds. Bradford records the release, consent and triage, then
+        // hands the person over: they leave Bradford's list for Leeds'.
+        let person = PersonRef {
+            nhs_number: nhs_number(&mut rng),
+            prison_number: prison_number(&mut rng),
+            given_name: "Morgan".into(),
+            family_name: "Out-of-area".into(),
+            ..Default::default()
+        };
+        let by_prison = Some(PersonRef {
+            prison_number: person.prison_number.clone(),
+            ..Default::default()
+        });
+        let release = today + jiff::Span::new().days(5);
+        send!(
+            prison.record_release_date,
+            RecordReleaseDateRequest {
+                request_id: id("handover-date", 0),
+                partnership_code: from.clone(),
+                occurred_at: Some(at(today)?),
+                prison_code: "LEI".into(),
+                person: Some(person.clone()),
+                release_date: release.to_string()
+            }
+        );
+        for (i, purpose) in [
+            ConsentPurpose::GatePickup,
+            ConsentPurpose::ShareWithTreatment,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            send!(
+                prison.record_consent,
+                RecordConsentRequest {
+                    request_id: id("handover-consent", i),
+                    partnership_code: from.clone(),
+                    occurred_at: Some(at(today)?),
+                    person: by_prison.clone(),
+                    purpose: purpose as i32,
+                    given: true
+                }
+            );
+        }
+        send!(
+            prison.record_pre_release_triage,
+            RecordPreReleaseTriageRequest {
+                request_id: id("handover-triage", 0),
+                partnership_code: from.clone(),
+                occurred_at: Some(at(today)?),
+                prison_code: "LEI".into(),
+                person: by_prison.clone()
+            }
+        );
+        send!(
+            prison.record_handover,
+            RecordHandoverRequest {
+                request_id: id("handover", 0),
+                partnership_code: from.clone(),
+                occurred_at: Some(at(today)?),
+                prison_code: "LEI".into(),
+                person: by_prison.clone(),
+                to_partnership_code: to
+            }
+        );
+        // Two people with different NHS numbers whom two agencies know by
+        // the same client code: a potential duplicate for a data steward.
+        let shared = client_code(seed + 999);
+        for i in 0..2 {
+            send!(
+                treatment.record_referral,
+                hub_proto::treatment::RecordReferralRequest {
+                    request_id: id("duplicate-referral", i),
+                    partnership_code: from.clone(),
+                    occurred_at: Some(at(today)?),
+                    service_code: org(&from, "TRT"),
+                    person: Some(PersonRef {
+                        nhs_number: nhs_number(&mut rng),
+                        client_code: shared.clone(),
+                        ..Default::default()
+                    }),
+                    source_agency: ["pharmacy", "custody"][i].into(),
+                    reason: "asked for help with opiate use".into()
+                }
+            );
         }
     }
     Ok(format!(

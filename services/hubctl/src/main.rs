@@ -38,7 +38,7 @@ use hub_proto::{
         projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
         GetProjectionStatusRequest, GetTrainingCountsRequest, ListPickupsRequest,
-        RebuildProjectionRequest,
+        ListPotentialDuplicatesRequest, LookupPersonRequest, RebuildProjectionRequest,
     },
     treatment::treatment_service_client::TreatmentServiceClient,
 };
@@ -114,6 +114,15 @@ struct Cli {
         help_heading = "Connection"
     )]
     ambulance_service_addr: String,
+    /// identity-service address.
+    #[arg(
+        long,
+        env = "HUB_IDENTITY_SERVICE_ADDR",
+        default_value = "127.0.0.1:50056",
+        global = true,
+        help_heading = "Connection"
+    )]
+    identity_service_addr: String,
     /// training-projection address.
     #[arg(
         long,
@@ -142,6 +151,24 @@ enum Command {
     Treatment(record::Treatment),
     #[command(subcommand)]
     Ambulance(record::Ambulance),
+    /// Who is whom in a partnership (data stewards): potential duplicates,
+    /// link, unlink.
+    #[command(subcommand)]
+    Identity(IdentityCommand),
+    /// One person's current pick-up entry in a partnership. Outside the
+    /// partnerships of your token this breaks the glass: --reason is
+    /// required and the read is audited for that partnership.
+    Lookup {
+        #[arg(long)]
+        partnership: String,
+        #[command(flatten)]
+        person: record::Person,
+        /// Why you look (10-500 characters): required to break the glass.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
     /// The prison-gate pick-up list.
     Pickups {
         #[arg(long)]
@@ -185,10 +212,15 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
-    /// Who read person-level rows of a partnership, when, and how many (admin).
+    /// Who read person-level rows of a partnership, when, and how many
+    /// (admins; data stewards for their partnerships).
     Audit {
         #[arg(long)]
         partnership: String,
+        /// Only reads that broke the glass (callers whose token did not
+        /// cover the partnership), with their reasons.
+        #[arg(long)]
+        break_glass: bool,
         /// Only reads on or after this day (YYYY-MM-DD, London) or instant (RFC 3339).
         #[arg(long)]
         since: Option<String>,
@@ -225,6 +257,20 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+enum IdentityCommand {
+    /// People who share a client code but not a strong identifier, and
+    /// whom no data steward has linked or unlinked.
+    Duplicates {
+        #[arg(long)]
+        partnership: String,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    #[command(flatten)]
+    Record(record::Identity),
 }
 
 #[derive(Subcommand)]
@@ -425,6 +471,49 @@ async fn run(cli: Cli) -> Result<()> {
             let channel = channel("ambulance-service", &cli.ambulance_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
+        Command::Identity(IdentityCommand::Record(rpc)) => {
+            let channel = channel("identity-service", &cli.identity_service_addr).await?;
+            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
+        }
+        Command::Identity(IdentityCommand::Duplicates {
+            partnership,
+            min_sequence,
+        }) => {
+            let mut pickups = PickupListServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let reply = pickups
+                .list_potential_duplicates(caller.request(ListPotentialDuplicatesRequest {
+                    partnership_code: partnership,
+                    min_sequence,
+                })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::duplicates(&reply, cli.json);
+        }
+        Command::Lookup {
+            partnership,
+            person,
+            reason,
+            min_sequence,
+        } => {
+            use record::IntoField;
+            let mut pickups = PickupListServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let reply = pickups
+                .lookup_person(caller.request(LookupPersonRequest {
+                    partnership_code: partnership,
+                    person: person.into_field(),
+                    reason,
+                    min_sequence,
+                })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::lookup(&reply, cli.json);
+        }
         Command::Pickups {
             partnership,
             as_of,
@@ -561,6 +650,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit {
             partnership,
+            break_glass,
             since,
             limit,
         } => {
@@ -573,6 +663,7 @@ async fn run(cli: Cli) -> Result<()> {
                     partnership_code: partnership,
                     since,
                     limit,
+                    break_glass_only: break_glass,
                 })?)
                 .await
                 .map_err(explain)?

@@ -3,7 +3,10 @@
 
 use hub_proto::{
     admin::{AuditRecord, PersonErasure},
-    projections::{ListPickupsResponse, PickupSummary, ProjectionStatus, TrainingCounts},
+    projections::{
+        ListPickupsResponse, ListPotentialDuplicatesResponse, LookupPersonResponse, PickupSummary,
+        ProjectionStatus, TrainingCounts,
+    },
 };
 use serde_json::json;
 
@@ -112,6 +115,7 @@ pub fn pickups(reply: &ListPickupsResponse, as_json: bool) {
                 status_name(e.status).into(),
                 consent_name(e.consent).into(),
                 alert_names(&e.alerts).join(","),
+                e.handed_over_from.clone(),
                 e.person_key.clone(),
             ]
         })
@@ -125,6 +129,7 @@ pub fn pickups(reply: &ListPickupsResponse, as_json: bool) {
             "STATUS",
             "CONSENT",
             "ALERTS",
+            "HANDED OVER BY",
             "PERSON_KEY",
         ],
         &rows,
@@ -373,7 +378,8 @@ pub fn audit(records: &[AuditRecord], as_json: bool) {
             .map(|r| {
                 json!({"at": instant(&r.at), "user_id": r.user_id, "role": r.role, "org_code": r.org_code,
                        "partnership_code": r.partnership_code, "rpc": r.rpc, "rows": r.rows,
-                       "stream_sequence": r.stream_sequence})
+                       "stream_sequence": r.stream_sequence, "person_keys": r.person_keys,
+                       "break_glass_reason": r.break_glass_reason})
             })
             .collect();
         println!("{}", json!({ "records": rows }));
@@ -389,9 +395,69 @@ pub fn audit(records: &[AuditRecord], as_json: bool) {
                 r.org_code.clone(),
                 r.rpc.clone(),
                 r.rows.to_string(),
+                r.break_glass_reason.clone(),
             ]
         })
         .collect();
-    table(&["AT", "USER", "ROLE", "ORG", "READ", "ROWS"], &rows);
+    table(
+        &[
+            "AT",
+            "USER",
+            "ROLE",
+            "ORG",
+            "READ",
+            "ROWS",
+            "BREAK-GLASS REASON",
+        ],
+        &rows,
+    );
     println!("{} person-level reads", records.len());
+}
+
+pub fn duplicates(reply: &ListPotentialDuplicatesResponse, as_json: bool) {
+    if as_json {
+        println!("{}", hub_proto::json::duplicates(reply));
+        return;
+    }
+    let rows: Vec<Vec<String>> = reply
+        .pairs
+        .iter()
+        .map(|p| {
+            vec![
+                p.person_key_a.clone(),
+                p.person_key_b.clone(),
+                instant(&p.first_seen_at),
+                p.reason.clone(),
+            ]
+        })
+        .collect();
+    table(
+        &["PERSON_KEY_A", "PERSON_KEY_B", "FIRST SEEN", "WHY"],
+        &rows,
+    );
+    println!(
+        "{} potential duplicates; applied sequence {}",
+        reply.pairs.len(),
+        reply.applied_sequence
+    );
+}
+
+pub fn lookup(reply: &LookupPersonResponse, as_json: bool) {
+    if as_json {
+        println!("{}", hub_proto::json::lookup(reply));
+        return;
+    }
+    match &reply.entry {
+        Some(e) => pickups(
+            &ListPickupsResponse {
+                entries: vec![e.clone()],
+                applied_sequence: reply.applied_sequence,
+            },
+            false,
+        ),
+        None => println!(
+            "no current release episode there; applied sequence {}",
+            reply.applied_sequence
+        ),
+    }
 }

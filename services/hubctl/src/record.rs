@@ -185,7 +185,7 @@ macro_rules! agency {
     (
         $(#[doc = $agency_doc:literal])*
         mod $module:ident: $Agency:ident ($client:path, batch $Batch:path = $batch_name:literal) {$(
-            $(#[doc = $doc:literal])*
+            $(#[$vattr:meta])*
             $Rpc:ident => $method:ident($Req:path) {
                 $( $(#[$fattr:meta])* $field:ident : $fty:ty ),* $(,)?
             }
@@ -199,7 +199,7 @@ macro_rules! agency {
             #[allow(clippy::enum_variant_names)] // the RPCs' own names
             pub enum $Agency {
                 $(
-                    $(#[doc = $doc])*
+                    $(#[$vattr])*
                     $Rpc($Rpc),
                 )*
                 /// Bulk upload: a file of this service's commands, one JSON
@@ -340,6 +340,96 @@ agency! {
             #[arg(long)] prison_code: String,
             #[command(flatten)] person: Person,
         }
+        /// Hand the person over to the partnership where they will live: they
+        /// leave this partnership's pick-up list and join the receiver's, with
+        /// what was recorded here (the name only with GATE_PICKUP consent,
+        /// prison-held details only with SHARE_WITH_TREATMENT).
+        RecordHandover => record_handover(hub_proto::prison::RecordHandoverRequest) {
+            #[arg(long)] prison_code: String,
+            #[command(flatten)] person: Person,
+            /// The receiving partnership's code (another one of the register).
+            #[arg(long)] to_partnership_code: String,
+        }
+    }
+}
+
+/// A ref of a data steward's decision, by its identifiers only, with
+/// flags `--<prefix>-nhs-number` and so on.
+macro_rules! steward_ref {
+    ($name:ident, $heading:literal, $nhs:literal, $prison:literal, $pnc:literal, $client:literal) => {
+        #[derive(Args, Debug)]
+        #[command(next_help_heading = $heading)]
+        pub struct $name {
+            /// NHS number, 10 digits (spaces allowed).
+            #[arg(long = $nhs, id = $nhs)]
+            nhs_number: Option<String>,
+            /// Prison (NOMIS) number, e.g. A1234BC.
+            #[arg(long = $prison, id = $prison)]
+            prison_number: Option<String>,
+            /// Police National Computer id.
+            #[arg(long = $pnc, id = $pnc)]
+            pnc_id: Option<String>,
+            /// NDTMS-style attributor, e.g. JS02031985M.
+            #[arg(long = $client, id = $client)]
+            client_code: Option<String>,
+        }
+
+        impl IntoField<Option<PersonRef>> for $name {
+            fn into_field(self) -> Option<PersonRef> {
+                Person {
+                    nhs_number: self.nhs_number,
+                    prison_number: self.prison_number,
+                    pnc_id: self.pnc_id,
+                    client_code: self.client_code,
+                    given_name: None,
+                    family_name: None,
+                    date_of_birth: None,
+                }
+                .into_field()
+            }
+        }
+    };
+}
+
+steward_ref!(
+    PersonA,
+    "person_a",
+    "person-a-nhs-number",
+    "person-a-prison-number",
+    "person-a-pnc-id",
+    "person-a-client-code"
+);
+steward_ref!(
+    PersonB,
+    "person_b",
+    "person-b-nhs-number",
+    "person-b-prison-number",
+    "person-b-pnc-id",
+    "person-b-client-code"
+);
+
+agency! {
+    /// Data stewards' decisions about who is whom in their partnership
+    /// (identity-service; role data_steward).
+    mod identity: Identity(hub_proto::identity::identity_service_client::IdentityServiceClient<Channel>, batch hub_proto::identity::IdentityCommand = "hub.identity.v1.IdentityCommand") {
+        /// The two refs are one person in this partnership (LinkPeople).
+        #[command(visible_alias = "link")]
+        LinkPeople => link_people(hub_proto::identity::LinkPeopleRequest) {
+            #[command(flatten)] person_a: PersonA,
+            #[command(flatten)] person_b: PersonB,
+            /// Why, 10-500 characters (stored encrypted).
+            #[arg(long)] reason: String,
+        }
+        /// The two refs are different people in this partnership, whatever
+        /// linked them (UnlinkPeople). What a record naming both said stays
+        /// with person_a.
+        #[command(visible_alias = "unlink")]
+        UnlinkPeople => unlink_people(hub_proto::identity::UnlinkPeopleRequest) {
+            #[command(flatten)] person_a: PersonA,
+            #[command(flatten)] person_b: PersonB,
+            /// Why, 10-500 characters (stored encrypted).
+            #[arg(long)] reason: String,
+        }
     }
 }
 
@@ -476,6 +566,7 @@ agency! {
 
 pub use ambulance::Ambulance;
 pub use custody::Custody;
+pub use identity::Identity;
 pub use pharmacy::Pharmacy;
 pub use prison::Prison;
 pub use treatment::Treatment;

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use hub_core::{person, pseudonym::Pseudonymiser, validate, Error};
+use hub_core::{auth::Action, person, pseudonym::Pseudonymiser, sealing, validate, Error};
 use hub_projection::{identity, Projection};
 use hub_proto::{
     admin::{
@@ -35,6 +35,23 @@ pub struct AdminApi {
     pub data_keys: DataKeyCache,
 }
 
+impl AdminApi {
+    /// Why a caller broke the glass, opened from its seal (or a note that
+    /// it can no longer be read: the person was erased).
+    async fn reason(&self, e: &Event) -> String {
+        let Some(sealed) = e.sealed.as_ref() else {
+            return String::new();
+        };
+        match self.keys.get(&sealed.key_id).await {
+            Ok(Some(key)) => sealing::open(&key, &e.event_id, sealed)
+                .map(|d| d.text)
+                .unwrap_or_else(|_| "(the reason cannot be opened)".into()),
+            Ok(None) => "(erased with the person's data)".into(),
+            Err(_) => "(the key store is unreachable: try again)".into(),
+        }
+    }
+}
+
 /// Most audit records one call returns.
 pub const MAX_AUDIT_RECORDS: u32 = 10_000;
 
@@ -50,13 +67,24 @@ impl AdminService for AdminApi {
             .map_err(|d| ApiError(Error::invalid("identifier", d)))?;
         let key = self.pseudonymiser.identifier_key(&id);
         let store = self.projection.store();
-        let (root, keys) = {
+        // Every key the person is known by, in every partnership; the
+        // reply names them as the first partnership knowing them does.
+        let (keys, known_in, root) = {
             let txn = store.txn();
-            let root = identity::root_of(&txn, &key)
-                .map_err(|e| ApiError(Error::Internal(e.to_string())))?;
-            let keys = identity::all_keys_of(&txn, &key)
-                .map_err(|e| ApiError(Error::Internal(e.to_string())))?;
-            (root.unwrap_or_else(|| key.clone()), keys)
+            let corrupt = |e: hub_store::Error| ApiError(Error::Internal(e.to_string()));
+            let codes: Vec<&str> = self
+                .projection
+                .partnerships
+                .iter()
+                .map(|p| p.code.as_str())
+                .collect();
+            let (keys, known_in) =
+                identity::everywhere(&txn, &key, codes.iter().copied()).map_err(corrupt)?;
+            let mut root = None;
+            if let Some(p) = known_in.first() {
+                root = identity::root_of(&txn, p, &key).map_err(corrupt)?;
+            }
+            (keys, known_in, root.unwrap_or_else(|| key.clone()))
         };
         for k in &keys {
             self.keys.destroy(k).await.map_err(ApiError)?;
@@ -80,7 +108,9 @@ impl AdminService for AdminApi {
             actor_role: caller.role.as_str().into(),
             person_key: root.clone(),
             linked_person_keys: keys.iter().filter(|k| **k != root).cloned().collect(),
-            payload: Some(Payload::PersonErased(PersonErased {})),
+            payload: Some(Payload::PersonErased(PersonErased {
+                partnership_codes: known_in,
+            })),
             ..Default::default()
         };
         let ack = self
@@ -109,10 +139,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<ListAuditRecordsRequest>,
     ) -> Result<Response<ListAuditRecordsResponse>, Status> {
-        self.projection.operator(&request)?;
+        let caller = self.projection.caller(&request)?;
         let r = request.into_inner();
-        validate::partnership(&self.projection.partnerships, &r.partnership_code)
-            .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
+        // Admins for every partnership; data stewards for theirs.
+        self.projection
+            .authorise(&caller, Action::ReadAudit, &r.partnership_code)?;
         let limit = if r.limit == 0 {
             1000
         } else {
@@ -157,17 +188,26 @@ impl AdminService for AdminApi {
             let info = message.info().map_err(|e| unavailable(&e))?;
             let (sequence, pending) = (info.stream_sequence, info.pending);
             if let Ok(e) = Event::decode(message.payload.clone()) {
-                if let Some(Payload::PersonLevelRead(read)) = e.payload {
-                    records.push(AuditRecord {
-                        at: e.occurred_at,
-                        user_id: e.actor_user_id,
-                        role: e.actor_role,
-                        org_code: e.org_code,
-                        partnership_code: e.partnership_code,
-                        rpc: read.rpc,
-                        rows: read.rows,
-                        stream_sequence: sequence,
-                    });
+                if let Some(Payload::PersonLevelRead(read)) = &e.payload {
+                    if read.break_glass || !r.break_glass_only {
+                        let break_glass_reason = if read.break_glass {
+                            self.reason(&e).await
+                        } else {
+                            String::new()
+                        };
+                        records.push(AuditRecord {
+                            at: e.occurred_at,
+                            user_id: e.actor_user_id,
+                            role: e.actor_role,
+                            org_code: e.org_code,
+                            partnership_code: e.partnership_code,
+                            rpc: read.rpc.clone(),
+                            rows: read.rows,
+                            stream_sequence: sequence,
+                            person_keys: hub_projection::audit::unpack(&read.person_keys),
+                            break_glass_reason,
+                        });
+                    }
                 }
             }
             if pending == 0 || records.len() >= limit {

@@ -17,22 +17,38 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
 use hub_core::{
-    auth::{Action, Role},
+    auth::{Action, Caller, Role},
+    person::check_person,
+    pseudonym::Pseudonymiser,
     sealing::{self, DataKey},
     time::{london_today, FinancialYear},
     validate::{self, Violations},
     Error,
 };
-use hub_projection::Projection;
-use hub_proto::projections::{
-    pickup_list_service_server::PickupListService, AlertCount, ConsentState,
-    GetPickupSummaryRequest, ListPickupsRequest, ListPickupsResponse, PickupAlert, PickupEntry,
-    PickupStatus, PickupSummary, StatusCount, WatchPickupsRequest,
+use hub_projection::{identity, Projection};
+use hub_proto::{
+    events::PersonalData,
+    projections::{
+        pickup_list_service_server::PickupListService, AlertCount, ConsentState,
+        GetPickupSummaryRequest, ListPickupsRequest, ListPickupsResponse,
+        ListPotentialDuplicatesRequest, ListPotentialDuplicatesResponse, LookupPersonRequest,
+        LookupPersonResponse, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
+        PotentialDuplicate, StatusCount, WatchPickupsRequest,
+    },
 };
 use hub_runtime::{keystore::KeyStore, ApiError};
 use hub_store::{parts, KeyKind};
 
-use crate::model::{self, PersonRecord};
+use crate::model::{self, PersonRecord, Reader};
+
+/// What a caller's role lets them see of prison-held details.
+pub fn reader(caller: &Caller) -> Reader {
+    if caller.role == Role::TreatmentWorker {
+        Reader::Treatment
+    } else {
+        Reader::Worker
+    }
+}
 
 /// Default and largest `horizon_days`.
 pub const DEFAULT_HORIZON_DAYS: u32 = 14;
@@ -50,15 +66,35 @@ pub struct PickupApi {
     projection: Arc<Projection>,
     keys: KeyStore,
     data_keys: DataKeyCache,
+    pseudonymiser: Pseudonymiser,
 }
 
 impl PickupApi {
-    pub fn new(projection: Arc<Projection>, keys: KeyStore, data_keys: DataKeyCache) -> Self {
+    pub fn new(
+        projection: Arc<Projection>,
+        keys: KeyStore,
+        data_keys: DataKeyCache,
+        pseudonymiser: Pseudonymiser,
+    ) -> Self {
         Self {
             projection,
             keys,
             data_keys,
+            pseudonymiser,
         }
+    }
+
+    /// The root, in `partnership_code`, of the person named by `keys`: the
+    /// person of the strongest identifier known there.
+    fn root_in(&self, partnership_code: &str, keys: &[String]) -> Result<Option<String>, Status> {
+        let store = self.projection.store();
+        let txn = store.txn();
+        for k in keys {
+            if let Some(root) = identity::root_of(&txn, partnership_code, k).map_err(internal)? {
+                return Ok(Some(root));
+            }
+        }
+        Ok(None)
     }
 
     /// The person's name, if consent allows and their key still exists.
@@ -89,15 +125,25 @@ impl PickupApi {
         (!full.is_empty()).then_some(full)
     }
 
-    async fn entry(&self, root: &str, as_of: Date) -> Result<Option<PickupEntry>, Status> {
+    /// The entry of `root` in `partnership_code`, if listed there.
+    pub async fn entry(
+        &self,
+        partnership_code: &str,
+        root: &str,
+        as_of: Date,
+        reader: Reader,
+    ) -> Result<Option<PickupEntry>, Status> {
         let store = self.projection.store();
         let Some(bytes) = store
-            .get(KeyKind::PickupRecord, root.as_bytes())
+            .get(
+                KeyKind::PickupPerson,
+                &parts(&[partnership_code.as_bytes(), root.as_bytes()]),
+            )
             .map_err(internal)?
         else {
             return Ok(None);
         };
-        self.entry_of(root, &bytes, as_of).await
+        self.entry_of(root, &bytes, as_of, reader).await
     }
 
     /// The entry of `root` from its encoded record.
@@ -106,9 +152,10 @@ impl PickupApi {
         root: &str,
         bytes: &[u8],
         as_of: Date,
+        reader: Reader,
     ) -> Result<Option<PickupEntry>, Status> {
         let record = model::decode_record(bytes).map_err(internal)?;
-        let Some(mut entry) = model::view(root, &record, as_of) else {
+        let Some(mut entry) = model::view(root, &record, as_of, reader) else {
             return Ok(None);
         };
         if entry.consent == ConsentState::Given as i32 {
@@ -126,6 +173,7 @@ impl PickupApi {
         partnership_code: &str,
         as_of: Date,
         horizon_days: u32,
+        reader: Reader,
     ) -> Result<Vec<PickupEntry>, Status> {
         let from = as_of - jiff::Span::new().days(21);
         let until = as_of + jiff::Span::new().days(i64::from(horizon_days) + 1);
@@ -145,11 +193,7 @@ impl PickupApi {
         for (key, record) in rows {
             let root = key.rsplit(|b| *b == 0).next().unwrap_or_default();
             let root = std::str::from_utf8(root).map_err(internal)?;
-            let entry = if record.is_empty() {
-                self.entry(root, as_of).await?
-            } else {
-                self.entry_of(root, &record, as_of).await?
-            };
+            let entry = self.entry_of(root, &record, as_of, reader).await?;
             if let Some(entry) = entry {
                 if entry.partnership_code == partnership_code
                     && model::in_window(&entry, horizon_days)
@@ -160,6 +204,10 @@ impl PickupApi {
         }
         Ok(entries)
     }
+}
+
+fn keys_of(entries: &[PickupEntry]) -> Vec<String> {
+    entries.iter().map(|e| e.person_key.clone()).collect()
 }
 
 fn as_of_date(v: &mut Violations, s: &str) -> Option<Date> {
@@ -193,10 +241,20 @@ impl PickupListService for PickupApi {
         v.finish(|| ()).map_err(ApiError)?;
         let applied_sequence = p.wait_for(r.min_sequence).await?;
         let entries = self
-            .list(&r.partnership_code, as_of.expect("checked"), horizon)
+            .list(
+                &r.partnership_code,
+                as_of.expect("checked"),
+                horizon,
+                reader(&caller),
+            )
             .await?;
-        p.audit(&caller, &r.partnership_code, "ListPickups", entries.len())
-            .await?;
+        p.audit(
+            &caller,
+            &r.partnership_code,
+            "ListPickups",
+            keys_of(&entries),
+        )
+        .await?;
         Ok(Response::new(ListPickupsResponse {
             entries,
             applied_sequence,
@@ -215,11 +273,17 @@ impl PickupListService for PickupApi {
             .authorise(&caller, Action::ReadPickupList, &partnership_code)?;
         // Subscribe before the first snapshot, so no change falls between.
         let mut changes = self.projection.consumer.changes.subscribe();
+        let reader = reader(&caller);
         let first = self
-            .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
+            .list(
+                &partnership_code,
+                london_today(),
+                DEFAULT_HORIZON_DAYS,
+                reader,
+            )
             .await?;
         self.projection
-            .audit(&caller, &partnership_code, "WatchPickups", first.len())
+            .audit(&caller, &partnership_code, "WatchPickups", keys_of(&first))
             .await?;
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
@@ -240,12 +304,17 @@ impl PickupListService for PickupApi {
                         Some(e) => Ok(e),
                         // A resend after falling behind is another read of the list.
                         None => match api
-                            .list(&partnership_code, london_today(), DEFAULT_HORIZON_DAYS)
+                            .list(
+                                &partnership_code,
+                                london_today(),
+                                DEFAULT_HORIZON_DAYS,
+                                reader,
+                            )
                             .await
                         {
                             Ok(e) => api
                                 .projection
-                                .audit(&caller, &partnership_code, "WatchPickups", e.len())
+                                .audit(&caller, &partnership_code, "WatchPickups", keys_of(&e))
                                 .await
                                 .map(|_| e),
                             Err(status) => Err(status),
@@ -273,7 +342,10 @@ impl PickupListService for PickupApi {
                     shown = now;
                 }
                 let root = match changes.recv().await {
-                    Ok(root) => root,
+                    Ok(changed) if changed.partnership_code == partnership_code => {
+                        changed.person_key
+                    }
+                    Ok(_) => continue, // another partnership's
                     // This watcher fell behind the projection: resend the
                     // whole list rather than slow the projection down.
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -282,7 +354,10 @@ impl PickupListService for PickupApi {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
-                let entry = match api.entry(&root, london_today()).await {
+                let entry = match api
+                    .entry(&partnership_code, &root, london_today(), reader)
+                    .await
+                {
                     Ok(e) => e.filter(|e| {
                         e.partnership_code == partnership_code
                             && model::in_window(e, DEFAULT_HORIZON_DAYS)
@@ -308,6 +383,115 @@ impl PickupListService for PickupApi {
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn lookup_person(
+        &self,
+        request: Request<LookupPersonRequest>,
+    ) -> Result<Response<LookupPersonResponse>, Status> {
+        let p = &self.projection;
+        let caller = p.caller(&request)?;
+        let r = request.into_inner();
+        // Role first; a partnership the token does not cover is allowed
+        // only by breaking the glass, with a reason.
+        if !caller.role.may(Action::LookupPerson) {
+            caller
+                .authorise(Action::LookupPerson, &r.partnership_code)
+                .map_err(ApiError)?;
+        }
+        let covered = caller.may_act_for(&r.partnership_code);
+        let mut v = Violations::new();
+        v.check(
+            "partnership_code",
+            validate::partnership(&p.partnerships, &r.partnership_code),
+        );
+        let person = check_person(&mut v, "person", r.person.as_ref(), london_today());
+        let reason = if covered && r.reason.trim().is_empty() {
+            None
+        } else {
+            v.check("reason", validate::reason(&r.reason))
+                .map(str::to_string)
+        };
+        v.finish(|| ()).map_err(ApiError)?;
+        let keys = self
+            .pseudonymiser
+            .person_keys(&person.expect("checked"))
+            .all();
+        let applied_sequence = p.wait_for(r.min_sequence).await?;
+        let entry = match self.root_in(&r.partnership_code, &keys)? {
+            Some(root) => {
+                self.entry(&r.partnership_code, &root, london_today(), reader(&caller))
+                    .await?
+            }
+            None => None,
+        };
+        let returned: Vec<String> = entry.iter().map(|e| e.person_key.clone()).collect();
+        match reason.filter(|_| !covered) {
+            // Breaking the glass: the reason is sealed under the person's
+            // data key, like any free text about them.
+            Some(reason) => {
+                let event_id = uuid::Uuid::now_v7().to_string();
+                let key_id = &keys[0];
+                let data_key = self.keys.get_or_create(key_id).await.map_err(ApiError)?;
+                let sealed = sealing::seal(
+                    &data_key,
+                    key_id,
+                    &event_id,
+                    &PersonalData {
+                        text: reason,
+                        ..Default::default()
+                    },
+                );
+                p.audit_read(
+                    &caller,
+                    &r.partnership_code,
+                    "LookupPerson",
+                    returned,
+                    Some((event_id, sealed)),
+                )
+                .await?
+            }
+            None => {
+                p.audit(&caller, &r.partnership_code, "LookupPerson", returned)
+                    .await?
+            }
+        }
+        Ok(Response::new(LookupPersonResponse {
+            entry,
+            applied_sequence,
+        }))
+    }
+
+    async fn list_potential_duplicates(
+        &self,
+        request: Request<ListPotentialDuplicatesRequest>,
+    ) -> Result<Response<ListPotentialDuplicatesResponse>, Status> {
+        let p = &self.projection;
+        let caller = p.caller(&request)?;
+        let r = request.into_inner();
+        p.authorise(
+            &caller,
+            Action::ReadPotentialDuplicates,
+            &r.partnership_code,
+        )?;
+        let applied_sequence = p.wait_for(r.min_sequence).await?;
+        let pairs = identity::duplicates(&p.store().txn(), &r.partnership_code)
+            .map_err(internal)?
+            .into_iter()
+            .map(|d| PotentialDuplicate {
+                person_key_a: d.person_key_a,
+                person_key_b: d.person_key_b,
+                reason: "same client code, different strong identifiers".into(),
+                first_seen_at: Some(prost_types::Timestamp {
+                    seconds: d.first_seen_at,
+                    nanos: 0,
+                }),
+            })
+            .collect();
+        Ok(Response::new(ListPotentialDuplicatesResponse {
+            pairs,
+            applied_sequence,
+        }))
+    }
+
     async fn get_pickup_summary(
         &self,
         request: Request<GetPickupSummaryRequest>,
@@ -327,7 +511,12 @@ impl PickupListService for PickupApi {
         let (as_of, fy) = (as_of.expect("checked"), fy.expect("checked"));
         let applied_sequence = p.wait_for(r.min_sequence).await?;
         let entries = self
-            .list(&r.partnership_code, as_of, DEFAULT_HORIZON_DAYS)
+            .list(
+                &r.partnership_code,
+                as_of,
+                DEFAULT_HORIZON_DAYS,
+                Reader::Worker,
+            )
             .await?;
         let (from, to) = model::continuity_range(&r.partnership_code, fy);
         let rows = p

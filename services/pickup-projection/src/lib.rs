@@ -19,7 +19,7 @@ pub mod model;
 pub const NAME: &str = "pickup-projection";
 /// The layout of this projection's store. Stores of an older layout are
 /// rebuilt from the stream when the projection starts.
-pub const SCHEMA: u32 = 1;
+pub const SCHEMA: u32 = 2;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
 
 #[cfg(feature = "server")]

@@ -45,11 +45,14 @@ pub async fn run(
             let admin = admin::AdminApi {
                 projection: projection.clone(),
                 keys: keys.clone(),
-                pseudonymiser,
+                pseudonymiser: pseudonymiser.clone(),
                 data_keys: data_keys.clone(),
             };
             tonic::service::Routes::new(PickupListServiceServer::new(api::PickupApi::new(
-                projection, keys, data_keys,
+                projection,
+                keys,
+                data_keys,
+                pseudonymiser,
             )))
             .add_service(AdminServiceServer::new(admin))
         },

@@ -12,4 +12,5 @@ hub_runtime::rpc_table!(PrisonApi: PrisonService, PrisonCommand => prison_comman
     record_pre_release_triage(RecordPreReleaseTriageRequest) => RecordPreReleaseTriage, rules::record_pre_release_triage;
     record_naloxone_on_release(RecordNaloxoneOnReleaseRequest) => RecordNaloxoneOnRelease, rules::record_naloxone_on_release;
     record_release(RecordReleaseRequest) => RecordRelease, rules::record_release;
+    record_handover(RecordHandoverRequest) => RecordHandover, rules::record_handover;
 });

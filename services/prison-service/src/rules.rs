@@ -12,8 +12,9 @@ use hub_core::{
 use hub_proto::{
     common::ConsentPurpose,
     events::{
-        event::Payload, ConsentRecorded, ImminentReleaseFlagged, NaloxoneOnReleaseRecorded,
-        PreReleaseTriageRecorded, ReleaseCancelled, ReleaseDateRecorded, ReleaseRecorded,
+        event::Payload, ConsentRecorded, HandoverRecorded, ImminentReleaseFlagged,
+        NaloxoneOnReleaseRecorded, PreReleaseTriageRecorded, ReleaseCancelled, ReleaseDateRecorded,
+        ReleaseRecorded,
     },
     prison::*,
 };
@@ -128,6 +129,31 @@ pub fn record_release(
     )
 }
 
+/// The person is handed over to another partnership of the register.
+pub fn record_handover(
+    r: &RecordHandoverRequest,
+    ctx: &RuleContext<'_>,
+    v: &mut Violations,
+) -> Option<Decision> {
+    let (prison_code, person) =
+        org_and_person("prison_code", &r.prison_code, r.person.as_ref(), ctx, v);
+    let to = v.check(
+        "to_partnership_code",
+        validate::other_partnership(
+            ctx.partnerships,
+            &r.to_partnership_code,
+            ctx.partnership_code,
+        ),
+    );
+    Some(Decision::about(
+        Some(person?),
+        Payload::HandoverRecorded(HandoverRecorded {
+            prison_code: prison_code?,
+            to_partnership_code: to?.to_string(),
+        }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +198,38 @@ mod tests {
         assert_eq!(
             decide(Role::CaratWorker, record_release_date, &req).unwrap_err(),
             ["prison_code", "person", "release_date"]
+        );
+    }
+
+    #[test]
+    fn a_handover_goes_to_another_known_partnership() {
+        let mut req = RecordHandoverRequest {
+            prison_code: "LEI".into(),
+            person: person(),
+            to_partnership_code: "leeds".into(),
+            ..Default::default()
+        };
+        let d = decide(Role::CaratWorker, record_handover, &req).unwrap();
+        assert_eq!(
+            d.payload,
+            Payload::HandoverRecorded(HandoverRecorded {
+                prison_code: "LEI".into(),
+                to_partnership_code: "leeds".into()
+            })
+        );
+        for bad in ["", "atlantis", "bradford"] {
+            req.to_partnership_code = bad.into();
+            assert_eq!(
+                decide(Role::CaratWorker, record_handover, &req).unwrap_err(),
+                ["to_partnership_code"],
+                "{bad:?}"
+            );
+        }
+        req.person = Some(PersonRef::default());
+        req.to_partnership_code = "leeds".into();
+        assert_eq!(
+            decide(Role::CaratWorker, record_handover, &req).unwrap_err(),
+            ["person"]
         );
     }
 

@@ -16,7 +16,7 @@ pub const NAME: &str = "training-projection";
 /// The layout of this projection's store: 2 keeps counters of distinct
 /// people trained (1 counted them by scanning). Stores of an older layout
 /// are rebuilt from the stream when the projection starts.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50062";
 
 #[cfg(feature = "server")]

@@ -8,9 +8,10 @@
 //! once, and a query reads a handful of counters whatever the number of
 //! people (hub-bench's e2e phase, 30,000 trainings in one partnership,
 //! showed a scan of every key per query growing without bound). People
-//! are their identity root, so someone trained under their NHS number and
-//! again under their client code counts once once the two are linked: the
-//! fold takes the duplicate out of the counters. Counters are applied
+//! are their identity root in the partnership, so someone trained under
+//! their NHS number and again under their client code counts once once the
+//! two are linked there; when people merge or split, [`Trainings`] takes
+//! them out of the counters and counts their training facts again. Counters are applied
 //! exactly once by the consumer's commit, like the naloxone kits.
 //! Headcounts keep every figure with its date, so each period uses the
 //! latest figure per suite or trust as at its end.
@@ -20,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{civil::Date, Timestamp};
 
 use hub_core::time::{london_date, FinancialYear};
-use hub_projection::identity;
+use hub_projection::identity::{self, Changed, PersonModel};
 use hub_proto::{
     common::TrainingAudience,
     events::{event::Payload, Event},
@@ -187,85 +188,83 @@ fn headcount<K: Kv>(
     kv.put(KeyKind::Headcount, &key, n.to_be_bytes().to_vec());
 }
 
-/// Moves a folded person's trainings to the person they turned out to be:
-/// where both were trained in the same year (or quarter) and group, that
-/// is one person fewer there.
-fn fold<K: Kv>(kv: &mut K, kept: &str, folded: &str) -> Result<(), Error> {
-    let rows = kv.scan(KeyKind::TrainedByPerson, &parts(&[folded.as_bytes(), b""]))?;
-    let mut moves = Vec::new();
-    for (key, _) in &rows {
-        let f: Vec<&[u8]> = key.split(|b| *b == 0).collect();
-        let [_, partnership, fy, q, group] = f.as_slice() else {
-            return Err(Error::Corrupt("trained-by-person key".into()));
-        };
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        moves.push((
-            key.clone(),
-            text(partnership),
-            text(fy),
-            text(q),
-            text(group),
-        ));
+/// The group a person trained with `audience` counts in.
+fn person_group(audience: i32) -> Option<&'static str> {
+    match TrainingAudience::try_from(audience) {
+        Ok(TrainingAudience::ServiceUser) => Some("service_user"),
+        Ok(TrainingAudience::Carer) => Some("carer"),
+        Ok(TrainingAudience::PrisonLeaver) => Some("prison_leaver"),
+        _ => None,
     }
-    // Years first, while the kept person's quarters are still their own.
-    let years: BTreeSet<(&str, &str, &str)> = moves
-        .iter()
-        .map(|(_, p, fy, _, g)| (p.as_str(), fy.as_str(), g.as_str()))
-        .collect();
-    for (p, fy, group) in years {
-        if in_year(kv, p, fy, group, kept)? {
-            bump(kv, &people_counter(p, fy, 0, group), -1)?;
-        }
-    }
-    for (key, p, fy, q, group) in &moves {
-        let (pb, fb, qb, gb) = (p.as_bytes(), fy.as_bytes(), q.as_bytes(), group.as_bytes());
-        kv.delete(KeyKind::TrainedByPerson, key);
-        kv.delete(
-            KeyKind::Trained,
-            &trained_key(pb, fb, qb, gb, folded.as_bytes()),
-        );
-        let kept_key = trained_key(pb, fb, qb, gb, kept.as_bytes());
-        if kv.get(KeyKind::Trained, &kept_key)?.is_some() {
-            let quarter = q
+}
+
+/// People trained, as `identity` drives them: a person's trainings are
+/// the fold of their training facts, so when people merge or split (a
+/// link, an unlink, a client code found to be shared) their counts follow.
+pub struct Trainings;
+
+impl PersonModel for Trainings {
+    /// Takes the person out of every counter they are in.
+    fn forget<K: Kv>(&self, kv: &mut K, p: &str, root: &str) -> Result<(), Error> {
+        let prefix = parts(&[root.as_bytes(), p.as_bytes(), b""]);
+        let rows = kv.scan(KeyKind::TrainedByPerson, &prefix)?;
+        let mut years: BTreeSet<(String, String)> = BTreeSet::new();
+        for (key, _) in &rows {
+            let f: Vec<&[u8]> = key[prefix.len()..].split(|b| *b == 0).collect();
+            let [fy, q, group] = f.as_slice() else {
+                return Err(Error::Corrupt("trained-by-person key".into()));
+            };
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let quarter = text(q)
                 .parse::<u8>()
                 .map_err(|_| Error::Corrupt("quarter".into()))?;
-            bump(kv, &people_counter(p, fy, quarter, group), -1)?;
-        } else {
-            kv.put(KeyKind::Trained, &kept_key, Vec::new());
-            kv.put(
-                KeyKind::TrainedByPerson,
-                &parts(&[kept.as_bytes(), pb, fb, qb, gb]),
-                Vec::new(),
+            bump(kv, &people_counter(p, &text(fy), quarter, &text(group)), -1)?;
+            years.insert((text(fy), text(group)));
+            kv.delete(KeyKind::TrainedByPerson, key);
+            kv.delete(
+                KeyKind::Trained,
+                &trained_key(p.as_bytes(), fy, q, group, root.as_bytes()),
             );
         }
+        for (fy, group) in years {
+            bump(kv, &people_counter(p, &fy, 0, &group), -1)?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn fold<K: Kv>(
+        &self,
+        kv: &mut K,
+        p: &str,
+        root: &str,
+        event: &Event,
+        _sequence: u64,
+    ) -> Result<Option<String>, Error> {
+        if let (Some(Payload::OverdoseTrainingRecorded(t)), Some((fy, q, _))) =
+            (&event.payload, period(event))
+        {
+            if let Some(group) = person_group(t.audience) {
+                trained(kv, p, fy, q, group, root, true)?;
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Applies one event at stream `sequence`.
-pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<String>, Error> {
+pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Changed>, Error> {
     // People count only where they were trained.
-    let trains_someone = matches!(event.payload, Some(Payload::OverdoseTrainingRecorded(_)));
-    let root = if identity::must_resolve(event, trains_someone) {
-        identity::resolve(kv, event, fold)?
-    } else {
-        None
-    };
+    let trains_someone = matches!(
+        &event.payload,
+        Some(Payload::OverdoseTrainingRecorded(t)) if person_group(t.audience).is_some()
+    ) && period(event).is_some();
+    identity::apply(kv, event, sequence, trains_someone, &Trainings)?;
     let Some((fy, q, at)) = period(event) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let p = event.partnership_code.as_str();
     match &event.payload {
         Some(Payload::OverdoseTrainingRecorded(t)) => {
-            let group = match TrainingAudience::try_from(t.audience) {
-                Ok(TrainingAudience::ServiceUser) => "service_user",
-                Ok(TrainingAudience::Carer) => "carer",
-                Ok(TrainingAudience::PrisonLeaver) => "prison_leaver",
-                _ => return Ok(None),
-            };
-            if let Some(root) = &root {
-                trained(kv, p, fy, q, group, root, true)?;
-            }
             if t.naloxone_kit_supplied {
                 add(kv, p, fy, q, 1)?;
             }
@@ -301,7 +300,8 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Option<S
         ),
         _ => {}
     }
-    Ok(None)
+    // Counts have no watchers.
+    Ok(Vec::new())
 }
 
 /// The rows a tally needs, read from the store.
