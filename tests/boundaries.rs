@@ -40,18 +40,9 @@ fn jolene() -> PersonRef {
     }
 }
 
-fn by_nhs() -> PersonRef {
-    PersonRef {
-        nhs_number: "943 476 5919".into(),
-        ..Default::default()
-    }
-}
-
-fn by_prison(n: &str) -> PersonRef {
-    PersonRef {
-        prison_number: n.into(),
-        ..Default::default()
-    }
+/// Jolene by her NHS number alone.
+fn jolene_by_nhs() -> PersonRef {
+    by_nhs("943 476 5919")
 }
 
 struct Clients {
@@ -144,6 +135,20 @@ impl Clients {
                 given,
             }
         );
+    }
+
+    /// Bradford's prison records Jolene's release in `days`, and her
+    /// consent to be met at the gate.
+    async fn jolene_leaves_in(&mut self, days: i64) {
+        self.release_date("bradford", CARAT, jolene(), days).await;
+        self.consent(
+            "bradford",
+            CARAT,
+            by_prison("A1234BC"),
+            ConsentPurpose::GatePickup,
+            true,
+        )
+        .await;
     }
 
     async fn triage(&mut self, p: &str, token: &str, person: PersonRef) {
@@ -284,15 +289,7 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
     let hub = Hub::start().unwrap();
     let mut c = Clients::new(&hub).await;
     // Bradford prepares to meet Jolene at the gate.
-    c.release_date("bradford", CARAT, jolene(), 5).await;
-    c.consent(
-        "bradford",
-        CARAT,
-        by_prison("A1234BC"),
-        ConsentPurpose::GatePickup,
-        true,
-    )
-    .await;
+    c.jolene_leaves_in(5).await;
     c.triage("bradford", CARAT, by_prison("A1234BC")).await;
     record!(
         c,
@@ -302,7 +299,7 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
             request_id: request_id("gate"),
             partnership_code: "bradford".into(),
             occurred_at: Some(now()),
-            person: Some(by_nhs()),
+            person: Some(jolene_by_nhs()),
             worker_id: "dip-7".into(),
         }
     );
@@ -335,13 +332,13 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
     // everything a Leeds worker could: consent, another release date, a
     // name of their own, a cancellation, a training; Leeds' DIP (an admin
     // here) records the pick-up as met.
-    let mut leeds_ref = by_nhs();
+    let mut leeds_ref = jolene_by_nhs();
     leeds_ref.given_name = "Someone".into();
     leeds_ref.family_name = "Else".into();
     c.consent(
         "leeds",
         LEEDS_CARAT,
-        by_nhs(),
+        jolene_by_nhs(),
         ConsentPurpose::GatePickup,
         false,
     )
@@ -355,7 +352,7 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
             request_id: request_id("met"),
             partnership_code: "leeds".into(),
             occurred_at: Some(now()),
-            person: Some(by_nhs()),
+            person: Some(jolene_by_nhs()),
             met: true,
             accompanied_to_service: true,
         }
@@ -397,7 +394,7 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
         dash_before
     );
     let looked = c
-        .lookup("bradford", CARAT, by_nhs(), "")
+        .lookup("bradford", CARAT, jolene_by_nhs(), "")
         .await
         .unwrap()
         .expect("her entry");
@@ -491,11 +488,8 @@ async fn a_shared_client_code_is_a_potential_duplicate_until_a_steward_links_or_
         request_id: request_id("link"),
         partnership_code: "bradford".into(),
         occurred_at: Some(now()),
-        person_a: Some(by_nhs()),
-        person_b: Some(PersonRef {
-            nhs_number: "401 023 2137".into(),
-            ..Default::default()
-        }),
+        person_a: Some(jolene_by_nhs()),
+        person_b: Some(by_nhs("401 023 2137")),
         reason: "the same man: one NHS number was mistyped by the GP".into(),
     };
     record!(c, identity.link_people, STEWARD, link);
@@ -510,11 +504,8 @@ async fn a_shared_client_code_is_a_potential_duplicate_until_a_steward_links_or_
         request_id: request_id("unlink"),
         partnership_code: "bradford".into(),
         occurred_at: Some(now()),
-        person_a: Some(by_nhs()),
-        person_b: Some(PersonRef {
-            nhs_number: "401 023 2137".into(),
-            ..Default::default()
-        }),
+        person_a: Some(jolene_by_nhs()),
+        person_b: Some(by_nhs("401 023 2137")),
         reason: "two brothers after all; birth dates checked with the GP".into(),
     };
     record!(c, identity.unlink_people, STEWARD, unlink);
@@ -546,7 +537,7 @@ async fn a_shared_client_code_is_a_potential_duplicate_until_a_steward_links_or_
         request_id: String::new(),
         partnership_code: "bradford".into(),
         occurred_at: Some(now()),
-        person_a: Some(by_nhs()),
+        person_a: Some(jolene_by_nhs()),
         person_b: Some(by_prison("A1234BC")),
         reason: "checked against the prison's records".into(),
     };
@@ -563,7 +554,7 @@ async fn a_shared_client_code_is_a_potential_duplicate_until_a_steward_links_or_
             r.person_b = Some(PersonRef::default())
         }),
         ("person_b", &|r: &mut LinkPeopleRequest| {
-            r.person_b = Some(by_nhs())
+            r.person_b = Some(jolene_by_nhs())
         }),
         ("partnership_code", &|r: &mut LinkPeopleRequest| {
             r.partnership_code = "atlantis".into()
@@ -736,20 +727,12 @@ async fn a_handover_moves_the_person_to_the_receiver_with_what_consent_allows() 
 async fn breaking_the_glass_needs_a_reason_and_is_audited_for_the_owning_partnership() {
     let hub = Hub::start().unwrap();
     let mut c = Clients::new(&hub).await;
-    c.release_date("bradford", CARAT, jolene(), 2).await;
-    c.consent(
-        "bradford",
-        CARAT,
-        by_prison("A1234BC"),
-        ConsentPurpose::GatePickup,
-        true,
-    )
-    .await;
+    c.jolene_leaves_in(2).await;
 
     // Leeds' worker, outside Bradford: no reason, or too short a one.
     for reason in ["", "curious"] {
         let e = c
-            .lookup("bradford", LEEDS_CARAT, by_nhs(), reason)
+            .lookup("bradford", LEEDS_CARAT, jolene_by_nhs(), reason)
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::InvalidArgument, "{reason:?}");
@@ -760,7 +743,7 @@ async fn breaking_the_glass_needs_a_reason_and_is_audited_for_the_owning_partner
         .lookup(
             "bradford",
             ANALYST,
-            by_nhs(),
+            jolene_by_nhs(),
             "a reason long enough to pass",
         )
         .await
@@ -769,7 +752,7 @@ async fn breaking_the_glass_needs_a_reason_and_is_audited_for_the_owning_partner
     // With a reason: the entry, and an audit record for Bradford.
     let why = "released to Leeds tonight, checking the gate plan";
     let entry = c
-        .lookup("bradford", LEEDS_CARAT, by_nhs(), why)
+        .lookup("bradford", LEEDS_CARAT, jolene_by_nhs(), why)
         .await
         .unwrap()
         .expect("her entry");
@@ -806,7 +789,10 @@ async fn breaking_the_glass_needs_a_reason_and_is_audited_for_the_owning_partner
     assert_eq!(glass.len(), 2, "{glass:?}");
     assert_eq!(glass[0].user_id, "dev-leeds-carat-1");
     assert_eq!(glass[0].break_glass_reason, why);
-    assert_eq!(glass[0].person_keys, [entry.person_key.clone()]);
+    assert_eq!(
+        glass[0].person_keys,
+        std::slice::from_ref(&entry.person_key)
+    );
     assert_eq!(glass[0].rpc, "LookupPerson");
     assert_eq!(glass[1].rows, 0);
     // Bradford's data steward sees the same; every read, with it, Bradford's own.

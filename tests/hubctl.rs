@@ -102,6 +102,25 @@ const PERSON: &[&str] = &[
     "Featherstonehaugh",
 ];
 
+/// Bradford's pick-up list as a CARAT worker reads it with `--json`,
+/// once `seq` is applied.
+async fn pickups_json(hub: &Hub, seq: u64) -> serde_json::Value {
+    hubctl(
+        hub,
+        Some(CARAT),
+        &[
+            "--json",
+            "pickups",
+            "--partnership",
+            "bradford",
+            "--min-sequence",
+            &seq.to_string(),
+        ],
+    )
+    .await
+    .json()
+}
+
 /// The RPC's own flags, and whose token sends it.
 fn flags(agency: &str, rpc: &str, release: &str) -> (Vec<String>, &'static str) {
     let appointment = format!("{}T10:30", london_day(7));
@@ -307,20 +326,7 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
         if *rpc == "RecordOverdoseTraining" {
             // Before the cancellation: the pick-up list shows what hubctl
             // recorded, with the name since consent was given.
-            let list = hubctl(
-                &hub,
-                Some(CARAT),
-                &[
-                    "--json",
-                    "pickups",
-                    "--partnership",
-                    "bradford",
-                    "--min-sequence",
-                    &seq.to_string(),
-                ],
-            )
-            .await
-            .json();
+            let list = pickups_json(&hub, seq).await;
             let entry = &list["entries"][0];
             assert_eq!(entry["release_date"], release.as_str(), "{list}");
             assert_eq!(entry["consent"], "GIVEN", "{list}");
@@ -968,20 +974,7 @@ async fn stewards_decide_who_is_whom_and_breaking_the_glass_is_audited_from_the_
         .as_array()
         .unwrap()
         .is_empty());
-    let list = hubctl(
-        &hub,
-        Some(CARAT),
-        &[
-            "--json",
-            "pickups",
-            "--partnership",
-            "bradford",
-            "--min-sequence",
-            &seq.to_string(),
-        ],
-    )
-    .await
-    .json();
+    let list = pickups_json(&hub, seq).await;
     assert_eq!(list["entries"].as_array().unwrap().len(), 1, "{list}");
 
     // Breaking the glass: Leeds' worker must say why.

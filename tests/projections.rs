@@ -40,20 +40,6 @@ fn on(day: &str) -> Option<prost_types::Timestamp> {
     at(&format!("{day}T12:00:00Z"))
 }
 
-fn nhs(n: &str) -> PersonRef {
-    PersonRef {
-        nhs_number: n.into(),
-        ..Default::default()
-    }
-}
-
-fn prison_no(n: &str) -> PersonRef {
-    PersonRef {
-        prison_number: n.into(),
-        ..Default::default()
-    }
-}
-
 /// Every client of the hub, and the last acknowledged sequence.
 struct Clients {
     prison: PrisonServiceClient<tonic::transport::Channel>,
@@ -172,7 +158,7 @@ async fn tell_the_story(c: &mut Clients) {
         prison.record_consent,
         CARAT,
         RecordConsentRequest {
-            person: Some(prison_no("A1234BC")),
+            person: Some(by_prison("A1234BC")),
             purpose: ConsentPurpose::GatePickup as i32,
             given: true
         }
@@ -183,7 +169,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordPreReleaseTriageRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("A1234BC"))
+            person: Some(by_prison("A1234BC"))
         }
     );
     record!(
@@ -192,7 +178,7 @@ async fn tell_the_story(c: &mut Clients) {
         DIP,
         FlagImminentReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(nhs("9434765919")),
+            person: Some(by_nhs("9434765919")),
             note: "call his sister".into()
         }
     );
@@ -202,7 +188,7 @@ async fn tell_the_story(c: &mut Clients) {
         TREATMENT,
         BookCommunityAppointmentRequest {
             service_code: "TRT01".into(),
-            person: Some(nhs("943 476 5919")),
+            person: Some(by_nhs("943 476 5919")),
             appointment_at: at("2026-03-31T10:00:00Z")
         }
     );
@@ -211,7 +197,7 @@ async fn tell_the_story(c: &mut Clients) {
         treatment.arrange_gate_pickup,
         DIP,
         ArrangeGatePickupRequest {
-            person: Some(nhs("9434765919")),
+            person: Some(by_nhs("9434765919")),
             worker_id: "dip-7".into()
         }
     );
@@ -221,7 +207,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordNaloxoneOnReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("A1234BC")),
+            person: Some(by_prison("A1234BC")),
             occurred_at: on("2026-03-24")
         }
     );
@@ -231,7 +217,7 @@ async fn tell_the_story(c: &mut Clients) {
         TREATMENT,
         RecordOverdoseTrainingRequest {
             service_code: "TRT01".into(),
-            person: Some(nhs("9434765919")),
+            person: Some(by_nhs("9434765919")),
             audience: TrainingAudience::PrisonLeaver as i32,
             naloxone_kit_supplied: true
         }
@@ -243,7 +229,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("B2222BB")),
+            person: Some(by_prison("B2222BB")),
             release_date: "2026-03-27".into()
         }
     );
@@ -254,7 +240,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "WDI".into(),
-            person: Some(prison_no("C3333CC")),
+            person: Some(by_prison("C3333CC")),
             release_date: "2026-04-20".into()
         }
     );
@@ -264,7 +250,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordReleaseDateRequest {
             prison_code: "WDI".into(),
-            person: Some(prison_no("C3333CC")),
+            person: Some(by_prison("C3333CC")),
             release_date: "2026-04-03".into()
         }
     );
@@ -275,7 +261,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("D4444DD")),
+            person: Some(by_prison("D4444DD")),
             release_date: "2026-03-28".into()
         }
     );
@@ -285,7 +271,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         CancelReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("D4444DD"))
+            person: Some(by_prison("D4444DD"))
         }
     );
     // P5: released, no pick-up recorded.
@@ -295,7 +281,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("E5555EE")),
+            person: Some(by_prison("E5555EE")),
             release_date: "2026-03-20".into()
         }
     );
@@ -305,7 +291,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("E5555EE")),
+            person: Some(by_prison("E5555EE")),
             occurred_at: on("2026-03-20")
         }
     );
@@ -316,7 +302,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("F6666FF")),
+            person: Some(by_prison("F6666FF")),
             release_date: "2026-03-18".into()
         }
     );
@@ -326,7 +312,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("F6666FF")),
+            person: Some(by_prison("F6666FF")),
             occurred_at: on("2026-03-18")
         }
     );
@@ -335,7 +321,7 @@ async fn tell_the_story(c: &mut Clients) {
         treatment.record_gate_pickup,
         DIP,
         RecordGatePickupRequest {
-            person: Some(prison_no("F6666FF")),
+            person: Some(by_prison("F6666FF")),
             met: false,
             occurred_at: on("2026-03-18")
         }
@@ -347,7 +333,7 @@ async fn tell_the_story(c: &mut Clients) {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("G7777GG")),
+            person: Some(by_prison("G7777GG")),
             release_date: "2026-03-10".into()
         }
     );
@@ -357,7 +343,7 @@ async fn tell_the_story(c: &mut Clients) {
         PRISON_OFFICER,
         RecordReleaseRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("G7777GG")),
+            person: Some(by_prison("G7777GG")),
             occurred_at: on("2026-03-10")
         }
     );
@@ -366,7 +352,7 @@ async fn tell_the_story(c: &mut Clients) {
         treatment.record_gate_pickup,
         DIP,
         RecordGatePickupRequest {
-            person: Some(prison_no("G7777GG")),
+            person: Some(by_prison("G7777GG")),
             met: true,
             accompanied_to_service: true,
             occurred_at: on("2026-03-10")
@@ -378,7 +364,7 @@ async fn tell_the_story(c: &mut Clients) {
         TREATMENT,
         RecordTreatmentEngagementRequest {
             service_code: "TRT01".into(),
-            person: Some(prison_no("G7777GG")),
+            person: Some(by_prison("G7777GG")),
             occurred_at: on("2026-03-15")
         }
     );
@@ -404,7 +390,7 @@ async fn tell_the_story(c: &mut Clients) {
         prison.record_consent,
         CARAT,
         RecordConsentRequest {
-            person: Some(prison_no("H8888HH")),
+            person: Some(by_prison("H8888HH")),
             purpose: ConsentPurpose::GatePickup as i32,
             given: true
         }
@@ -414,7 +400,7 @@ async fn tell_the_story(c: &mut Clients) {
         prison.record_consent,
         CARAT,
         RecordConsentRequest {
-            person: Some(prison_no("H8888HH")),
+            person: Some(by_prison("H8888HH")),
             purpose: ConsentPurpose::GatePickup as i32,
             given: false
         }
@@ -427,7 +413,7 @@ async fn tell_the_story(c: &mut Clients) {
         RecordReleaseDateRequest {
             partnership_code: "leeds".into(),
             prison_code: "LEI".into(),
-            person: Some(prison_no("J9999JJ")),
+            person: Some(by_prison("J9999JJ")),
             release_date: "2026-03-29".into()
         }
     );
@@ -450,15 +436,15 @@ async fn tell_the_story(c: &mut Clients) {
         ), // 00:30 BST 1 April: 2026-27
         (
             "2026-04-05T10:00:00Z",
-            training(nhs("4010232137"), TrainingAudience::ServiceUser, false),
+            training(by_nhs("4010232137"), TrainingAudience::ServiceUser, false),
         ),
         (
             "2026-05-05T10:00:00Z",
-            training(nhs("4010232137"), TrainingAudience::ServiceUser, false),
+            training(by_nhs("4010232137"), TrainingAudience::ServiceUser, false),
         ), // a repeat
         (
             "2026-04-10T10:00:00Z",
-            training(nhs("0830166130"), TrainingAudience::Carer, true),
+            training(by_nhs("0830166130"), TrainingAudience::Carer, true),
         ),
     ] {
         record!(
@@ -526,7 +512,7 @@ async fn tell_the_story(c: &mut Clients) {
         PHARMACIST,
         RecordNaloxoneSupplyRequest {
             pharmacy_code: "FW844".into(),
-            person: Some(nhs("1860913903")),
+            person: Some(by_nhs("1860913903")),
             kits: 3,
             occurred_at: on("2026-04-12")
         }
@@ -879,7 +865,7 @@ async fn a_rebuild_replays_into_a_fresh_store_and_switches_readers() {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("K1111KK")),
+            person: Some(by_prison("K1111KK")),
             release_date: "2026-03-26".into()
         }
     );
@@ -924,7 +910,7 @@ async fn poison_messages_are_parked_counted_and_never_block() {
         CARAT,
         RecordReleaseDateRequest {
             prison_code: "LEI".into(),
-            person: Some(prison_no("A1111AA")),
+            person: Some(by_prison("A1111AA")),
             release_date: "2026-03-26".into()
         }
     );
@@ -1001,7 +987,7 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
         CARAT,
         RecordConsentRequest {
             occurred_at: Some(now()),
-            person: Some(prison_no("W1234WW")),
+            person: Some(by_prison("W1234WW")),
             purpose: ConsentPurpose::GatePickup as i32,
             given: true
         }
@@ -1029,7 +1015,7 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
         CARAT,
         RecordConsentRequest {
             occurred_at: Some(now()),
-            person: Some(prison_no("W1234WW")),
+            person: Some(by_prison("W1234WW")),
             purpose: ConsentPurpose::GatePickup as i32,
             given: false
         }
@@ -1046,7 +1032,7 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
         CancelReleaseRequest {
             occurred_at: Some(now()),
             prison_code: "LEI".into(),
-            person: Some(prison_no("W1234WW"))
+            person: Some(by_prison("W1234WW"))
         }
     );
     let gone = next(&mut watch).await;

@@ -63,6 +63,22 @@ pub async fn stream_messages(js: &jetstream::Context) -> Vec<StreamMessage> {
     out
 }
 
+/// A person named by their NHS number alone.
+pub fn by_nhs(n: &str) -> hub_proto::common::PersonRef {
+    hub_proto::common::PersonRef {
+        nhs_number: n.into(),
+        ..Default::default()
+    }
+}
+
+/// A person named by their prison number alone.
+pub fn by_prison(n: &str) -> hub_proto::common::PersonRef {
+    hub_proto::common::PersonRef {
+        prison_number: n.into(),
+        ..Default::default()
+    }
+}
+
 /// Tokens from `seeds/dev-tokens.json`.
 pub const CARAT: &str = "dev-carat-worker-token";
 pub const PRISON_OFFICER: &str = "dev-prison-officer-token";

@@ -270,7 +270,7 @@ enum IdentityCommand {
         min_sequence: u64,
     },
     #[command(flatten)]
-    Record(record::Identity),
+    Record(Box<record::Identity>),
 }
 
 #[derive(Subcommand)]
@@ -473,7 +473,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Identity(IdentityCommand::Record(rpc)) => {
             let channel = channel("identity-service", &cli.identity_service_addr).await?;
-            output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
+            output::outcome((*rpc).send(channel, &caller).await?, cli.json)?;
         }
         Command::Identity(IdentityCommand::Duplicates {
             partnership,

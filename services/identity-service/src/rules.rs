@@ -51,16 +51,14 @@ pub fn link_people(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (a, person_a, person_b, reason) =
-        two_people(r.person_a.as_ref(), r.person_b.as_ref(), &r.reason, ctx, v)?;
-    Some(Decision {
-        payload: Payload::PeopleLinked(PeopleLinked {
-            person_a: Some(person_a),
-            person_b: Some(person_b),
-        }),
-        person: Some(a),
-        person_text: reason,
-    })
+    decide(
+        r.person_a.as_ref(),
+        r.person_b.as_ref(),
+        &r.reason,
+        ctx,
+        v,
+        |person_a, person_b| Payload::PeopleLinked(PeopleLinked { person_a, person_b }),
+    )
 }
 
 pub fn unlink_people(
@@ -68,13 +66,29 @@ pub fn unlink_people(
     ctx: &RuleContext<'_>,
     v: &mut Violations,
 ) -> Option<Decision> {
-    let (a, person_a, person_b, reason) =
-        two_people(r.person_a.as_ref(), r.person_b.as_ref(), &r.reason, ctx, v)?;
+    decide(
+        r.person_a.as_ref(),
+        r.person_b.as_ref(),
+        &r.reason,
+        ctx,
+        v,
+        |person_a, person_b| Payload::PeopleUnlinked(PeopleUnlinked { person_a, person_b }),
+    )
+}
+
+/// A steward's decision about two refs: the event names both by their
+/// keys, and the reason is sealed under person_a's data key.
+fn decide(
+    a: Option<&PersonRef>,
+    b: Option<&PersonRef>,
+    reason: &str,
+    ctx: &RuleContext<'_>,
+    v: &mut Violations,
+    payload: impl FnOnce(Option<PersonKeys>, Option<PersonKeys>) -> Payload,
+) -> Option<Decision> {
+    let (a, person_a, person_b, reason) = two_people(a, b, reason, ctx, v)?;
     Some(Decision {
-        payload: Payload::PeopleUnlinked(PeopleUnlinked {
-            person_a: Some(person_a),
-            person_b: Some(person_b),
-        }),
+        payload: payload(Some(person_a), Some(person_b)),
         person: Some(a),
         person_text: reason,
     })

@@ -643,7 +643,7 @@ pub fn view(root: &str, record: &PersonRecord, as_of: Date, reader: Reader) -> O
         partnership_code: e.partnership_code.clone(),
         removed: false,
         handed_over_from: record.handed_over_from.clone(),
-        handed_over_at: (!record.handed_over_from.is_empty()).then(|| prost_types::Timestamp {
+        handed_over_at: (!record.handed_over_from.is_empty()).then_some(prost_types::Timestamp {
             seconds: record.handed_over_at,
             nanos: 0,
         }),

@@ -264,10 +264,8 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Chan
     };
     let p = event.partnership_code.as_str();
     match &event.payload {
-        Some(Payload::OverdoseTrainingRecorded(t)) => {
-            if t.naloxone_kit_supplied {
-                add(kv, p, fy, q, 1)?;
-            }
+        Some(Payload::OverdoseTrainingRecorded(t)) if t.naloxone_kit_supplied => {
+            add(kv, p, fy, q, 1)?
         }
         Some(Payload::OfficerOverdoseTrainingRecorded(t)) => {
             trained(kv, p, fy, q, "custody_officer", &t.staff_key, false)?

@@ -276,6 +276,11 @@ fn erasure_reaches_every_partnership_and_strips_seals_from_facts() {
 
 // ---- the model test ----
 
+/// People as sets of keys.
+type People = Vec<BTreeSet<String>>;
+/// Two people (a potential duplicate).
+type Pair = (BTreeSet<String>, BTreeSet<String>);
+
 /// Everything one partnership recorded, and who is whom computed from all
 /// of it at once, as plainly as possible.
 #[derive(Default, Clone)]
@@ -319,12 +324,7 @@ impl Model {
     }
 
     /// People (sets of keys) and potential duplicate pairs of people.
-    fn people(
-        &self,
-    ) -> (
-        Vec<BTreeSet<String>>,
-        Vec<(BTreeSet<String>, BTreeSet<String>)>,
-    ) {
+    fn people(&self) -> (People, Vec<Pair>) {
         let mut people: Vec<BTreeSet<String>> = self
             .keys
             .keys()
@@ -371,7 +371,7 @@ impl Model {
         let mut attach = Vec::new();
         for g in only_codes {
             let mut with: Vec<BTreeSet<String>> = Vec::new();
-            for ((a, b), _) in &self.sightings {
+            for (a, b) in self.sightings.keys() {
                 for (mine, other) in [(a, b), (b, a)] {
                     if g.contains(mine) && !client(other) {
                         let h = people[find(&people, other)].clone();
