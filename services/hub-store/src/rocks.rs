@@ -9,7 +9,8 @@ use std::{
 };
 
 use rocksdb::{
-    BlockBasedOptions, Cache, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 
 use crate::{key, Error, KeyKind, Kv, Progress, Rows};
@@ -47,6 +48,19 @@ fn read_u64(v: Option<Vec<u8>>) -> Result<u64, Error> {
             )?))
         }
     }
+}
+
+/// The first key after every key that starts with `prefix` (`None` when
+/// there is none: the prefix is all 0xFF).
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut next = prefix.to_vec();
+    while let Some(last) = next.pop() {
+        if last < 0xFF {
+            next.push(last + 1);
+            return Some(next);
+        }
+    }
+    None
 }
 
 fn open_db(path: &Path) -> Result<DB, Error> {
@@ -155,9 +169,16 @@ impl Store {
     pub fn range(&self, kind: KeyKind, from: &[u8], to: Option<&[u8]>) -> Result<Rows, Error> {
         let start = key(kind, from);
         let end = to.map(|t| key(kind, t));
+        // RocksDB stops at the bound itself, rather than reading on into
+        // whatever comes after the range (the next kind's keys, or
+        // deleted ones) to find the first key past it.
+        let mut read = ReadOptions::default();
+        if let Some(bound) = end.clone().or_else(|| successor(&start)) {
+            read.set_iterate_upper_bound(bound);
+        }
         self.with_db(|db| {
             let mut out = Vec::new();
-            for item in db.iterator(IteratorMode::From(&start, Direction::Forward)) {
+            for item in db.iterator_opt(IteratorMode::From(&start, Direction::Forward), read) {
                 let (k, v) = item?;
                 if k.first() != Some(&(kind as u8)) {
                     break;
@@ -352,6 +373,13 @@ mod tests {
             store.set_schema(2).unwrap();
         }
         assert_eq!(Store::open(dir.path()).unwrap().schema().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_prefix_ends_before_its_successor() {
+        assert_eq!(successor(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(successor(&[0xFF, 0xFF]), None);
     }
 
     #[test]
