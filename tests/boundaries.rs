@@ -425,6 +425,27 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
     assert_eq!(next.status, PickupStatus::Scheduled as i32);
     assert_eq!(next.gate_worker_id, "dip-7");
     assert_eq!(next.display_name, "Jolene Featherstonehaugh");
+    // Each entry the watch sent was audited, with the person it showed.
+    let watched: Vec<_> = c
+        .admin
+        .list_audit_records(authed(
+            ListAuditRecordsRequest {
+                partnership_code: "bradford".into(),
+                ..Default::default()
+            },
+            ADMIN,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .records
+        .into_iter()
+        .filter(|r| r.rpc == "WatchPickups")
+        .collect();
+    assert!(watched.len() >= 2, "{watched:?}");
+    assert!(watched
+        .iter()
+        .all(|r| r.person_keys == [before.0[0].person_key.clone()]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

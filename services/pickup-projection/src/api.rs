@@ -369,6 +369,21 @@ impl PickupListService for PickupApi {
                 };
                 let update = match entry {
                     Some(e) => {
+                        // Each entry sent is a person-level read too,
+                        // recorded before it leaves.
+                        if let Err(status) = api
+                            .projection
+                            .audit(
+                                &caller,
+                                &partnership_code,
+                                "WatchPickups",
+                                vec![e.person_key.clone()],
+                            )
+                            .await
+                        {
+                            let _ = tx.send(Err(status)).await;
+                            return;
+                        }
                         shown.insert(root);
                         e
                     }
