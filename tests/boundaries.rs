@@ -14,11 +14,9 @@ use hub_proto::{
     prison::{prison_service_client::PrisonServiceClient, *},
     projections::{
         pickup_list_service_client::PickupListServiceClient,
-        projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
         GetTrainingCountsRequest, ListPickupsRequest, ListPotentialDuplicatesRequest,
-        LookupPersonRequest, PickupEntry, PickupStatus, RebuildProjectionRequest,
-        WatchPickupsRequest,
+        LookupPersonRequest, PickupEntry, PickupStatus, WatchPickupsRequest,
     },
     treatment::{
         treatment_service_client::TreatmentServiceClient, ArrangeGatePickupRequest,
@@ -489,17 +487,7 @@ async fn a_shared_client_code_is_a_potential_duplicate_until_a_steward_links_or_
     let rebuild_agrees = |live: Vec<PickupEntry>| {
         let pickup = &hub.pickup;
         async move {
-            let mut status = ProjectionStatusServiceClient::new(Hub::channel(pickup).await);
-            let mut progress = status
-                .rebuild_projection(authed(RebuildProjectionRequest {}, ADMIN))
-                .await
-                .unwrap()
-                .into_inner();
-            let mut switched = false;
-            while let Some(p) = progress.message().await.unwrap() {
-                switched |= p.switched;
-            }
-            assert!(switched);
+            rebuild_and_switch(pickup).await;
             live
         }
     };

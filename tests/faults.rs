@@ -12,7 +12,11 @@ use hub_testkit::NatsCluster;
 use hub_tests::*;
 
 async fn stream_info(js: &jetstream::Context) -> jetstream::stream::Info {
-    js.get_stream("HUB_EVENTS")
+    named_stream_info(js, "HUB_EVENTS").await
+}
+
+async fn named_stream_info(js: &jetstream::Context, name: &str) -> jetstream::stream::Info {
+    js.get_stream(name)
         .await
         .unwrap()
         .info()
@@ -121,19 +125,24 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
         .unwrap();
     assert_eq!(after.retries, 0, "the services serve without a restart");
     // Every restarted server has caught up: a leader and two current
-    // replicas.
+    // replicas, for the events and for the data keys.
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let cluster_info = stream_info(&js).await.cluster.expect("clustered");
-        let current = cluster_info.replicas.iter().filter(|r| r.current).count();
-        if cluster_info.leader.is_some() && current == 2 {
-            break;
+    for name in ["HUB_EVENTS", "KV_hub_person_keys"] {
+        loop {
+            let cluster_info = named_stream_info(&js, name)
+                .await
+                .cluster
+                .expect("clustered");
+            let current = cluster_info.replicas.iter().filter(|r| r.current).count();
+            if cluster_info.leader.is_some() && current == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: replicas never caught up: {cluster_info:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "replicas never caught up: {cluster_info:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
         health_of(&pharmacy, "hub.pharmacy.v1.PharmacyService").await,

@@ -8,77 +8,13 @@ use std::collections::BTreeSet;
 
 use hub_testkit::binary;
 use hub_tests::{
-    base_env, bradford_training, commands::RPCS, london_day, start_process,
+    base_env, bradford_training, command, commands::RPCS, hubctl, london_day, run, start_process,
     training_health_becomes, Hub, ADMIN, ANALYST, CARAT, DIP, LEEDS_CARAT, PHARMACIST, STEWARD,
     TREATMENT,
 };
 
 const CUSTODY: &str = "dev-custody-officer-token";
 const PARAMEDIC: &str = "dev-paramedic-token";
-
-/// What a run of hubctl printed.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts the exit code and that stderr says each of `says`.
-    fn refused(&self, code: i32, says: &[&str]) {
-        assert_eq!(self.code, code, "{}", self.stderr);
-        for text in says {
-            assert!(
-                self.stderr.contains(text),
-                "{text:?} not in: {}",
-                self.stderr
-            );
-        }
-    }
-
-    fn json(&self) -> serde_json::Value {
-        assert_eq!(self.code, 0, "hubctl failed: {}", self.stderr);
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
-    }
-}
-
-/// hubctl with `args`, reaching NATS at `nats_url`, no token.
-fn command(nats_url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary("hubctl").unwrap());
-    cmd.args(args)
-        .env_remove("HUB_TOKEN")
-        .env("HUB_NATS_URL", nats_url);
-    cmd
-}
-
-async fn run(mut cmd: tokio::process::Command) -> Run {
-    let out = cmd.output().await.expect("hubctl runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
-    let mut cmd = command(&hub.nats.url(), args);
-    for (var, process) in [
-        ("HUB_CUSTODY_SERVICE_ADDR", &hub.custody),
-        ("HUB_PRISON_SERVICE_ADDR", &hub.prison),
-        ("HUB_PHARMACY_SERVICE_ADDR", &hub.pharmacy),
-        ("HUB_TREATMENT_SERVICE_ADDR", &hub.treatment),
-        ("HUB_AMBULANCE_SERVICE_ADDR", &hub.ambulance),
-        ("HUB_IDENTITY_SERVICE_ADDR", &hub.identity),
-        ("HUB_PICKUP_PROJECTION_ADDR", &hub.pickup),
-        ("HUB_TRAINING_PROJECTION_ADDR", &hub.training),
-    ] {
-        cmd.env(var, process.addr().to_string());
-    }
-    if let Some(t) = token {
-        cmd.env("HUB_TOKEN", t);
-    }
-    run(cmd).await
-}
 
 fn kebab(rpc: &str) -> String {
     let mut out = String::new();

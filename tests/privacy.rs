@@ -15,7 +15,7 @@ use hub_proto::{
     projections::{
         pickup_list_service_client::PickupListServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
-        GetTrainingCountsRequest, ListPickupsRequest, WatchPickupsRequest,
+        GetTrainingCountsRequest, WatchPickupsRequest,
     },
     treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
 };
@@ -95,14 +95,6 @@ async fn plant(hub: &Hub) -> u64 {
         .stream_sequence
 }
 
-fn list(min_sequence: u64) -> ListPickupsRequest {
-    ListPickupsRequest {
-        partnership_code: "bradford".into(),
-        min_sequence,
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_person_level_read_is_audited_and_no_aggregate_read() {
     let hub = Hub::start().unwrap();
@@ -110,7 +102,7 @@ async fn every_person_level_read_is_audited_and_no_aggregate_read() {
     let mut pickups = PickupListServiceClient::new(Hub::channel(&hub.pickup).await);
     assert_eq!(
         pickups
-            .list_pickups(authed(list(last), CARAT))
+            .list_pickups(authed(bradford_list(last), CARAT))
             .await
             .unwrap()
             .into_inner()
@@ -120,7 +112,7 @@ async fn every_person_level_read_is_audited_and_no_aggregate_read() {
     );
     assert_eq!(
         pickups
-            .list_pickups(authed(list(last), DIP))
+            .list_pickups(authed(bradford_list(last), DIP))
             .await
             .unwrap()
             .into_inner()
@@ -167,7 +159,7 @@ async fn every_person_level_read_is_audited_and_no_aggregate_read() {
     // A refused read is not a read.
     assert_eq!(
         pickups
-            .list_pickups(authed(list(last), ANALYST))
+            .list_pickups(authed(bradford_list(last), ANALYST))
             .await
             .unwrap_err()
             .code(),
@@ -268,7 +260,7 @@ async fn an_erased_name_never_comes_back_even_from_an_empty_store() {
     let last = plant(&hub).await;
     let mut pickups = PickupListServiceClient::new(Hub::channel(&hub.pickup).await);
     let before = pickups
-        .list_pickups(authed(list(last), CARAT))
+        .list_pickups(authed(bradford_list(last), CARAT))
         .await
         .unwrap()
         .into_inner()
@@ -333,7 +325,7 @@ async fn an_erased_name_never_comes_back_even_from_an_empty_store() {
     assert_eq!(erased.person_key, before[0].person_key);
 
     let after = pickups
-        .list_pickups(authed(list(erased.stream_sequence), CARAT))
+        .list_pickups(authed(bradford_list(erased.stream_sequence), CARAT))
         .await
         .unwrap()
         .into_inner()
@@ -348,7 +340,7 @@ async fn an_erased_name_never_comes_back_even_from_an_empty_store() {
     hub.pickup.restart().unwrap();
     let mut pickups = PickupListServiceClient::new(Hub::channel(&hub.pickup).await);
     let rebuilt = pickups
-        .list_pickups(authed(list(erased.stream_sequence), CARAT))
+        .list_pickups(authed(bradford_list(erased.stream_sequence), CARAT))
         .await
         .unwrap()
         .into_inner()
@@ -378,7 +370,7 @@ async fn no_secret_token_or_identifier_reaches_a_log() {
     let last = plant(&hub).await;
     let mut pickups = PickupListServiceClient::new(Hub::channel(&hub.pickup).await);
     pickups
-        .list_pickups(authed(list(last), CARAT))
+        .list_pickups(authed(bradford_list(last), CARAT))
         .await
         .unwrap();
     // Refusals log too: an invalid identifier and an unknown token.

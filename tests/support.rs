@@ -184,11 +184,7 @@ impl Hub {
         min_sequence: u64,
         token: &str,
     ) -> hub_proto::projections::ListPickupsResponse {
-        let request = hub_proto::projections::ListPickupsRequest {
-            partnership_code: "bradford".into(),
-            min_sequence,
-            ..Default::default()
-        };
+        let request = bradford_list(min_sequence);
         self.pickups()
             .await
             .list_pickups(authed(request, token))
@@ -233,6 +229,34 @@ impl Hub {
     pub async fn all_messages(&self) -> Vec<StreamMessage> {
         stream_messages(&self.jetstream().await).await
     }
+}
+
+/// `ListPickups` for bradford once `min_sequence` is applied.
+pub fn bradford_list(min_sequence: u64) -> hub_proto::projections::ListPickupsRequest {
+    hub_proto::projections::ListPickupsRequest {
+        partnership_code: "bradford".into(),
+        min_sequence,
+        ..Default::default()
+    }
+}
+
+/// Rebuilds a projection (`hubctl projection rebuild`'s RPC) and waits
+/// until its readers switch to the rebuilt store.
+pub async fn rebuild_and_switch(projection: &HubProcess) {
+    use hub_proto::projections::{
+        projection_status_service_client::ProjectionStatusServiceClient, RebuildProjectionRequest,
+    };
+    let mut status = ProjectionStatusServiceClient::new(Hub::channel(projection).await);
+    let mut progress = status
+        .rebuild_projection(authed(RebuildProjectionRequest {}, ADMIN))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut switched = false;
+    while let Some(p) = progress.message().await.unwrap() {
+        switched |= p.switched;
+    }
+    assert!(switched, "{} never switched readers", projection.name());
 }
 
 /// A projection's status once it has applied everything in the stream
@@ -496,4 +520,68 @@ pub async fn health_of(process: &HubProcess, service: &str) -> i32 {
         .await
         .map(|r| r.into_inner().status)
         .unwrap_or(-1)
+}
+
+/// What a run of hubctl printed.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Asserts the exit code and that stderr says each of `says`.
+    pub fn refused(&self, code: i32, says: &[&str]) {
+        assert_eq!(self.code, code, "{}", self.stderr);
+        for text in says {
+            assert!(
+                self.stderr.contains(text),
+                "{text:?} not in: {}",
+                self.stderr
+            );
+        }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "hubctl failed: {}", self.stderr);
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+/// hubctl with `args`, reaching NATS at `nats_url`, no token.
+pub fn command(nats_url: &str, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(hub_testkit::binary("hubctl").unwrap());
+    cmd.args(args)
+        .env_remove("HUB_TOKEN")
+        .env("HUB_NATS_URL", nats_url);
+    cmd
+}
+
+pub async fn run(mut cmd: tokio::process::Command) -> Run {
+    let out = cmd.output().await.expect("hubctl runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
+    let mut cmd = command(&hub.nats.url(), args);
+    for (var, process) in [
+        ("HUB_CUSTODY_SERVICE_ADDR", &hub.custody),
+        ("HUB_PRISON_SERVICE_ADDR", &hub.prison),
+        ("HUB_PHARMACY_SERVICE_ADDR", &hub.pharmacy),
+        ("HUB_TREATMENT_SERVICE_ADDR", &hub.treatment),
+        ("HUB_AMBULANCE_SERVICE_ADDR", &hub.ambulance),
+        ("HUB_IDENTITY_SERVICE_ADDR", &hub.identity),
+        ("HUB_PICKUP_PROJECTION_ADDR", &hub.pickup),
+        ("HUB_TRAINING_PROJECTION_ADDR", &hub.training),
+    ] {
+        cmd.env(var, process.addr().to_string());
+    }
+    if let Some(t) = token {
+        cmd.env("HUB_TOKEN", t);
+    }
+    run(cmd).await
 }

@@ -377,6 +377,24 @@ fn words(name: &str) -> String {
     }
 }
 
+/// The consents in force on an entry, and since when (London).
+fn consents(e: &PickupEntry) -> String {
+    let since = |t: &Option<prost_types::Timestamp>| match t {
+        Some(t) => format!(
+            " <span class=\"nowrap\">since {}</span>",
+            esc(&hub_core::time::london_minute(&hub_proto::json::rfc3339(t)))
+        ),
+        None => String::new(),
+    };
+    format!(
+        "Gate pick-up: {}{}<br>Share with treatment: {}{}",
+        words(consent_name(e.consent)),
+        since(&e.consent_since),
+        words(consent_name(e.share_with_treatment)),
+        since(&e.share_with_treatment_since),
+    )
+}
+
 fn pickup_row(e: &PickupEntry) -> String {
     let name = if e.redacted {
         "<span class=\"withheld\">no consent</span>".to_string()
@@ -402,7 +420,7 @@ fn pickup_row(e: &PickupEntry) -> String {
                 esc(&e.handed_over_from)
             )
         },
-        consent = words(consent_name(e.consent)),
+        consent = consents(e),
         triage = yes(e.triage_completed),
         appt = esc(&hub_core::time::london_minute(&e.appointment_at)),
         worker = esc(&e.gate_worker_id),

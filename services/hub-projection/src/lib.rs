@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`identity`]: who is whom, per partnership, undoable (facts refolded).
-//! - [`audit`]: the person keys of an audited read, packed.
+//! - [`audit`]: the audit trail's records (person keys packed) and its
+//!   tamper-evident chain; [`trail`] writes and reads it.
 //! - [`message`]: a stream message as an event to apply or one to park.
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.
 //! - [`runtime`]: the store (and rebuilds), the live consumer, callers and
@@ -24,6 +25,8 @@ pub mod message;
 pub mod runtime;
 #[cfg(feature = "server")]
 pub mod status;
+#[cfg(feature = "server")]
+pub mod trail;
 
 #[cfg(feature = "server")]
 mod serving;

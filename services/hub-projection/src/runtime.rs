@@ -29,7 +29,7 @@ use hub_core::{
 use hub_runtime::ApiError;
 use hub_store::{Progress, Store};
 
-use crate::consumer::Consumer;
+use crate::{consumer::Consumer, trail::AuditTrail};
 
 /// Longest a query waits for `min_sequence`.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,6 +63,8 @@ pub struct Projection {
     pub fault: watch::Receiver<Option<String>>,
     pub tokens: Arc<TokenRegistry>,
     pub partnerships: Arc<PartnershipRegister>,
+    /// Where person-level reads are recorded.
+    pub trail: AuditTrail,
 }
 
 fn open_store(path: &Path) -> Result<Store, Error> {
@@ -134,6 +136,7 @@ impl Projection {
         consumer_parts: impl FnOnce(watch::Sender<Progress>, watch::Sender<Option<String>>) -> Consumer,
         tokens: TokenRegistry,
         partnerships: PartnershipRegister,
+        trail: AuditTrail,
     ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
@@ -173,6 +176,7 @@ impl Projection {
             fault: fault_rx,
             tokens: Arc::new(tokens),
             partnerships: Arc::new(partnerships),
+            trail,
         }))
     }
 
@@ -350,8 +354,8 @@ impl Projection {
         }
     }
 
-    /// Records a person-level read before its rows leave: who, when, which
-    /// read, and the person keys it returned.
+    /// Records a person-level read before its rows leave (see
+    /// [`AuditTrail::record`]); if it cannot be recorded the read fails.
     pub async fn audit(
         &self,
         caller: &Caller,
@@ -374,53 +378,21 @@ impl Projection {
         person_keys: Vec<String>,
         reason: Option<(String, hub_proto::events::Sealed)>,
     ) -> Result<(), Status> {
-        use hub_proto::events::{event::Payload, Event, PersonLevelRead};
-        use prost::Message;
-        let now = jiff::Timestamp::now();
-        let break_glass = reason.is_some();
-        let (event_id, sealed) = match reason {
-            Some((id, sealed)) => (id, Some(sealed)),
-            None => (uuid::Uuid::now_v7().to_string(), None),
-        };
-        let at = prost_types::Timestamp {
-            seconds: now.as_second(),
-            nanos: now.subsec_nanosecond(),
-        };
-        let rows = person_keys.len();
-        let person_keys = crate::audit::pack(&person_keys)
-            .map_err(|e| Status::from(ApiError(Error::Internal(e))))?;
-        let event = Event {
-            event_id: event_id.clone(),
-            event_type: "person_level_read".into(),
-            schema_version: hub_proto::SCHEMA_VERSION,
-            occurred_at: Some(at),
-            recorded_at: Some(at),
-            agency: "hub".into(),
-            org_code: caller.org_code.clone(),
-            partnership_code: partnership.into(),
-            actor_user_id: caller.user_id.clone(),
-            actor_role: caller.role.as_str().into(),
-            sealed,
-            payload: Some(Payload::PersonLevelRead(PersonLevelRead {
-                rpc: rpc.into(),
-                rows: rows as u32,
-                person_keys,
-                break_glass,
-            })),
-            ..Default::default()
-        };
-        self.consumer
-            .log
-            .publish(
-                format!("hub.audit.{partnership}"),
-                &event_id,
-                Default::default(),
-                bytes::Bytes::from(event.encode_to_vec()),
-            )
+        self.trail
+            .record(caller, partnership, rpc, &person_keys, reason)
             .await
-            .map_err(|e| Status::from(ApiError(e)))?;
-        tracing::info!(user = %caller.user_id, role = caller.role.as_str(), partnership, rpc, rows, break_glass, "person-level read audited");
-        Ok(())
+            .map_err(|e| ApiError(e).into())
+    }
+
+    /// Whether a rebuild is running (or an erasure holds the store still).
+    pub fn exclusive(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, Status> {
+        self.rebuilding.try_lock().map_err(|_| {
+            ApiError(Error::Unavailable(format!(
+                "{} is rebuilding its store; retry when `hubctl projection status` shows it done",
+                self.name
+            )))
+            .into()
+        })
     }
 
     /// Rebuilds into a fresh store (see the module docs), reporting
@@ -430,7 +402,9 @@ impl Projection {
         report: impl Fn(Progress, u64, bool),
     ) -> Result<(), Error> {
         let _one_at_a_time = self.rebuilding.try_lock().map_err(|_| {
-            Error::AlreadyExists("a rebuild of this projection is already running".into())
+            Error::AlreadyExists(
+                "a rebuild of this projection (or an erasure) is already running".into(),
+            )
         })?;
         let target = self.consumer.log.last_sequence().await?;
         let dir = self

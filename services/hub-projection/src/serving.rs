@@ -63,6 +63,7 @@ pub async fn serve(
     let partnerships = args.load_partnerships()?;
     let client = eventlog::connect(&args.nats, name).await?;
     let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
+    let trail = crate::trail::AuditTrail::new(log.clone(), &args.load_secret()?);
     let (changes, _) = broadcast::channel(4096);
     let projection = Projection::open(
         name,
@@ -79,6 +80,7 @@ pub async fn serve(
         },
         tokens,
         partnerships,
+        trail,
     )?;
     projection.start();
     projection.upgrade_if_needed();

@@ -39,6 +39,9 @@ pub fn pickup_entry(e: &PickupEntry) -> Value {
         "partnership_code": e.partnership_code, "removed": e.removed,
         "handed_over_from": e.handed_over_from,
         "handed_over_at": e.handed_over_at.as_ref().map(rfc3339),
+        "consent_since": e.consent_since.as_ref().map(rfc3339),
+        "share_with_treatment": consent_name(e.share_with_treatment),
+        "share_with_treatment_since": e.share_with_treatment_since.as_ref().map(rfc3339),
     })
 }
 

@@ -291,6 +291,29 @@ impl EventLog {
             .map_err(|e| Error::Unavailable(format!("reading message {sequence}: {e}")))
     }
 
+    /// The last stored message on `subject`, if any.
+    pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StreamMessage>, Error> {
+        use async_nats::jetstream::stream::LastRawMessageErrorKind;
+        let stream = self
+            .js
+            .get_stream_no_info(&self.stream_name)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        match tokio::time::timeout(
+            PUBLISH_TIMEOUT,
+            stream.get_last_raw_message_by_subject(subject),
+        )
+        .await
+        .map_err(|_| Error::Unavailable("the event log did not answer within 5s".into()))?
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(Error::Unavailable(format!(
+                "reading the last of {subject}: {e}"
+            ))),
+        }
+    }
+
     /// The stream's last sequence.
     pub async fn last_sequence(&self) -> Result<u64, Error> {
         Ok(self.sequences().await?.1)

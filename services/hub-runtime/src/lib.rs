@@ -25,6 +25,7 @@ pub mod config;
 pub mod error;
 pub mod eventlog;
 pub mod keystore;
+pub mod ledger;
 pub mod limit;
 pub mod pipeline;
 pub mod prometheus;

@@ -549,7 +549,7 @@ impl CommandPipeline {
         let secret = args.load_secret()?;
         let client = crate::eventlog::connect(&args.nats, service_name).await?;
         let log = EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
-        let keys = KeyStore::open(&log, sealing::KeyWrapper::new(&secret)).await?;
+        let keys = KeyStore::open(&log, &secret).await?;
         tracing::info!(
             partnerships = partnerships.len(),
             stream = log.stream_name(),

@@ -82,6 +82,9 @@ pub enum KeyKind {
     PickupPerson = 0x24,
     /// partnership \0 root \0 episode: a release episode's continuity facts.
     ContinuityOf = 0x25,
+    /// person key \0 partnership → when an event of that partnership last
+    /// named the key (seconds, big-endian i64): retention.
+    LastSeen = 0x26,
     /// A person or staff member trained: partnership \0 year \0 quarter \0 group \0 who.
     Trained = 0x30,
     /// root \0 partnership \0 year \0 quarter \0 group: the reverse of

@@ -27,7 +27,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use async_nats::Client;
 use bytes::Bytes;
 use futures::StreamExt;
-use hub_runtime::{config::NatsArgs, keystore};
+use hub_proto::events::Event;
+use hub_runtime::{
+    config::NatsArgs,
+    keystore,
+    ledger::{self, ErasureLedger},
+};
+use prost::Message;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,6 +41,8 @@ use sha2::{Digest, Sha256};
 const MANIFEST: &str = "hubctl-backup.json";
 const CONFIG_FILE: &str = "backup.json";
 const SNAPSHOT_FILE: &str = "stream.tar.s2";
+/// The erasure ledger's copy, in the backup's folder.
+const ERASURES_FILE: &str = "erasures.pb";
 /// Bytes per snapshot message, each way (well under NATS's 1 MiB payload).
 const CHUNK: usize = 128 * 1024;
 /// Longest wait for the next chunk of a snapshot, or for a chunk's ack.
@@ -60,6 +68,10 @@ pub struct Restore {
     /// (e.g. 1 to restore a cluster's backup onto a single server).
     #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
     pub replicas: Option<u8>,
+    /// Another (newer) backup folder whose erasure ledger to apply too,
+    /// when the NATS restored into has lost its own; may be repeated.
+    #[arg(long = "erasures-from")]
+    pub erasures_from: Vec<PathBuf>,
 }
 
 /// The streams a backup holds: the hub's event stream and the key bucket's.
@@ -165,6 +177,7 @@ pub async fn backup(b: Backup, json: bool) -> Result<()> {
         for stream in streams(&b.nats) {
             let _ = std::fs::remove_dir_all(b.dir.join(stream));
         }
+        let _ = std::fs::remove_file(b.dir.join(ERASURES_FILE));
         if created {
             let _ = std::fs::remove_dir(&b.dir);
         }
@@ -190,10 +203,19 @@ async fn write_backup(b: &Backup, json: bool) -> Result<()> {
         }
         listed.push(taken);
     }
+    let erasures = copy_ledger(&client, &b.dir).await?;
+    if !json {
+        println!(
+            "erasure ledger: {} erasures -> {}",
+            erasures["count"],
+            b.dir.join(ERASURES_FILE).display()
+        );
+    }
     let manifest = json!({
         "format": 1,
         "created": jiff::Timestamp::now().to_string(),
         "streams": listed,
+        "erasures": erasures,
     });
     write_synced(
         &b.dir.join(MANIFEST),
@@ -285,8 +307,8 @@ struct Checked {
 }
 
 /// Reads the manifest and checks every file it lists (size and SHA-256)
-/// before anything reaches NATS.
-fn check(dir: &Path) -> Result<Vec<Checked>> {
+/// before anything reaches NATS: the streams, and the erasures it holds.
+fn check(dir: &Path) -> Result<(Vec<Checked>, Vec<Event>)> {
     let manifest_path = dir.join(MANIFEST);
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).with_context(|| {
@@ -342,7 +364,76 @@ fn check(dir: &Path) -> Result<Vec<Checked>> {
     if checked.is_empty() {
         bail!("{} lists no stream", manifest_path.display());
     }
-    Ok(checked)
+    // Backups from before the ledger have none.
+    let erasures = match manifest.get("erasures") {
+        None => Vec::new(),
+        Some(entry) => {
+            let path = dir.join(ERASURES_FILE);
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            if Some(sha256.as_str()) != entry["sha256"].as_str() {
+                bail!(
+                    "{} is damaged: SHA-256 {sha256}; the backup recorded {}. Nothing was restored.",
+                    path.display(),
+                    entry["sha256"]
+                );
+            }
+            decode_erasures(&bytes)
+                .with_context(|| format!("{} does not decode", path.display()))?
+        }
+    };
+    Ok((checked, erasures))
+}
+
+/// The events of an `erasures.pb`.
+fn decode_erasures(mut bytes: &[u8]) -> Result<Vec<Event>> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        out.push(Event::decode_length_delimited(&mut bytes)?);
+    }
+    Ok(out)
+}
+
+/// Writes the erasure ledger to `dir`; its manifest entry.
+async fn copy_ledger(client: &Client, dir: &Path) -> Result<Value> {
+    let erasures = match ledger(client, None).await? {
+        Some(l) => l.all().await.map_err(|e| anyhow!("{e}"))?,
+        None => Vec::new(),
+    };
+    let mut bytes = Vec::new();
+    for e in &erasures {
+        e.encode_length_delimited(&mut bytes)?;
+    }
+    write_synced(&dir.join(ERASURES_FILE), &bytes)?;
+    Ok(json!({
+        "count": erasures.len(),
+        "sha256": hex::encode(Sha256::digest(&bytes)),
+    }))
+}
+
+/// The erasure ledger of the NATS `client` reaches: `None` when it has
+/// none, unless `create` gives the replicas to create it with.
+async fn ledger(client: &Client, create: Option<usize>) -> Result<Option<ErasureLedger>> {
+    let js = async_nats::jetstream::new(client.clone());
+    if let Ok(kv) = js.get_key_value(ledger::BUCKET).await {
+        return Ok(Some(ErasureLedger::from_store(kv)));
+    }
+    let Some(replicas) = create else {
+        return Ok(None);
+    };
+    let kv = js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: ledger::BUCKET.into(),
+            description: "Every erasure (PersonErased events): re-applied after a restore".into(),
+            history: 1,
+            storage: async_nats::jetstream::stream::StorageType::File,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("cannot create the erasure ledger: {e}"))?;
+    Ok(Some(ErasureLedger::from_store(kv)))
 }
 
 fn file_digest(path: &Path) -> Result<(u64, String)> {
@@ -373,12 +464,15 @@ const AFTER_RESTORE: &str = "restore complete. Next, in this order:
   2. start the projections (empty stores rebuild from the stream) and
      wait for `hubctl projection status` to show lag 0;
   3. start the agency services.
-With the same hub secret as before, or no name can be read; erasures made
-after the backup must be done again (docs/operations.md, Restore).";
+With the same hub secret as before, or no name can be read. Every erasure
+in the erasure ledger was applied again (above): erased names stay erased.";
 
 /// `hubctl restore DIR`: into a NATS that has none of the backup's streams.
 pub async fn restore(r: Restore, json: bool) -> Result<()> {
-    let checked = check(&r.dir)?;
+    let (checked, mut erasures) = check(&r.dir)?;
+    for other in &r.erasures_from {
+        erasures.extend(check(other)?.1);
+    }
     let client = connect(&r.nats).await?;
     for stream in &checked {
         if exists(&client, &stream.name).await? {
@@ -388,6 +482,12 @@ pub async fn restore(r: Restore, json: bool) -> Result<()> {
             );
         }
     }
+    let replicas = r.replicas.map(usize::from).unwrap_or_else(|| {
+        checked
+            .first()
+            .and_then(|c| c.config["num_replicas"].as_u64())
+            .unwrap_or(1) as usize
+    });
     let mut restored = Vec::new();
     for stream in checked {
         let state = restore_stream(&client, &stream, r.replicas).await?;
@@ -396,13 +496,120 @@ pub async fn restore(r: Restore, json: bool) -> Result<()> {
         }
         restored.push(json!({ "name": stream.name, "state": state }));
     }
+    let reapplied = reapply_erasures(&client, &r.nats.stream, erasures, replicas).await?;
+    if !json {
+        println!(
+            "erasure ledger: {} erasures ({} added to the ledger); {} data keys destroyed again; {} erasure events put back into the stream",
+            reapplied["erasures"], reapplied["added_to_ledger"], reapplied["keys_destroyed"], reapplied["events_put_back"]
+        );
+    }
     if json {
-        println!("{}", json!({ "restored": restored }));
+        println!("{}", json!({ "restored": restored, "erasures": reapplied }));
         eprintln!("{AFTER_RESTORE}");
     } else {
         println!("{AFTER_RESTORE}");
     }
     Ok(())
+}
+
+/// Makes every erasure hold on the restored copy: the ledger the NATS has
+/// (kept) and `from_backups` are merged into it; each erasure's data keys
+/// are destroyed in the restored key bucket, and its event is put back into
+/// the restored stream when missing. What was done, as JSON.
+async fn reapply_erasures(
+    client: &Client,
+    stream_name: &str,
+    from_backups: Vec<Event>,
+    replicas: usize,
+) -> Result<Value> {
+    let ledger = ledger(client, Some(replicas))
+        .await?
+        .expect("created when missing");
+    let mut all: std::collections::BTreeMap<String, Event> = ledger
+        .all()
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .into_iter()
+        .map(|e| (e.event_id.clone(), e))
+        .collect();
+    let mut added = 0;
+    for e in from_backups {
+        if !all.contains_key(&e.event_id) {
+            ledger.record(&e).await.map_err(|e| anyhow!("{e}"))?;
+            all.insert(e.event_id.clone(), e);
+            added += 1;
+        }
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    let keys = js
+        .get_key_value(keystore::BUCKET)
+        .await
+        .map_err(|e| anyhow!("the restored key bucket cannot be opened: {e}"))?;
+    let mut destroyed = 0;
+    for e in all.values() {
+        for k in std::iter::once(&e.person_key).chain(&e.linked_person_keys) {
+            let name = format!("dk.{k}");
+            let live = keys
+                .entry(&name)
+                .await
+                .map_err(|e| anyhow!("reading the restored key bucket: {e}"))?
+                .is_some_and(|en| {
+                    en.operation == async_nats::jetstream::kv::Operation::Put
+                        && !en.value.is_empty()
+                });
+            if live {
+                keys.purge(&name)
+                    .await
+                    .map_err(|e| anyhow!("destroying a data key again: {e}"))?;
+                destroyed += 1;
+            }
+        }
+    }
+    // The erasure events the restored stream holds.
+    let stream = js
+        .get_stream(stream_name)
+        .await
+        .map_err(|e| anyhow!("{stream_name}: {e}"))?;
+    let mut present = std::collections::BTreeSet::new();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::OrderedConfig {
+            filter_subject: "hub.admin.person_erased".into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| anyhow!("{stream_name}: {e}"))?;
+    if consumer.cached_info().num_pending > 0 {
+        let mut messages = consumer.messages().await?;
+        while let Some(m) = tokio::time::timeout(CHUNK_WAIT, messages.next())
+            .await
+            .map_err(|_| anyhow!("{stream_name}: reading its erasures stopped"))?
+        {
+            let m = m.map_err(|e| anyhow!("{stream_name}: {e}"))?;
+            if let Ok(e) = Event::decode(m.payload.clone()) {
+                present.insert(e.event_id);
+            }
+            if m.info().map_err(|e| anyhow!("{e}"))?.pending == 0 {
+                break;
+            }
+        }
+    }
+    let mut put_back = 0;
+    for e in all.values().filter(|e| !present.contains(&e.event_id)) {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, e.event_id.as_str());
+        js.publish_with_headers("hub.admin.person_erased", headers, e.encode_to_vec().into())
+            .await
+            .map_err(|e| anyhow!("{stream_name}: {e}"))?
+            .await
+            .map_err(|e| anyhow!("{stream_name}: {e}"))?;
+        put_back += 1;
+    }
+    Ok(json!({
+        "erasures": all.len(),
+        "added_to_ledger": added,
+        "keys_destroyed": destroyed,
+        "events_put_back": put_back,
+    }))
 }
 
 /// Sends one stream's snapshot; the restored stream's state, checked

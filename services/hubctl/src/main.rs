@@ -27,7 +27,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use hub_proto::{
     admin::{
-        admin_service_client::AdminServiceClient, ErasePersonRequest, ListAuditRecordsRequest,
+        admin_service_client::AdminServiceClient, ErasePersonRequest, GetRetentionStatusRequest,
+        ListAuditRecordsRequest, ListKeyVersionsRequest, ListPersonAccessRequest,
+        RetireKeyVersionRequest, RotateKeysRequest, VerifyAuditTrailRequest,
     },
     ambulance::ambulance_service_client::AmbulanceServiceClient,
     custody::custody_service_client::CustodyServiceClient,
@@ -212,11 +214,22 @@ enum Command {
         #[command(subcommand)]
         command: PersonCommand,
     },
-    /// Who read person-level rows of a partnership, when, and how many
-    /// (admins; data stewards for their partnerships).
+    /// Who read person-level rows: of a partnership (--partnership), or of
+    /// one person (--person: who saw them, when, how, why); `audit verify`
+    /// checks a partnership's trail. Admins; data stewards for their
+    /// partnerships.
+    #[command(args_conflicts_with_subcommands = true)]
     Audit {
+        #[command(subcommand)]
+        command: Option<AuditCommand>,
+        /// The partnership whose reads to list (with --person: only there;
+        /// admins may leave it out to search every partnership).
         #[arg(long)]
-        partnership: String,
+        partnership: Option<String>,
+        /// NHS number, prison number, client code or PNC id (recognised by
+        /// shape): every read whose rows included this person.
+        #[arg(long)]
+        person: Option<String>,
         /// Only reads that broke the glass (callers whose token did not
         /// cover the partnership), with their reasons.
         #[arg(long)]
@@ -227,6 +240,17 @@ enum Command {
         /// At most this many records, oldest first.
         #[arg(long, default_value_t = 1000)]
         limit: u32,
+    },
+    /// Retention of personal data (admin): what expires when.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+    /// The key-encryption keys that wrap people's data keys (admin):
+    /// list, rotate, retire.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Projections: status and rebuilds (admin).
     Projection {
@@ -271,6 +295,56 @@ enum IdentityCommand {
     },
     #[command(flatten)]
     Record(Box<record::Identity>),
+}
+
+/// A progress bar counting `unit`s, with rate and time left.
+fn progress_bar(unit: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{msg}} [{{bar:40}}] {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)"
+        ))
+        .expect("a valid template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check a partnership's audit trail link by link: the first removed,
+    /// altered or forged record is named (exit 1 when broken).
+    Verify {
+        #[arg(long)]
+        partnership: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// The retention period, how many people's data is held, and how many
+    /// expire on each coming day.
+    Status {
+        /// Days of expiries to list, soonest first.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Every version, its state and how many data keys it wraps.
+    List,
+    /// Introduce a new version and re-wrap every data key under it, with
+    /// progress; services keep serving meanwhile.
+    Rotate {
+        /// Finish an interrupted rotation (no new version).
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Destroy a version no data key needs any more: copies of data keys
+    /// wrapped under it (old backups) can never be opened again.
+    Retire { version: u32 },
 }
 
 #[derive(Subcommand)]
@@ -609,14 +683,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar("events");
             bar.set_message(format!("rebuilding {name}"));
             let mut last = None;
             while let Some(p) = progress.message().await.map_err(explain)? {
@@ -649,7 +716,28 @@ async fn run(cli: Cli) -> Result<()> {
             output::erasure(&e, cli.json);
         }
         Command::Audit {
+            command: Some(AuditCommand::Verify { partnership }),
+            ..
+        } => {
+            let mut admin = AdminServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let v = admin
+                .verify_audit_trail(caller.request(VerifyAuditTrailRequest {
+                    partnership_code: partnership,
+                })?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            output::verification(&v, cli.json);
+            if !v.intact {
+                std::process::exit(1);
+            }
+        }
+        Command::Audit {
+            command: None,
             partnership,
+            person,
             break_glass,
             since,
             limit,
@@ -658,17 +746,101 @@ async fn run(cli: Cli) -> Result<()> {
             let mut admin = AdminServiceClient::new(
                 channel("pickup-projection", &cli.pickup_projection_addr).await?,
             );
-            let reply = admin
-                .list_audit_records(caller.request(ListAuditRecordsRequest {
-                    partnership_code: partnership,
-                    since,
-                    limit,
-                    break_glass_only: break_glass,
-                })?)
+            match (person, partnership) {
+                (Some(identifier), partnership) => {
+                    if break_glass {
+                        bail!("--break-glass lists a partnership's reads: leave out --person");
+                    }
+                    let reply = admin
+                        .list_person_access(caller.request(ListPersonAccessRequest {
+                            identifier,
+                            partnership_code: partnership.unwrap_or_default(),
+                            since,
+                            limit,
+                        })?)
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    output::person_access(&reply, cli.json);
+                }
+                (None, Some(partnership)) => {
+                    let reply = admin
+                        .list_audit_records(caller.request(ListAuditRecordsRequest {
+                            partnership_code: partnership,
+                            since,
+                            limit,
+                            break_glass_only: break_glass,
+                        })?)
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    output::audit(&reply.records, cli.json);
+                }
+                (None, None) => bail!(
+                    "give --partnership <code> (its reads), --person <identifier> (who saw them), or `audit verify --partnership <code>`"
+                ),
+            }
+        }
+        Command::Retention {
+            command: RetentionCommand::Status { days },
+        } => {
+            let mut admin = AdminServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let s = admin
+                .get_retention_status(caller.request(GetRetentionStatusRequest { limit: days })?)
                 .await
                 .map_err(explain)?
                 .into_inner();
-            output::audit(&reply.records, cli.json);
+            output::retention(&s, cli.json);
+        }
+        Command::Keys { command } => {
+            let mut admin = AdminServiceClient::new(
+                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+            );
+            let versions = match command {
+                KeysCommand::List => admin
+                    .list_key_versions(caller.request(ListKeyVersionsRequest {})?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner(),
+                KeysCommand::Retire { version } => admin
+                    .retire_key_version(caller.request(RetireKeyVersionRequest { version })?)
+                    .await
+                    .map_err(explain)?
+                    .into_inner(),
+                KeysCommand::Rotate { resume } => {
+                    let mut progress = admin
+                        .rotate_keys(caller.request(RotateKeysRequest { resume })?)
+                        .await
+                        .map_err(explain)?
+                        .into_inner();
+                    let bar = progress_bar("data keys");
+                    let mut last = None;
+                    while let Some(p) = progress.message().await.map_err(explain)? {
+                        bar.set_message(format!("re-wrapping under version {}", p.version));
+                        bar.set_length(p.total);
+                        bar.set_position(p.rewrapped + p.skipped);
+                        last = Some(p);
+                    }
+                    match last {
+                        Some(p) if p.done => {
+                            bar.finish_and_clear();
+                            println!(
+                                "every data key is wrapped under version {} ({} re-wrapped or already there, {} erased meanwhile)",
+                                p.version, p.rewrapped, p.skipped
+                            );
+                        }
+                        _ => bail!("the rotation stopped before it finished; run `hubctl keys rotate --resume`"),
+                    }
+                    admin
+                        .list_key_versions(caller.request(ListKeyVersionsRequest {})?)
+                        .await
+                        .map_err(explain)?
+                        .into_inner()
+                }
+            };
+            output::key_versions(&versions, cli.json);
         }
         Command::Seed {
             command:

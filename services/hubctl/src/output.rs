@@ -2,7 +2,10 @@
 //! scripts, with the contract's snake_case field names.
 
 use hub_proto::{
-    admin::{AuditRecord, PersonErasure},
+    admin::{
+        AuditRecord, AuditTrailVerification, KeyVersions, ListPersonAccessResponse, PersonErasure,
+        RetentionStatus,
+    },
     projections::{
         ListPickupsResponse, ListPotentialDuplicatesResponse, LookupPersonResponse, PickupSummary,
         ProjectionStatus, TrainingCounts,
@@ -354,7 +357,8 @@ pub fn erasure(e: &PersonErasure, as_json: bool) {
         println!(
             "{}",
             json!({"person_key": e.person_key, "keys_destroyed": e.keys_destroyed,
-                   "event_id": e.event_id, "stream_sequence": e.stream_sequence})
+                   "event_id": e.event_id, "stream_sequence": e.stream_sequence,
+                   "applied_sequence": e.applied_sequence})
         );
     } else {
         println!(
@@ -371,18 +375,137 @@ fn instant(t: &Option<prost_types::Timestamp>) -> String {
         .unwrap_or_default()
 }
 
-pub fn audit(records: &[AuditRecord], as_json: bool) {
+fn audit_json(records: &[AuditRecord]) -> Vec<serde_json::Value> {
+    records
+        .iter()
+        .map(|r| {
+            json!({"at": instant(&r.at), "user_id": r.user_id, "role": r.role, "org_code": r.org_code,
+                   "partnership_code": r.partnership_code, "rpc": r.rpc, "rows": r.rows,
+                   "stream_sequence": r.stream_sequence, "person_keys": r.person_keys,
+                   "break_glass_reason": r.break_glass_reason})
+        })
+        .collect()
+}
+
+/// Who saw a person.
+pub fn person_access(reply: &ListPersonAccessResponse, as_json: bool) {
     if as_json {
-        let rows: Vec<_> = records
+        println!(
+            "{}",
+            json!({ "person_keys": reply.person_keys, "records": audit_json(&reply.records) })
+        );
+        return;
+    }
+    println!(
+        "the person's keys: {}",
+        if reply.person_keys.is_empty() {
+            "(none known)".to_string()
+        } else {
+            reply.person_keys.join(", ")
+        }
+    );
+    audit(&reply.records, false);
+}
+
+pub fn verification(v: &AuditTrailVerification, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            json!({"partnership_code": v.partnership_code, "intact": v.intact, "records": v.records,
+                   "chained": v.chained, "before_chain": v.before_chain,
+                   "broken_at_sequence": v.broken_at_sequence, "broken_at_link": v.broken_at_link,
+                   "problem": v.problem})
+        );
+    } else if v.intact {
+        println!(
+            "{}: the audit trail is intact: {} records, {} chained ({} from before the chain)",
+            v.partnership_code, v.records, v.chained, v.before_chain
+        );
+    } else {
+        println!(
+            "{}: the audit trail is BROKEN at link {} (stream sequence {}): {}. {} records checked before it.",
+            v.partnership_code, v.broken_at_link, v.broken_at_sequence, v.problem, v.chained
+        );
+    }
+}
+
+pub fn retention(s: &RetentionStatus, as_json: bool) {
+    let days: Vec<_> = s
+        .upcoming
+        .iter()
+        .map(|d| json!({"date": d.date, "people": d.people}))
+        .collect();
+    if as_json {
+        println!(
+            "{}",
+            json!({"period_seconds": s.period_seconds, "people_held": s.people_held,
+                   "people_expired": s.people_expired, "upcoming": days,
+                   "last_sweep_at": instant(&s.last_sweep_at),
+                   "last_erasure_sequence": s.last_erasure_sequence})
+        );
+        return;
+    }
+    let period = if s.period_seconds.is_multiple_of(86_400) {
+        format!("{} days", s.period_seconds / 86_400)
+    } else {
+        format!("{} seconds", s.period_seconds)
+    };
+    println!("retention: personal data is destroyed after {period} with no event about the person");
+    println!(
+        "held for {} people; expired so far: {}; last sweep: {}",
+        s.people_held,
+        s.people_expired,
+        match instant(&s.last_sweep_at) {
+            t if t.is_empty() => "not yet".to_string(),
+            t => t,
+        }
+    );
+    let rows: Vec<Vec<String>> = s
+        .upcoming
+        .iter()
+        .map(|d| vec![d.date.clone(), d.people.to_string()])
+        .collect();
+    table(&["EXPIRES ON", "PEOPLE"], &rows);
+}
+
+pub fn key_versions(v: &KeyVersions, as_json: bool) {
+    if as_json {
+        let rows: Vec<_> = v
+            .versions
             .iter()
-            .map(|r| {
-                json!({"at": instant(&r.at), "user_id": r.user_id, "role": r.role, "org_code": r.org_code,
-                       "partnership_code": r.partnership_code, "rpc": r.rpc, "rows": r.rows,
-                       "stream_sequence": r.stream_sequence, "person_keys": r.person_keys,
-                       "break_glass_reason": r.break_glass_reason})
+            .map(|k| {
+                json!({"version": k.version, "state": k.state, "created_at": instant(&k.created_at),
+                       "retired_at": instant(&k.retired_at), "data_keys": k.data_keys})
             })
             .collect();
-        println!("{}", json!({ "records": rows }));
+        println!("{}", json!({ "versions": rows }));
+        return;
+    }
+    let rows: Vec<Vec<String>> = v
+        .versions
+        .iter()
+        .map(|k| {
+            vec![
+                k.version.to_string(),
+                k.state.clone(),
+                match instant(&k.created_at) {
+                    t if t.is_empty() => "(derived from the hub secret)".to_string(),
+                    t => t,
+                },
+                instant(&k.retired_at),
+                k.data_keys.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["VERSION", "STATE", "CREATED", "RETIRED", "DATA KEYS"],
+        &rows,
+    );
+}
+
+pub fn audit(records: &[AuditRecord], as_json: bool) {
+    if as_json {
+        println!("{}", json!({ "records": audit_json(records) }));
         return;
     }
     let rows: Vec<Vec<String>> = records
@@ -390,6 +513,7 @@ pub fn audit(records: &[AuditRecord], as_json: bool) {
         .map(|r| {
             vec![
                 instant(&r.at),
+                r.partnership_code.clone(),
                 r.user_id.clone(),
                 r.role.clone(),
                 r.org_code.clone(),
@@ -402,6 +526,7 @@ pub fn audit(records: &[AuditRecord], as_json: bool) {
     table(
         &[
             "AT",
+            "PARTNERSHIP",
             "USER",
             "ROLE",
             "ORG",

@@ -59,7 +59,37 @@ fn internal(e: impl std::fmt::Display) -> Status {
 }
 
 /// Data keys opened so far, by key id; emptied on every erasure.
-pub type DataKeyCache = Arc<Mutex<HashMap<String, DataKey>>>;
+///
+/// A read that fetched a key from the key store just before an erasure
+/// destroyed it must not put it back afterwards: each fetch notes the
+/// cache's generation first, and its key is kept only if no erasure
+/// emptied the cache meanwhile.
+#[derive(Clone, Default)]
+pub struct DataKeyCache(Arc<Mutex<(HashMap<String, DataKey>, u64)>>);
+
+impl DataKeyCache {
+    /// The cached key of `key_id`, or the generation to fetch it under.
+    pub fn get(&self, key_id: &str) -> Result<DataKey, u64> {
+        let cache = self.0.lock().expect("cache lock");
+        cache.0.get(key_id).cloned().ok_or(cache.1)
+    }
+
+    /// Keeps `key`, fetched under `generation`, unless an erasure emptied
+    /// the cache since.
+    pub fn keep(&self, key_id: &str, key: DataKey, generation: u64) {
+        let mut cache = self.0.lock().expect("cache lock");
+        if cache.1 == generation {
+            cache.0.insert(key_id.to_string(), key);
+        }
+    }
+
+    /// Drops every key (an erasure destroyed some).
+    pub fn clear(&self) {
+        let mut cache = self.0.lock().expect("cache lock");
+        cache.0.clear();
+        cache.1 += 1;
+    }
+}
 
 #[derive(Clone)]
 pub struct PickupApi {
@@ -101,20 +131,11 @@ impl PickupApi {
     async fn display_name(&self, record: &PersonRecord) -> Option<String> {
         let name = record.name.as_ref()?;
         let sealed = name.sealed.as_ref()?;
-        let cached = self
-            .data_keys
-            .lock()
-            .expect("cache lock")
-            .get(&sealed.key_id)
-            .cloned();
-        let key = match cached {
-            Some(k) => k,
-            None => {
+        let key = match self.data_keys.get(&sealed.key_id) {
+            Ok(k) => k,
+            Err(generation) => {
                 let k = self.keys.get(&sealed.key_id).await.ok()??;
-                self.data_keys
-                    .lock()
-                    .expect("cache lock")
-                    .insert(sealed.key_id.clone(), k.clone());
+                self.data_keys.keep(&sealed.key_id, k.clone(), generation);
                 k
             }
         };

@@ -6,7 +6,10 @@
 //!   continuity of care).
 //! - [`api`]: `PickupListService` (the list, its live watch, its summary);
 //!   every person-level read is audited.
-//! - [`admin`]: erasure and the audit trail, for admins.
+//! - [`admin`]: information governance: erasure, retention, the audit
+//!   trail (who saw whom, its verification) and key rotation.
+//! - [`erasure`]: an erasure that holds (request or retention).
+//! - [`retention`]: when each person was last named; who has expired.
 //! - [`run`]: start-up, used by `main` and by tests on port 0; the consumer,
 //!   status and rebuilds are `hub-projection`'s.
 
@@ -14,12 +17,15 @@
 pub mod admin;
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod erasure;
 pub mod model;
+pub mod retention;
 
 pub const NAME: &str = "pickup-projection";
 /// The layout of this projection's store. Stores of an older layout are
 /// rebuilt from the stream when the projection starts.
-pub const SCHEMA: u32 = 2;
+pub const SCHEMA: u32 = 3;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
 
 #[cfg(feature = "server")]

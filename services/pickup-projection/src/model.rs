@@ -81,6 +81,13 @@ pub struct PersonRecord {
     /// When the handover was recorded (seconds since 1970).
     #[prost(int64, tag = "8")]
     pub handed_over_at: i64,
+    /// When the GATE_PICKUP decision in force was made (`occurred_at`,
+    /// seconds since 1970; 0 while none was recorded).
+    #[prost(int64, tag = "9")]
+    pub gate_consent_at: i64,
+    /// When the SHARE_WITH_TREATMENT decision in force was made.
+    #[prost(int64, tag = "10")]
+    pub share_consent_at: i64,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -327,6 +334,16 @@ fn checklist(record: &mut PersonRecord) -> &mut Checklist {
     }
 }
 
+/// When `event` happened, in seconds since 1970.
+fn seconds(event: &Event) -> i64 {
+    event.occurred_at.as_ref().map_or(0, |t| t.seconds)
+}
+
+/// A time kept as seconds since 1970, for a reply (absent when 0).
+fn timestamp(seconds: i64) -> Option<prost_types::Timestamp> {
+    (seconds != 0).then_some(prost_types::Timestamp { seconds, nanos: 0 })
+}
+
 fn consent_after(now: i32, given: bool) -> i32 {
     let now = ConsentState::try_from(now).unwrap_or(ConsentState::ConsentUnknown);
     (match (given, now) {
@@ -460,11 +477,13 @@ fn fold_fact(rec: &mut PersonRecord, p: &str, event: &Event, sequence: u64) {
         }
         Some(Payload::ConsentRecorded(c)) if c.purpose == ConsentPurpose::GatePickup as i32 => {
             rec.gate_consent = consent_after(rec.gate_consent, c.given);
+            rec.gate_consent_at = seconds(event);
         }
         Some(Payload::ConsentRecorded(c))
             if c.purpose == ConsentPurpose::ShareWithTreatment as i32 =>
         {
             rec.share_consent = consent_after(rec.share_consent, c.given);
+            rec.share_consent_at = seconds(event);
         }
         Some(Payload::ImminentReleaseFlagged(_)) => {
             let c = checklist(rec);
@@ -537,6 +556,7 @@ fn fold_fact(rec: &mut PersonRecord, p: &str, event: &Event, sequence: u64) {
 /// Applies one event (at stream `sequence`); returns the people whose
 /// entries may have changed.
 pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Changed>, Error> {
+    crate::retention::touch(kv, event)?;
     identity::apply(kv, event, sequence, concerns_the_list(event), &Pickup)
 }
 
@@ -647,6 +667,9 @@ pub fn view(root: &str, record: &PersonRecord, as_of: Date, reader: Reader) -> O
             seconds: record.handed_over_at,
             nanos: 0,
         }),
+        consent_since: timestamp(record.gate_consent_at),
+        share_with_treatment: record.share_consent,
+        share_with_treatment_since: timestamp(record.share_consent_at),
     })
 }
 
@@ -847,7 +870,12 @@ mod tests {
             "2026-11-20",
             Payload::HarmReductionAdviceRecorded(Default::default()),
         );
-        assert!(w.kv.0.is_empty(), "nothing stored: {:?}", w.kv.0.keys());
+        // Only when each key was last named (retention) is kept.
+        assert!(
+            w.kv.0.keys().all(|k| k[0] == KeyKind::LastSeen as u8),
+            "nothing else stored: {:?}",
+            w.kv.0.keys()
+        );
         // A referral naming nobody new to the list, but linking two keys.
         w.given(
             &["nhs", "client"],
@@ -1088,6 +1116,28 @@ mod tests {
             .find(|e| e.person_key == "r")
             .unwrap();
         assert_eq!(r.consent, ConsentState::ConsentUnknown as i32);
+        assert_eq!(r.share_with_treatment, ConsentState::Given as i32);
+        assert_eq!(r.share_with_treatment_since, at(TODAY));
+        assert_eq!(r.consent_since, None, "no gate pick-up decision yet");
+    }
+
+    #[test]
+    fn the_entry_says_which_consents_are_in_force_since_when() {
+        let mut w = World::new();
+        w.given(&["p"], "2026-11-01", release_date("2026-11-25"))
+            .given(&["p"], "2026-11-02", consent(true));
+        let e = &w.list("bradford", date(2026, 11, 23))[0];
+        assert_eq!(e.consent_since, at("2026-11-02"));
+        assert_eq!(e.share_with_treatment, ConsentState::ConsentUnknown as i32);
+        assert_eq!(e.share_with_treatment_since, None);
+        w.given(&["p"], "2026-11-20", consent(false));
+        let e = &w.list("bradford", date(2026, 11, 23))[0];
+        assert_eq!(e.consent, ConsentState::Withdrawn as i32);
+        assert_eq!(
+            e.consent_since,
+            at("2026-11-20"),
+            "the withdrawal is what is in force"
+        );
     }
 
     #[test]

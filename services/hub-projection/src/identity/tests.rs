@@ -263,6 +263,7 @@ fn erasure_reaches_every_partnership_and_strips_seals_from_facts() {
         linked_person_keys: vec!["pnc".into(), "prison".into()],
         payload: Some(Payload::PersonErased(hub_proto::events::PersonErased {
             partnership_codes: known_in,
+            reason: "request".into(),
         })),
         ..Default::default()
     };
