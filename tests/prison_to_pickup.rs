@@ -7,7 +7,9 @@ use std::time::Duration;
 use hub_proto::{
     common::PersonRef,
     prison::RecordReleaseDateRequest,
-    projections::{GetProjectionStatusRequest, ListPickupsRequest, PickupStatus},
+    projections::{
+        GetPickupSummaryRequest, GetProjectionStatusRequest, ListPickupsRequest, PickupStatus,
+    },
 };
 use hub_tests::*;
 use tonic::Code;
@@ -409,11 +411,35 @@ async fn min_sequence_not_reached_is_unavailable_and_reads_are_role_checked() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
-    let mut r = list(0);
-    r.as_of_date = "2026-13-01".into();
-    let err = pickups.list_pickups(authed(r, CARAT)).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("as_of_date"));
+    // Dates that are not real, or at the edge of the calendar: refused
+    // by name, and the service answers on.
+    for bad in ["2026-13-01", "9999-12-31", "1999-12-31"] {
+        let mut r = list(0);
+        r.as_of_date = bad.into();
+        let err = pickups.list_pickups(authed(r, CARAT)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+        assert!(
+            err.message().contains("as_of_date"),
+            "{bad}: {}",
+            err.message()
+        );
+        let summary = GetPickupSummaryRequest {
+            partnership_code: "bradford".into(),
+            as_of_date: bad.into(),
+            ..Default::default()
+        };
+        let err = pickups
+            .get_pickup_summary(authed(summary, ANALYST))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{bad}");
+        assert!(
+            err.message().contains("as_of_date"),
+            "{bad}: {}",
+            err.message()
+        );
+    }
+    pickups.list_pickups(authed(list(0), CARAT)).await.unwrap();
     let err = hub
         .projection_status()
         .await

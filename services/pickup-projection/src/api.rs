@@ -231,11 +231,26 @@ fn keys_of(entries: &[PickupEntry]) -> Vec<String> {
     entries.iter().map(|e| e.person_key.clone()).collect()
 }
 
+/// Earliest and latest `as_of_date` a query takes: the list's window and
+/// the financial year around it stay real dates, so no date arithmetic on
+/// a caller's input can overflow.
+const FIRST_AS_OF: Date = jiff::civil::date(2000, 1, 1);
+const LAST_AS_OF: Date = jiff::civil::date(2199, 3, 31);
+
 fn as_of_date(v: &mut Violations, s: &str) -> Option<Date> {
     if s.is_empty() {
         return Some(london_today());
     }
-    v.check("as_of_date", validate::date(s))
+    v.check(
+        "as_of_date",
+        validate::date(s).and_then(|d| {
+            if (FIRST_AS_OF..=LAST_AS_OF).contains(&d) {
+                Ok(d)
+            } else {
+                Err(format!("must be between {FIRST_AS_OF} and {LAST_AS_OF}"))
+            }
+        }),
+    )
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<PickupEntry, Status>> + Send>>;
