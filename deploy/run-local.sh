@@ -29,6 +29,9 @@ export HUB_TOKENS_FILE=${HUB_TOKENS_FILE:-seeds/dev-tokens.json}
 export HUB_PARTNERSHIPS_FILE=${HUB_PARTNERSHIPS_FILE:-seeds/partnerships.tsv}
 export HUB_SECRET_FILE=${HUB_SECRET_FILE:-./$VAR/hub.secret}
 mkdir -p $VAR/nats $VAR/logs var/logs
+# Services never make up a secret (a mis-mounted one must stop them): the
+# local hub's is made here, once, and kept with its data.
+[ -f "$HUB_SECRET_FILE" ] || $BIN/hubctl secret create "$HUB_SECRET_FILE"
 
 pids=()
 stop() {

@@ -258,19 +258,35 @@ async fn what_a_batch_records_the_pick_up_list_shows() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_batch_records_at_most_10000_commands_and_says_which_were_refused() {
+async fn a_batch_stops_reading_past_10000_commands_and_keeps_what_it_recorded() {
     let hub = Hub::start().unwrap();
     let before = hub.stream_messages().await;
     let commands: Vec<_> = (0..10_002)
         .map(|i| needle_exchange(&format!("bulk-{i}"), "JS02031985M", 1))
         .collect();
-    let reply = upload(&hub, PHARMACIST, commands).await;
-    assert_eq!(reply.results.len(), 10_002);
-    assert_eq!((reply.recorded, reply.refused), (10_000, 2));
-    for late in &reply.results[10_000..] {
-        let e = refusal(late);
-        assert_eq!(e.code, "INVALID_ARGUMENT");
-        assert!(e.message.contains("at most 10000"), "{e:?}");
-    }
+    let refused = PharmacyServiceClient::new(Hub::channel(&hub.pharmacy).await)
+        .record_batch(authed(futures::stream::iter(commands.clone()), PHARMACIST))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::ResourceExhausted,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("at most 10000") && refused.message().contains("10000 recorded"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(hub.stream_messages().await - before, 10_000);
+    // The first 10,000 again: each is a duplicate of what was recorded,
+    // with its acknowledgement; nothing new is written.
+    let reply = upload(&hub, PHARMACIST, commands[..10_000].to_vec()).await;
+    assert_eq!(
+        (reply.recorded, reply.duplicates),
+        (0, 10_000),
+        "{:?}",
+        reply.refused
+    );
     assert_eq!(hub.stream_messages().await - before, 10_000);
 }

@@ -23,6 +23,7 @@ use tonic::{transport::Channel, Request};
 pub fn base_env(dir: &Path, nats_url: &str) -> Vec<(String, String)> {
     let root = workspace_root();
     let path = |p: PathBuf| p.display().to_string();
+    hub_testkit::ensure_secret(&dir.join("hub.secret")).expect("a hub secret for the test");
     vec![
         ("HUB_NATS_URL".to_string(), nats_url.to_string()),
         (

@@ -30,7 +30,7 @@ use tokio::net::TcpListener;
 use tonic::{transport::Channel, Code, Request};
 
 use hub_core::{
-    auth::{Action, Caller, PartnershipScope, TokenRegistry},
+    auth::{Action, Caller, PartnershipScope},
     partnerships::PartnershipRegister,
     time::{london_today, FinancialYear},
     Error,
@@ -49,6 +49,9 @@ use hub_runtime::{config::CommonArgs, prometheus};
 pub const NAME: &str = "dashboard";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const COOKIE: &str = "hub_token";
+/// How long a stopping dashboard lets requests in flight (a live page's
+/// stream among them) finish.
+pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Config {
@@ -77,21 +80,14 @@ impl AsRef<CommonArgs> for Config {
 }
 
 struct App {
-    tokens: TokenRegistry,
+    auth: Arc<hub_runtime::authn::Authenticator>,
+    /// Whether the dashboard serves TLS (cookies are then `Secure`).
+    tls: bool,
+    /// Each caller's open live pages.
+    live: hub_runtime::quota::StreamQuota,
     partnerships: PartnershipRegister,
     pickup: Channel,
     training: Channel,
-}
-
-fn channel(setting: &str, addr: &str) -> Result<Channel, Error> {
-    let url = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    Ok(Channel::from_shared(url)
-        .map_err(|e| Error::config(setting, format!("{addr}: {e}")))?
-        .connect_lazy())
 }
 
 /// Serves until `shutdown`. Prints `dashboard listening on <addr>`.
@@ -103,12 +99,22 @@ pub async fn run(
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
+    let tls = &config.common.tls;
+    tls.check_listener("HUB_LISTEN", addr)?;
+    let server_tls = tls.server()?;
     let metrics = prometheus::install()?;
     let app = Arc::new(App {
-        tokens: config.common.load_tokens()?,
+        auth: config.common.authenticator(&[addr]).await?,
+        tls: server_tls.is_some(),
+        live: hub_runtime::quota::StreamQuota::new(
+            "live pick-up pages",
+            config.common.max_streams_per_caller,
+        ),
         partnerships: config.common.load_partnerships()?,
-        pickup: channel("HUB_PICKUP_PROJECTION_ADDR", &config.pickup_projection_addr)?,
-        training: channel(
+        pickup: tls
+            .client
+            .channel("HUB_PICKUP_PROJECTION_ADDR", &config.pickup_projection_addr)?,
+        training: tls.client.channel(
             "HUB_TRAINING_PROJECTION_ADDR",
             &config.training_projection_addr,
         )?,
@@ -134,17 +140,14 @@ pub async fn run(
         .with_state(app);
     tracing::info!(%addr, "listening");
     println!("{NAME} listening on {addr}");
-    // TCP_NODELAY, as for the gRPC services: no Nagle delay on small writes.
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "TCP_NODELAY");
-        }
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::Internal(format!("HTTP server failed: {e}")))
+    hub_runtime::tls::serve_http(
+        listener,
+        router,
+        server_tls.as_ref(),
+        shutdown,
+        DRAIN_TIMEOUT,
+    )
+    .await
 }
 
 async fn count_requests(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -175,10 +178,10 @@ fn token(headers: &HeaderMap) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn caller<'a>(app: &'a App, headers: &HeaderMap) -> Option<(&'a Caller, String)> {
+fn caller(app: &App, headers: &HeaderMap) -> Option<(Arc<Caller>, String)> {
     let token = token(headers)?;
     let caller = app
-        .tokens
+        .auth
         .authenticate(Some(&format!("Bearer {token}")))
         .ok()?;
     Some((caller, token))
@@ -199,6 +202,8 @@ fn http_error(status: tonic::Status) -> Response {
         Code::PermissionDenied => StatusCode::FORBIDDEN,
         Code::InvalidArgument => StatusCode::BAD_REQUEST,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
     (code, Json(serde_json::json!({"error": format!("{:?}", status.code()), "message": status.message()}))).into_response()
@@ -297,7 +302,7 @@ async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let [only] = codes.as_slice() {
         return Redirect::to(&format!("/partnerships/{}", only.code)).into_response();
     }
-    Html(page::home(caller, &codes)).into_response()
+    Html(page::home(&caller, &codes)).into_response()
 }
 
 async fn partnership_page(
@@ -358,7 +363,7 @@ async fn partnership_page(
         }
     }
     Html(page::partnership(
-        caller,
+        &caller,
         partnership,
         fy,
         &training,
@@ -404,7 +409,7 @@ struct LoginForm {
 async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Response {
     let token = form.token.trim().to_string();
     if app
-        .tokens
+        .auth
         .authenticate(Some(&format!("Bearer {token}")))
         .is_err()
         || token.contains([';', ',', ' '])
@@ -417,12 +422,14 @@ async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Resp
         )
             .into_response();
     }
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
+    let secure = if app.tls { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 
-async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+async fn logout(State(app): State<Arc<App>>) -> Response {
+    let secure = if app.tls { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }
 
@@ -456,7 +463,7 @@ async fn pickups_page(
         .await
     {
         Ok(reply) => Html(page::pickups(
-            caller,
+            &caller,
             partnership,
             &reply.into_inner().entries,
         ))
@@ -486,8 +493,14 @@ async fn pickup_events(
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt;
-    let Some(token) = token(&headers) else {
+    let Some((caller, token)) = caller(&app, &headers) else {
         return unauthorised_json();
+    };
+    // Each open live page holds a stream here and a watch on the
+    // projection: a cap per caller (the projection has its own).
+    let slot = match app.live.acquire(&caller) {
+        Ok(slot) => slot,
+        Err(e) => return http_error(hub_runtime::ApiError(e).into()),
     };
     let request = WatchPickupsRequest {
         partnership_code: code,
@@ -499,7 +512,8 @@ async fn pickup_events(
         Ok(r) => r.into_inner(),
         Err(s) => return http_error(s),
     };
-    let events = stream.map(|item| {
+    let events = stream.map(move |item| {
+        let _held_while_the_page_is_open = &slot;
         Ok::<_, std::convert::Infallible>(match item {
             Ok(entry) => Event::default()
                 .event("entry")

@@ -87,6 +87,10 @@ struct Args {
     /// Seconds of steady load for the e2e latency.
     #[arg(long)]
     e2e_seconds: Option<u64>,
+    /// Every hub listener serves TLS (a throwaway CA), and the clients
+    /// call over TLS: the cost of TLS (BENCHMARKS.md).
+    #[arg(long)]
+    tls: bool,
     /// Keep the processes' logs and data after the run (the folder is printed).
     #[arg(long)]
     keep: bool,
@@ -146,15 +150,23 @@ const ADMIN: &str = "bench-token-admin";
 struct Hub {
     dir: tempfile::TempDir,
     processes: Vec<HubProcess>,
+    /// The throwaway CA when the hub serves TLS (`--tls`).
+    tls: Option<hub_testkit::tls::TestCa>,
     nats: NatsServer,
 }
 
 impl Hub {
-    /// The whole hub; `extra` settings for every process.
-    fn start(extra: &[(&str, &str)]) -> Result<Self> {
+    /// The whole hub; `extra` settings for every process; every listener
+    /// serving TLS (a throwaway CA) when `tls`.
+    fn start(extra: &[(&str, &str)], tls: bool) -> Result<Self> {
         let nats = NatsServer::start()?;
         let dir = tempfile::Builder::new().prefix("hub-bench-").tempdir()?;
+        let tls = match tls {
+            true => Some(hub_testkit::tls::TestCa::create(&dir.path().join("tls"))?),
+            false => None,
+        };
         std::fs::write(dir.path().join("tokens.json"), TOKENS)?;
+        hub_testkit::ensure_secret(&dir.path().join("hub.secret"))?;
         let root = workspace_root();
         let path = |p: PathBuf| p.display().to_string();
         let env = vec![
@@ -176,6 +188,7 @@ impl Hub {
         let env: Vec<(String, String)> = env
             .into_iter()
             .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .chain(tls.iter().flat_map(|ca| ca.env(false)))
             .collect();
         let mut processes = Vec::new();
         for name in NAMES {
@@ -190,6 +203,7 @@ impl Hub {
         Ok(Self {
             dir,
             processes,
+            tls,
             nats,
         })
     }
@@ -202,9 +216,21 @@ impl Hub {
     }
 
     async fn channel(&self, name: &str) -> Result<Channel> {
-        Ok(Channel::from_shared(self.process(name).endpoint())?
-            .connect()
-            .await?)
+        let process = self.process(name);
+        let Some(ca) = &self.tls else {
+            return Ok(Channel::from_shared(process.endpoint())?.connect().await?);
+        };
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(
+                &ca.ca,
+            )?))
+            .domain_name("localhost");
+        Ok(
+            Channel::from_shared(format!("https://localhost:{}", process.addr().port()))?
+                .tls_config(tls)?
+                .connect()
+                .await?,
+        )
     }
 }
 
@@ -840,7 +866,7 @@ async fn main() -> Result<()> {
     } else {
         &[]
     };
-    let hub = Hub::start(extra).context("starting the hub")?;
+    let hub = Hub::start(extra, args.tls).context("starting the hub")?;
     let agencies = Agencies::connect(&hub).await?;
     let partnerships: Vec<String> =
         std::fs::read_to_string(workspace_root().join("seeds/partnerships.tsv"))?
@@ -1006,6 +1032,7 @@ async fn main() -> Result<()> {
             dir,
             processes,
             nats,
+            ..
         } = hub;
         drop(processes);
         drop(nats);
@@ -1024,6 +1051,7 @@ async fn main() -> Result<()> {
         json!(format!("{:?}", args.scale).to_lowercase()),
     );
     doc.insert("in_flight".into(), json!(in_flight));
+    doc.insert("tls".into(), json!(args.tls));
     doc.insert("cpu_us_per_event".into(), json!(cpu));
     doc.insert("commands".into(), json!(plan.commands));
     doc.insert("event_bytes".into(), json!(size));

@@ -1,7 +1,7 @@
 //! Callers, their tokens and roles, and what each role may do (contract
 //! section 4). One table decides every call, for every service.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use serde::Deserialize;
 
@@ -214,59 +214,115 @@ struct TokensFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenEntry {
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    /// Hex SHA-256 of the token: the file then holds no usable secret.
+    #[serde(default)]
+    token_sha256: Option<String>,
     user_id: String,
     role: String,
     org_code: String,
     partnerships: Vec<String>,
 }
 
-/// The callers named in `HUB_TOKENS_FILE`.
+/// The SHA-256 of a bearer token: how the registry keeps and finds it.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// The callers named in `HUB_TOKENS_FILE`, found by their token's digest
+/// (contract section 4). Plain `token` entries are digested on load; the
+/// registry counts them, because a service off loopback must refuse them.
 #[derive(Clone, Default)]
 pub struct TokenRegistry {
-    by_token: HashMap<String, Caller>,
+    by_digest: HashMap<[u8; 32], Arc<Caller>>,
+    plain_entries: usize,
 }
 
 impl std::fmt::Debug for TokenRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TokenRegistry({} tokens)", self.by_token.len())
+        write!(f, "TokenRegistry({} tokens)", self.by_digest.len())
     }
+}
+
+/// The scope a list of partnership codes gives (`"*"` is all).
+pub fn scope_of(partnerships: Vec<String>) -> PartnershipScope {
+    if partnerships.iter().any(|p| p == "*") {
+        PartnershipScope::All
+    } else {
+        PartnershipScope::Only(partnerships)
+    }
+}
+
+/// The token of an `authorization` header value (`Bearer <token>`).
+pub fn bearer(authorization: Option<&str>) -> Result<&str, Error> {
+    let value = authorization.ok_or_else(|| {
+        Error::Unauthenticated(
+            "missing authorization header: send `authorization: Bearer <token>`".into(),
+        )
+    })?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Unauthenticated("authorization must be `Bearer <token>`".into()))
 }
 
 impl TokenRegistry {
     pub fn parse(json: &str, source: &str) -> Result<Self, Error> {
         let bad = |why: String| Error::config("HUB_TOKENS_FILE", format!("{source}: {why}"));
         let file: TokensFile = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        let mut by_token = HashMap::new();
+        let mut by_digest = HashMap::new();
+        let mut plain_entries = 0;
         for (i, t) in file.tokens.into_iter().enumerate() {
             let role = Role::parse(&t.role)
                 .ok_or_else(|| bad(format!("tokens[{i}]: unknown role {:?}", t.role)))?;
-            if t.token.len() < 16 {
-                return Err(bad(format!(
-                    "tokens[{i}]: token shorter than 16 characters"
-                )));
-            }
+            let digest = match (&t.token, &t.token_sha256) {
+                (Some(token), None) => {
+                    if token.len() < 16 {
+                        return Err(bad(format!(
+                            "tokens[{i}]: token shorter than 16 characters"
+                        )));
+                    }
+                    plain_entries += 1;
+                    token_digest(token)
+                }
+                (None, Some(hex_digest)) => {
+                    let mut digest = [0u8; 32];
+                    hex::decode_to_slice(hex_digest.trim(), &mut digest).map_err(|_| {
+                        bad(format!(
+                            "tokens[{i}]: token_sha256 must be 64 hex digits (the SHA-256 of the token)"
+                        ))
+                    })?;
+                    digest
+                }
+                _ => {
+                    return Err(bad(format!(
+                        "tokens[{i}]: give exactly one of token and token_sha256"
+                    )))
+                }
+            };
             if t.user_id.is_empty() || t.org_code.is_empty() {
                 return Err(bad(format!(
                     "tokens[{i}]: user_id and org_code are required"
                 )));
             }
-            let partnerships = if t.partnerships.iter().any(|p| p == "*") {
-                PartnershipScope::All
-            } else {
-                PartnershipScope::Only(t.partnerships)
-            };
             let caller = Caller {
                 user_id: t.user_id,
                 role,
                 org_code: t.org_code,
-                partnerships,
+                partnerships: scope_of(t.partnerships),
             };
-            if by_token.insert(t.token, caller).is_some() {
+            if by_digest.insert(digest, Arc::new(caller)).is_some() {
                 return Err(bad(format!("tokens[{i}]: token appears twice")));
             }
         }
-        Ok(Self { by_token })
+        Ok(Self {
+            by_digest,
+            plain_entries,
+        })
     }
 
     pub fn load(path: &std::path::Path) -> Result<Self, Error> {
@@ -275,22 +331,19 @@ impl TokenRegistry {
         Self::parse(&text, &path.display().to_string())
     }
 
+    /// How many entries give the token itself rather than its digest.
+    pub fn plain_entries(&self) -> usize {
+        self.plain_entries
+    }
+
+    /// The caller whose token is `token`, if the file names it.
+    pub fn find(&self, token: &str) -> Option<&Arc<Caller>> {
+        self.by_digest.get(&token_digest(token))
+    }
+
     /// The caller behind an `authorization` header value (`Bearer <token>`).
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&Caller, Error> {
-        let value = authorization.ok_or_else(|| {
-            Error::Unauthenticated(
-                "missing authorization header: send `authorization: Bearer <token>`".into(),
-            )
-        })?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Error::Unauthenticated("authorization must be `Bearer <token>`".into())
-            })?;
-        self.by_token
-            .get(token)
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<&Arc<Caller>, Error> {
+        self.find(bearer(authorization)?)
             .ok_or_else(|| Error::Unauthenticated("unknown token".into()))
     }
 }
@@ -324,6 +377,34 @@ mod tests {
             reg.authenticate(Some("carat-token-0123456789")),
             Err(Error::Unauthenticated(_))
         ));
+    }
+
+    #[test]
+    fn token_sha256_entries_are_found_by_digest_and_counted_apart() {
+        let digest = hex::encode(token_digest("carat-token-0123456789"));
+        let hashed = JSON.replace(
+            r#""token": "carat-token-0123456789""#,
+            &format!(r#""token_sha256": "{digest}""#),
+        );
+        let reg = TokenRegistry::parse(&hashed, "t").unwrap();
+        assert_eq!(reg.plain_entries(), 1, "only the admin entry is plain");
+        let c = reg
+            .authenticate(Some("Bearer carat-token-0123456789"))
+            .unwrap();
+        assert_eq!(c.user_id, "u-17");
+        assert!(reg.authenticate(Some(&format!("Bearer {digest}"))).is_err());
+        let both = JSON.replace(
+            r#""token": "carat-token-0123456789""#,
+            &format!(r#""token": "carat-token-0123456789", "token_sha256": "{digest}""#),
+        );
+        let err = TokenRegistry::parse(&both, "t").unwrap_err().to_string();
+        assert!(
+            err.contains("exactly one of token and token_sha256"),
+            "{err}"
+        );
+        let short = hashed.replace(&digest, "abcd");
+        let err = TokenRegistry::parse(&short, "t").unwrap_err().to_string();
+        assert!(err.contains("64 hex digits"), "{err}");
     }
 
     #[test]

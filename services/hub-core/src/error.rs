@@ -34,6 +34,11 @@ pub enum Error {
     /// The request id was already used by this organisation for another body.
     #[error("{0}")]
     AlreadyExists(String),
+    /// The request asks for more than the hub gives one call (a batch past
+    /// its limit, too many live streams for one caller); nothing past the
+    /// limit was read.
+    #[error("{0}")]
+    ResourceExhausted(String),
     /// NATS (or another dependency) is unreachable or slow; retry later with
     /// the same request id.
     #[error("{0}")]

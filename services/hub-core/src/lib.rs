@@ -15,12 +15,14 @@
 //! - [`sealing`]: per-person data keys and the sealing of personal data.
 //! - [`secret`]: the hub secret and the keys derived from it.
 //! - [`auth`]: callers, tokens, roles and what each role may call.
+//! - [`oidc`]: access tokens (JWTs) from an identity provider.
 //! - [`partnerships`]: the partnership register.
 //! - [`time`]: Europe/London days and financial years.
 
 pub mod auth;
 pub mod command;
 pub mod error;
+pub mod oidc;
 pub mod partnerships;
 pub mod person;
 pub mod pseudonym;

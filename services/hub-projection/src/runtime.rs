@@ -22,7 +22,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tonic::{Request, Status};
 
 use hub_core::{
-    auth::{Action, Caller, TokenRegistry},
+    auth::{Action, Caller},
     partnerships::PartnershipRegister,
     validate, Error,
 };
@@ -61,10 +61,12 @@ pub struct Projection {
     /// Why the store cannot be used, while it cannot: queries are refused
     /// and health says `NOT_SERVING` meanwhile.
     pub fault: watch::Receiver<Option<String>>,
-    pub tokens: Arc<TokenRegistry>,
+    pub auth: Arc<hub_runtime::authn::Authenticator>,
     pub partnerships: Arc<PartnershipRegister>,
     /// Where person-level reads are recorded.
-    pub trail: AuditTrail,
+    /// The audit trail of person-level reads; `None` in a projection that
+    /// serves only counts (it holds no hub secret).
+    pub trail: Option<AuditTrail>,
 }
 
 fn open_store(path: &Path) -> Result<Store, Error> {
@@ -134,9 +136,9 @@ impl Projection {
         data_dir: &Path,
         schema: u32,
         consumer_parts: impl FnOnce(watch::Sender<Progress>, watch::Sender<Option<String>>) -> Consumer,
-        tokens: TokenRegistry,
+        auth: Arc<hub_runtime::authn::Authenticator>,
         partnerships: PartnershipRegister,
-        trail: AuditTrail,
+        trail: Option<AuditTrail>,
     ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
@@ -174,7 +176,7 @@ impl Projection {
             consumer: consumer_parts(tx, fault_tx),
             progress: rx,
             fault: fault_rx,
-            tokens: Arc::new(tokens),
+            auth,
             partnerships: Arc::new(partnerships),
             trail,
         }))
@@ -281,9 +283,9 @@ impl Projection {
             .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok());
-        self.tokens
+        self.auth
             .authenticate(auth)
-            .cloned()
+            .map(|caller| (*caller).clone())
             .map_err(|e| ApiError(e).into())
     }
 
@@ -378,10 +380,21 @@ impl Projection {
         person_keys: Vec<String>,
         reason: Option<(String, hub_proto::events::Sealed)>,
     ) -> Result<(), Status> {
-        self.trail
+        self.audit_trail()?
             .record(caller, partnership, rpc, &person_keys, reason)
             .await
             .map_err(|e| ApiError(e).into())
+    }
+
+    /// The audit trail, or an internal error in a projection without one.
+    pub fn audit_trail(&self) -> Result<&AuditTrail, Status> {
+        self.trail.as_ref().ok_or_else(|| {
+            ApiError(Error::Internal(format!(
+                "{} keeps no audit trail of person-level reads",
+                self.name
+            )))
+            .into()
+        })
     }
 
     /// Whether a rebuild is running (or an erasure holds the store still).

@@ -32,6 +32,10 @@ impl AsRef<CommonArgs> for Config {
 /// Opens the store (rebuilding it if `schema`, the projection's layout
 /// version, is newer than the store's), starts consuming, serves `routes`
 /// (plus status, reflection, health and metrics) until `shutdown`.
+///
+/// `audit_secret` is the hub secret of a projection that serves
+/// person-level reads and so keeps the audit trail; a projection that
+/// serves only counts passes `None` and never reads the secret.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     name: &'static str,
@@ -41,6 +45,7 @@ pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
+    audit_secret: Option<&hub_core::secret::HubSecret>,
     apply: Arc<ApplyFn>,
     routes: impl FnOnce(Arc<Projection>) -> Routes,
 ) -> Result<(), Error> {
@@ -54,16 +59,18 @@ pub async fn serve(
     let _size_limit_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
             .map_err(|e| Error::Internal(format!("handling SIGXFSZ: {e}")))?;
-    prometheus::start(name, args.metrics_listen, grpc_addr).await?;
+    // Plaintext off loopback is refused before anything else is read.
+    args.tls.check_listener("HUB_LISTEN", grpc_addr)?;
+    prometheus::start(name, args.metrics_listen, grpc_addr, &args.tls).await?;
     let data_dir = config
         .data_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("./var/{name}")));
-    let tokens = args.load_tokens()?;
+    let auth = args.authenticator(&[grpc_addr]).await?;
     let partnerships = args.load_partnerships()?;
     let client = eventlog::connect(&args.nats, name).await?;
     let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
-    let trail = crate::trail::AuditTrail::new(log.clone(), &args.load_secret()?);
+    let trail = audit_secret.map(|secret| crate::trail::AuditTrail::new(log.clone(), secret));
     let (changes, _) = broadcast::channel(4096);
     let projection = Projection::open(
         name,
@@ -78,7 +85,7 @@ pub async fn serve(
             fault,
             schema,
         },
-        tokens,
+        auth,
         partnerships,
         trail,
     )?;
@@ -110,7 +117,7 @@ pub async fn serve(
     let routes = routes(projection.clone())
         .add_service(health_service)
         .add_service(status);
-    let served = server::serve(name, listener, routes, shutdown).await;
+    let served = server::serve(name, listener, &args.tls, routes, shutdown).await;
     lag_reporter.abort();
     health_follows_store.abort();
     projection.stop().await;

@@ -28,8 +28,11 @@ where
     let grpc_addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(e.to_string()))?;
-    prometheus::start(name, args.metrics_listen, grpc_addr).await?;
-    let pipeline = CommandPipeline::start(agency, &args, name).await?;
+    // Plaintext off loopback is refused before anything else is read.
+    args.tls.check_listener("HUB_LISTEN", grpc_addr)?;
+    prometheus::start(name, args.metrics_listen, grpc_addr, &args.tls).await?;
+    let auth = args.authenticator(&[grpc_addr]).await?;
+    let pipeline = CommandPipeline::start(agency, &args, name, auth).await?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let nats = pipeline.client().clone();
     let watcher = tokio::spawn(async move {
@@ -51,7 +54,7 @@ where
         }
     });
     let routes = Routes::new(health_service).add_service(service(pipeline));
-    let result = server::serve(name, listener, routes, shutdown).await;
+    let result = server::serve(name, listener, &args.tls, routes, shutdown).await;
     watcher.abort();
     result
 }

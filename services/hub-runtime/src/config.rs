@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use hub_core::{auth::TokenRegistry, partnerships::PartnershipRegister, secret::HubSecret, Error};
+use hub_core::{partnerships::PartnershipRegister, secret::HubSecret, Error};
 
 /// How to reach NATS and the event stream: shared by the services and by
 /// `hubctl events tail`, which reads the stream directly.
@@ -51,8 +51,11 @@ pub struct CommonArgs {
     /// Caller tokens (JSON).
     #[arg(long, env = "HUB_TOKENS_FILE", default_value = "seeds/dev-tokens.json")]
     pub tokens_file: PathBuf,
-    /// 32+ random bytes behind pseudonyms and personal-data encryption;
-    /// created with mode 0600 if missing.
+    /// 32+ random bytes behind pseudonyms and personal-data encryption.
+    /// Never created by a service: one missing, unreadable or readable by
+    /// group or others stops it (`hubctl secret create` makes one). Read
+    /// only by the processes that need it (not the dashboard or the
+    /// training projection).
     #[arg(long, env = "HUB_SECRET_FILE", default_value = "./var/hub.secret")]
     pub secret_file: PathBuf,
     /// The partnership register (TSV).
@@ -73,6 +76,34 @@ pub struct CommonArgs {
     #[arg(long, env = "HUB_STREAM_REPLICAS", default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=5))]
     pub stream_replicas: u8,
+    /// Live streams (pick-up watches, dashboard live pages) one caller may
+    /// hold open at once; past it, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "HUB_MAX_STREAMS_PER_CALLER",
+          default_value_t = crate::quota::DEFAULT_STREAMS_PER_CALLER,
+          value_parser = parse_stream_cap)]
+    pub max_streams_per_caller: usize,
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
+    #[command(flatten)]
+    pub oidc: OidcArgs,
+}
+
+/// An identity provider whose access tokens (JWTs) are accepted besides
+/// the tokens file (contract section 4).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct OidcArgs {
+    /// The provider's issuer (`iss`), e.g. https://login.example.nhs.uk.
+    #[arg(long, env = "HUB_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// The audience (`aud`) tokens must be for.
+    #[arg(long, env = "HUB_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// The provider's signing keys (a JWKS file), read again on SIGHUP.
+    #[arg(long, env = "HUB_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// Or where to fetch them (refreshed every 5 minutes and on SIGHUP).
+    #[arg(long, env = "HUB_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
 }
 
 /// A secret setting: `Debug` never shows it.
@@ -186,12 +217,21 @@ impl CommonArgs {
             .unwrap_or_else(|| default.parse().expect("default addresses are valid"))
     }
 
-    pub fn load_tokens(&self) -> Result<TokenRegistry, Error> {
-        TokenRegistry::load(&self.tokens_file)
+    /// The callers this process accepts (tokens file, identity provider),
+    /// reloaded on SIGHUP. `listen` are the addresses it listens on: plain
+    /// tokens are refused unless all are loopback.
+    pub async fn authenticator(
+        &self,
+        listen: &[SocketAddr],
+    ) -> Result<std::sync::Arc<crate::authn::Authenticator>, Error> {
+        let loopback_only = listen.iter().all(|a| a.ip().is_loopback());
+        let auth = crate::authn::Authenticator::load(self, loopback_only).await?;
+        auth.keep_current()?;
+        Ok(auth)
     }
 
     pub fn load_secret(&self) -> Result<HubSecret, Error> {
-        HubSecret::load_or_create(&self.secret_file)
+        HubSecret::load(&self.secret_file)
     }
 
     pub fn load_partnerships(&self) -> Result<PartnershipRegister, Error> {
@@ -203,6 +243,14 @@ impl CommonArgs {
             ));
         }
         Ok(register)
+    }
+}
+
+/// A cap of live streams: 1 to 1000.
+fn parse_stream_cap(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("`{s}` must be a number from 1 to 1000")),
     }
 }
 

@@ -33,6 +33,7 @@ impl From<ApiError> for Status {
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::AlreadyExists(m) => Status::already_exists(m),
             Error::Unavailable(m) => Status::unavailable(m),
+            Error::ResourceExhausted(m) => Status::resource_exhausted(m),
             Error::Config { .. } | Error::Internal(_) => Status::internal(e.to_string()),
         }
     }
@@ -67,6 +68,10 @@ mod tests {
         );
         assert_eq!(code(Error::AlreadyExists("x".into())), Code::AlreadyExists);
         assert_eq!(code(Error::Unavailable("x".into())), Code::Unavailable);
+        assert_eq!(
+            code(Error::ResourceExhausted("x".into())),
+            Code::ResourceExhausted
+        );
         assert_eq!(code(Error::Internal("x".into())), Code::Internal);
     }
 }

@@ -17,7 +17,7 @@ use prost::Message;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
 use hub_core::{
-    auth::{Agency, Caller, TokenRegistry},
+    auth::{Agency, Caller},
     partnerships::PartnershipRegister,
     pseudonym::Pseudonymiser,
     sealing,
@@ -55,7 +55,7 @@ pub const NO_COMMAND: &str = "each command of a batch must set one of the servic
 #[derive(Clone)]
 pub struct CommandPipeline {
     agency: Agency,
-    tokens: Arc<TokenRegistry>,
+    auth: Arc<crate::authn::Authenticator>,
     partnerships: Arc<PartnershipRegister>,
     pseudonymiser: Pseudonymiser,
     keys: KeyStore,
@@ -70,7 +70,7 @@ impl CommandPipeline {
 
     pub fn new(
         agency: Agency,
-        tokens: TokenRegistry,
+        auth: Arc<crate::authn::Authenticator>,
         partnerships: PartnershipRegister,
         pseudonymiser: Pseudonymiser,
         keys: KeyStore,
@@ -78,7 +78,7 @@ impl CommandPipeline {
     ) -> Self {
         Self {
             agency,
-            tokens: Arc::new(tokens),
+            auth,
             partnerships: Arc::new(partnerships),
             pseudonymiser,
             keys,
@@ -117,7 +117,8 @@ impl CommandPipeline {
         R: CommandFields,
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
     {
-        let caller = self.tokens.authenticate(authorization)?;
+        let caller = self.auth.authenticate(authorization)?;
+        let caller = &*caller;
         let now = Timestamp::now();
         let (decision, occurred_at) = self.checker().check(rpc, caller, req, rules, now)?;
         // Everything from here waits on NATS: one bound for all of it, so a
@@ -280,9 +281,9 @@ impl CommandPipeline {
 
     /// The caller of a batch upload: authenticated once for the whole call.
     pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
-        self.tokens
+        self.auth
             .authenticate(authorization(metadata).as_deref())
-            .cloned()
+            .map(|caller| (*caller).clone())
             .map_err(|e| ApiError(e).into())
     }
 
@@ -383,18 +384,6 @@ impl Batch<'_> {
         let index = self.results.len();
         self.results.push(None);
         let started = std::time::Instant::now();
-        if index >= MAX_BATCH {
-            return self.refuse(
-                index,
-                req.request_id(),
-                Error::Invalid(vec![hub_core::FieldViolation {
-                    field: "command".into(),
-                    description: format!(
-                        "a batch holds at most {MAX_BATCH} commands; send the rest in another batch"
-                    ),
-                }]),
-            );
-        }
         while self.in_flight.len() >= BATCH_IN_FLIGHT {
             self.settle_one().await;
         }
@@ -430,6 +419,29 @@ impl Batch<'_> {
                 }));
             }
         }
+    }
+
+    /// Whether the batch holds [`MAX_BATCH`] commands: the caller stops
+    /// reading the upload and answers with [`Batch::overflow`].
+    pub fn is_full(&self) -> bool {
+        self.results.len() >= MAX_BATCH
+    }
+
+    /// The answer to an upload that sent more than [`MAX_BATCH`] commands:
+    /// `RESOURCE_EXHAUSTED`, once every command already sent is settled
+    /// (so what was recorded stays recorded, and a retry of those
+    /// commands with the same request ids answers as duplicates). Nothing
+    /// past the limit is read.
+    pub async fn overflow(self) -> Status {
+        let reply = self.finish().await;
+        ApiError(Error::ResourceExhausted(format!(
+            "a batch holds at most {MAX_BATCH} commands and this upload sent more: the first \
+             {MAX_BATCH} were checked ({} recorded, {} duplicates, {} refused) and nothing after \
+             them was read; send the rest in another batch, and retry the first {MAX_BATCH} with \
+             the same request ids to get their acknowledgements",
+            reply.recorded, reply.duplicates, reply.refused
+        )))
+        .into()
     }
 
     /// A command of the batch that is not one of the service's RPCs.
@@ -524,6 +536,7 @@ fn status_code_name(e: &Error) -> &'static str {
         Error::PermissionDenied(_) => "PERMISSION_DENIED",
         Error::AlreadyExists(_) => "ALREADY_EXISTS",
         Error::Unavailable(_) => "UNAVAILABLE",
+        Error::ResourceExhausted(_) => "RESOURCE_EXHAUSTED",
         Error::Config { .. } | Error::Internal(_) => "INTERNAL",
     }
 }
@@ -543,8 +556,8 @@ impl CommandPipeline {
         agency: Agency,
         args: &crate::config::CommonArgs,
         service_name: &str,
+        auth: Arc<crate::authn::Authenticator>,
     ) -> Result<Self, Error> {
-        let tokens = args.load_tokens()?;
         let partnerships = args.load_partnerships()?;
         let secret = args.load_secret()?;
         let client = crate::eventlog::connect(&args.nats, service_name).await?;
@@ -557,7 +570,7 @@ impl CommandPipeline {
         );
         Ok(Self::new(
             agency,
-            tokens,
+            auth,
             partnerships,
             Pseudonymiser::new(&secret),
             keys,
@@ -626,6 +639,9 @@ macro_rules! rpc_table {
                 let mut commands = request.into_inner();
                 let mut batch = self.pipeline.batch(caller);
                 while let Some(command) = commands.message().await? {
+                    if batch.is_full() {
+                        return Err(batch.overflow().await);
+                    }
                     match command.command {
                         $( Some(Command::$rpc(r)) => batch.push(stringify!($rpc), &r, $rule).await, )*
                         None => batch.push_empty(),

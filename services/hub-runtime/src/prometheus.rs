@@ -58,13 +58,17 @@ pub fn listen_addr(setting: Option<SocketAddr>, grpc: SocketAddr) -> Result<Sock
     Ok(SocketAddr::new(grpc.ip(), port))
 }
 
-/// Binds the metrics listener and serves `/metrics` in the background.
-/// Prints `<name> metrics on <addr>`.
+/// Binds the metrics listener and serves `/metrics` in the background,
+/// over TLS when the process serves TLS (see [`crate::tls`]). Prints
+/// `<name> metrics on <addr>`.
 pub async fn serve(
     name: &str,
     addr: SocketAddr,
     handle: PrometheusHandle,
+    tls: &crate::tls::TlsArgs,
 ) -> Result<SocketAddr, Error> {
+    tls.check_listener("HUB_METRICS_LISTEN", addr)?;
+    let server_tls = tls.server()?;
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         Error::config(
             "HUB_METRICS_LISTEN",
@@ -82,7 +86,15 @@ pub async fn serve(
         }),
     );
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let forever = std::future::pending::<()>();
+        let served = crate::tls::serve_http(
+            listener,
+            app,
+            server_tls.as_ref(),
+            forever,
+            std::time::Duration::ZERO,
+        );
+        if let Err(e) = served.await {
             tracing::error!(error = %e, "metrics server stopped");
         }
     });
@@ -97,9 +109,10 @@ pub async fn start(
     name: &str,
     setting: Option<SocketAddr>,
     grpc: SocketAddr,
+    tls: &crate::tls::TlsArgs,
 ) -> Result<SocketAddr, Error> {
     let handle = install()?;
-    serve(name, listen_addr(setting, grpc)?, handle).await
+    serve(name, listen_addr(setting, grpc)?, handle, tls).await
 }
 
 #[cfg(test)]

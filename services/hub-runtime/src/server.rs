@@ -1,6 +1,8 @@
 //! Serving gRPC the same way in every service: the service's own routes plus
-//! gRPC reflection (v1 and v1alpha) and `grpc.health.v1.Health`, a 64 KiB
-//! request limit, and a graceful stop that drains in-flight calls for at
+//! gRPC reflection (v1 and v1alpha) and `grpc.health.v1.Health`, TLS (or
+//! mutual TLS) when configured and never plaintext off loopback unless
+//! allowed ([`crate::tls`]), a 64 KiB request limit, a deadline on every
+//! call ([`crate::deadline`]), and a graceful stop that drains in-flight calls for at
 //! most [`DRAIN_TIMEOUT`].
 
 use std::{future::Future, time::Duration};
@@ -39,18 +41,27 @@ fn add_reflection(routes: Routes) -> Result<Routes, Error> {
 pub async fn serve(
     name: &str,
     listener: TcpListener,
+    tls: &crate::tls::TlsArgs,
     routes: Routes,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("listener: {e}")))?;
+    tls.check_listener("HUB_LISTEN", addr)?;
     let routes = add_reflection(routes)?;
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(server_tls) = tls.server()? {
+        builder = builder
+            .tls_config(server_tls.tonic())
+            .map_err(|e| Error::config("HUB_TLS_CERT_FILE", e.to_string()))?;
+    }
+    let server = builder
         .layer(crate::limit::RequestLimitLayer {
             max_message_bytes: MAX_REQUEST_BYTES,
         })
+        .layer(crate::deadline::DeadlineLayer)
         .add_routes(routes)
         // TCP_NODELAY: a reply goes out in several small writes (headers,
         // body, trailers); with Nagle's algorithm against the client's

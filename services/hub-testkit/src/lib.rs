@@ -10,8 +10,12 @@
 //! - [`HubProcess`]: a hub binary started with `HUB_LISTEN=127.0.0.1:0`,
 //!   ready once it prints `<name> listening on <addr>`.
 //! - [`binary`]: where cargo put a workspace binary.
+//! - [`jwt`]: an identity provider's keys and tokens, made at test time.
+//! - [`tls`]: a throwaway CA and certificates, made at test time.
 
 pub mod browser;
+pub mod jwt;
+pub mod tls;
 
 use std::{
     io::{BufRead, BufReader},
@@ -33,6 +37,32 @@ pub fn workspace_root() -> PathBuf {
         .join("../..")
         .canonicalize()
         .expect("workspace root")
+}
+
+/// A hub secret at `path` (32 random bytes, mode 0600), written unless one
+/// is there: services never create their own (contract section 1).
+pub fn ensure_secret(path: &Path) -> Result<()> {
+    use std::{io::Read, io::Write, os::unix::fs::OpenOptionsExt};
+    if path.exists() {
+        return Ok(());
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(mut f) => f
+            .write_all(&bytes)
+            .with_context(|| format!("writing {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
 }
 
 /// The nats-server to use: `$HUB_NATS_SERVER`, else the project's pinned
@@ -328,8 +358,8 @@ pub struct HubProcess {
 }
 
 impl HubProcess {
-    /// Starts `name` with `env` (plus `HUB_LISTEN=127.0.0.1:0`) and waits
-    /// for its ready line. Its log goes to `stderr_log`.
+    /// Starts `name` with `env` (plus `HUB_LISTEN=127.0.0.1:0` unless `env`
+    /// sets it) and waits for its ready line. Its log goes to `stderr_log`.
     pub fn start(name: &str, env: &[(String, String)], stderr_log: &Path) -> Result<Self> {
         let mut p = Self {
             name: name.to_string(),
@@ -349,9 +379,9 @@ impl HubProcess {
             .append(true)
             .open(&self.stderr_log)?;
         let mut child = Command::new(binary(&self.name)?)
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("HUB_LISTEN", "127.0.0.1:0")
             .env("HUB_METRICS_LISTEN", "127.0.0.1:0")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -25,6 +25,8 @@ mod record;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
 use hub_proto::{
     admin::{
         admin_service_client::AdminServiceClient, ErasePersonRequest, GetRetentionStatusRequest,
@@ -44,6 +46,7 @@ use hub_proto::{
     },
     treatment::treatment_service_client::TreatmentServiceClient,
 };
+use hub_runtime::tls::ClientTlsArgs as TlsArgs;
 use tonic::{transport::Channel, Request};
 
 #[derive(Parser)]
@@ -62,6 +65,8 @@ struct Cli {
         help_heading = "Connection"
     )]
     token: Option<String>,
+    #[command(flatten, next_help_heading = "Connection")]
+    tls: TlsArgs,
     /// prison-service address.
     #[arg(
         long,
@@ -275,12 +280,25 @@ enum Command {
     /// file first; then says what to do next (restart NATS, start the
     /// projections, then the agency services).
     Restore(backup::Restore),
+    /// The hub secret (operators; needs no token).
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
+    },
     /// Print a shell completion script, e.g.
     /// `hubctl completions bash > /etc/bash_completion.d/hubctl`.
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Subcommand)]
+enum SecretCommand {
+    /// Write a new hub secret (32 random bytes, mode 0600) to FILE, for
+    /// HUB_SECRET_FILE. Refuses to replace an existing one: every pseudonym
+    /// and every wrapped data key depends on it (docs/operations.md).
+    Create { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -399,17 +417,11 @@ enum SeedCommand {
 }
 
 /// `host:port` or a full URL.
-fn endpoint(addr: &str) -> String {
-    if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    }
-}
-
-async fn channel(name: &str, addr: &str) -> Result<Channel> {
-    Channel::from_shared(endpoint(addr))
-        .with_context(|| format!("{name} address {addr:?}"))?
+/// A connection to hub process `name` at `addr` (`host:port`,
+/// `http://…`, or `https://…` with the TLS settings in `tls`).
+async fn channel(tls: &TlsArgs, name: &str, addr: &str) -> Result<Channel> {
+    let setting = format!("HUB_{}_ADDR", name.to_uppercase().replace('-', "_"));
+    tls.endpoint(&setting, addr)?
         .connect()
         .await
         .with_context(|| {
@@ -514,6 +526,16 @@ async fn run(cli: Cli) -> Result<()> {
         } => return events::tail(tail, cli.json).await,
         Command::Backup(b) => return backup::backup(b, cli.json).await,
         Command::Restore(r) => return backup::restore(r, cli.json).await,
+        Command::Secret {
+            command: SecretCommand::Create { file },
+        } => {
+            hub_core::secret::HubSecret::create(&file)?;
+            println!(
+                "created {} (mode 0600); keep a copy where backups are kept",
+                file.display()
+            );
+            return Ok(());
+        }
         _ => {}
     }
     let Some(token) = cli.token.clone() else {
@@ -524,29 +546,32 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Completions { .. }
         | Command::Events { .. }
         | Command::Backup(_)
+        | Command::Secret { .. }
         | Command::Restore(_) => unreachable!("handled above"),
         Command::Custody(rpc) => {
-            let channel = channel("custody-service", &cli.custody_service_addr).await?;
+            let channel = channel(&cli.tls, "custody-service", &cli.custody_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Prison(rpc) => {
-            let channel = channel("prison-service", &cli.prison_service_addr).await?;
+            let channel = channel(&cli.tls, "prison-service", &cli.prison_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Pharmacy(rpc) => {
-            let channel = channel("pharmacy-service", &cli.pharmacy_service_addr).await?;
+            let channel = channel(&cli.tls, "pharmacy-service", &cli.pharmacy_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Treatment(rpc) => {
-            let channel = channel("treatment-service", &cli.treatment_service_addr).await?;
+            let channel =
+                channel(&cli.tls, "treatment-service", &cli.treatment_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Ambulance(rpc) => {
-            let channel = channel("ambulance-service", &cli.ambulance_service_addr).await?;
+            let channel =
+                channel(&cli.tls, "ambulance-service", &cli.ambulance_service_addr).await?;
             output::outcome(rpc.send(channel, &caller).await?, cli.json)?;
         }
         Command::Identity(IdentityCommand::Record(rpc)) => {
-            let channel = channel("identity-service", &cli.identity_service_addr).await?;
+            let channel = channel(&cli.tls, "identity-service", &cli.identity_service_addr).await?;
             output::outcome((*rpc).send(channel, &caller).await?, cli.json)?;
         }
         Command::Identity(IdentityCommand::Duplicates {
@@ -554,7 +579,7 @@ async fn run(cli: Cli) -> Result<()> {
             min_sequence,
         }) => {
             let mut pickups = PickupListServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let reply = pickups
                 .list_potential_duplicates(caller.request(ListPotentialDuplicatesRequest {
@@ -574,7 +599,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             use record::IntoField;
             let mut pickups = PickupListServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let reply = pickups
                 .lookup_person(caller.request(LookupPersonRequest {
@@ -595,7 +620,7 @@ async fn run(cli: Cli) -> Result<()> {
             min_sequence,
         } => {
             let mut pickups = PickupListServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let req = ListPickupsRequest {
                 partnership_code: partnership,
@@ -617,7 +642,7 @@ async fn run(cli: Cli) -> Result<()> {
             min_sequence,
         } => {
             let mut pickups = PickupListServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let req = GetPickupSummaryRequest {
                 partnership_code: partnership,
@@ -638,7 +663,12 @@ async fn run(cli: Cli) -> Result<()> {
             min_sequence,
         } => {
             let mut training = TrainingCountsServiceClient::new(
-                channel("training-projection", &cli.training_projection_addr).await?,
+                channel(
+                    &cli.tls,
+                    "training-projection",
+                    &cli.training_projection_addr,
+                )
+                .await?,
             );
             let req = GetTrainingCountsRequest {
                 partnership_code: partnership,
@@ -660,7 +690,8 @@ async fn run(cli: Cli) -> Result<()> {
                 ("pickup-projection", &cli.pickup_projection_addr),
                 ("training-projection", &cli.training_projection_addr),
             ] {
-                let mut status = ProjectionStatusServiceClient::new(channel(name, addr).await?);
+                let mut status =
+                    ProjectionStatusServiceClient::new(channel(&cli.tls, name, addr).await?);
                 let s = status
                     .get_projection_status(caller.request(GetProjectionStatusRequest {})?)
                     .await
@@ -677,7 +708,8 @@ async fn run(cli: Cli) -> Result<()> {
                 Which::Pickup => ("pickup-projection", &cli.pickup_projection_addr),
                 Which::Training => ("training-projection", &cli.training_projection_addr),
             };
-            let mut status = ProjectionStatusServiceClient::new(channel(name, addr).await?);
+            let mut status =
+                ProjectionStatusServiceClient::new(channel(&cli.tls, name, addr).await?);
             let mut progress = status
                 .rebuild_projection(caller.request(RebuildProjectionRequest {})?)
                 .await
@@ -706,7 +738,7 @@ async fn run(cli: Cli) -> Result<()> {
             command: PersonCommand::Erase { identifier },
         } => {
             let mut admin = AdminServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let e = admin
                 .erase_person(caller.request(ErasePersonRequest { identifier })?)
@@ -720,7 +752,7 @@ async fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             let mut admin = AdminServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let v = admin
                 .verify_audit_trail(caller.request(VerifyAuditTrailRequest {
@@ -744,7 +776,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let since = since.map(|s| parse_since(&s)).transpose()?;
             let mut admin = AdminServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             match (person, partnership) {
                 (Some(identifier), partnership) => {
@@ -785,7 +817,7 @@ async fn run(cli: Cli) -> Result<()> {
             command: RetentionCommand::Status { days },
         } => {
             let mut admin = AdminServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let s = admin
                 .get_retention_status(caller.request(GetRetentionStatusRequest { limit: days })?)
@@ -796,7 +828,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys { command } => {
             let mut admin = AdminServiceClient::new(
-                channel("pickup-projection", &cli.pickup_projection_addr).await?,
+                channel(&cli.tls, "pickup-projection", &cli.pickup_projection_addr).await?,
             );
             let versions = match command {
                 KeysCommand::List => admin
@@ -852,19 +884,19 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let mut agencies = demo::Agencies {
                 custody: CustodyServiceClient::new(
-                    channel("custody-service", &cli.custody_service_addr).await?,
+                    channel(&cli.tls, "custody-service", &cli.custody_service_addr).await?,
                 ),
                 prison: PrisonServiceClient::new(
-                    channel("prison-service", &cli.prison_service_addr).await?,
+                    channel(&cli.tls, "prison-service", &cli.prison_service_addr).await?,
                 ),
                 pharmacy: PharmacyServiceClient::new(
-                    channel("pharmacy-service", &cli.pharmacy_service_addr).await?,
+                    channel(&cli.tls, "pharmacy-service", &cli.pharmacy_service_addr).await?,
                 ),
                 treatment: TreatmentServiceClient::new(
-                    channel("treatment-service", &cli.treatment_service_addr).await?,
+                    channel(&cli.tls, "treatment-service", &cli.treatment_service_addr).await?,
                 ),
                 ambulance: AmbulanceServiceClient::new(
-                    channel("ambulance-service", &cli.ambulance_service_addr).await?,
+                    channel(&cli.tls, "ambulance-service", &cli.ambulance_service_addr).await?,
                 ),
             };
             let summary = demo::seed(&mut agencies, &caller, partnerships, people, seed).await?;

@@ -116,7 +116,7 @@ impl AdminApi {
     ) -> Result<Vec<AuditRecord>, Status> {
         let mut found = Vec::new();
         self.projection
-            .trail
+            .audit_trail()?
             .read(partnership, since, |sequence, body| {
                 if let Ok(e) = Event::decode(body.as_slice()) {
                     if let Some(Payload::PersonLevelRead(read)) = &e.payload {
@@ -318,7 +318,7 @@ impl AdminService for AdminApi {
             .authorise(&caller, Action::ReadAudit, &r.partnership_code)?;
         let v = self
             .projection
-            .trail
+            .audit_trail()?
             .verify(&r.partnership_code)
             .await
             .map_err(ApiError)?;

@@ -97,6 +97,8 @@ pub struct PickupApi {
     keys: KeyStore,
     data_keys: DataKeyCache,
     pseudonymiser: Pseudonymiser,
+    /// Each caller's open `WatchPickups` streams.
+    watches: hub_runtime::quota::StreamQuota,
 }
 
 impl PickupApi {
@@ -105,12 +107,14 @@ impl PickupApi {
         keys: KeyStore,
         data_keys: DataKeyCache,
         pseudonymiser: Pseudonymiser,
+        watches_per_caller: usize,
     ) -> Self {
         Self {
             projection,
             keys,
             data_keys,
             pseudonymiser,
+            watches: hub_runtime::quota::StreamQuota::new("pick-up watches", watches_per_caller),
         }
     }
 
@@ -307,6 +311,7 @@ impl PickupListService for PickupApi {
         let partnership_code = request.into_inner().partnership_code;
         self.projection
             .authorise(&caller, Action::ReadPickupList, &partnership_code)?;
+        let slot = self.watches.acquire(&caller).map_err(ApiError)?;
         // Subscribe before the first snapshot, so no change falls between.
         let mut changes = self.projection.consumer.changes.subscribe();
         let reader = reader(&caller);
@@ -324,6 +329,8 @@ impl PickupListService for PickupApi {
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
         tokio::spawn(async move {
+            // Held for as long as the stream runs.
+            let _slot = slot;
             let mut first = Some(first);
             let removed = |person_key: String| PickupEntry {
                 person_key,
@@ -377,7 +384,13 @@ impl PickupListService for PickupApi {
                     }
                     shown = now;
                 }
-                let root = match changes.recv().await {
+                // A watcher that has gone frees its slot now, not at the
+                // next change.
+                let change = tokio::select! {
+                    _ = tx.closed() => return,
+                    change = changes.recv() => change,
+                };
+                let root = match change {
                     Ok(changed) if changed.partnership_code == partnership_code => {
                         changed.person_key
                     }

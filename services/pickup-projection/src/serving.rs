@@ -48,6 +48,7 @@ pub async fn run(
     let ledger = ErasureLedger::open(&log).await?;
     let pseudonymiser = hub_core::pseudonym::Pseudonymiser::new(&secret);
     let data_keys = api::DataKeyCache::default();
+    let watches_per_caller = config.common.max_streams_per_caller;
     hub_projection::serve(
         NAME,
         "pickup",
@@ -56,6 +57,7 @@ pub async fn run(
         config,
         listener,
         shutdown,
+        Some(&secret),
         Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
         move |projection| {
             let eraser = erasure::Eraser {
@@ -81,6 +83,7 @@ pub async fn run(
                 keys,
                 data_keys,
                 pseudonymiser,
+                watches_per_caller,
             )))
             .add_service(AdminServiceServer::new(admin))
         },

@@ -24,6 +24,7 @@ pub async fn run(
         config,
         listener,
         shutdown,
+        None,
         Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
         |projection| {
             tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(
