@@ -114,8 +114,12 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
         let cookies = b.cookies().unwrap();
         let token_cookie = cookies
             .iter()
-            .find(|c| c["name"] == "hub_token")
+            .find(|c| c["name"] == "hub_session")
             .expect("a session cookie");
+        assert!(
+            !token_cookie["value"].as_str().unwrap().contains(ANALYST),
+            "the browser holds a session id, never the token"
+        );
         assert_eq!(token_cookie["httpOnly"], true);
         assert_eq!(token_cookie["sameSite"], "Strict");
         assert_eq!(

@@ -141,7 +141,7 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
+async fn signing_in_keeps_a_server_side_session_and_shows_the_page() {
     let hub = Hub::start().unwrap();
     train(&hub, 8, 1).await;
     settled_status(&hub.training).await;
@@ -153,17 +153,7 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
     let r = http(dash.addr(), "GET", "/login", &[], None).unwrap();
     assert!(r.body.contains("<label for=\"token\">"), "{}", r.body);
 
-    let r = http(
-        dash.addr(),
-        "POST",
-        "/login",
-        &form,
-        Some("token=not-a-token-at-all-123"),
-    )
-    .unwrap();
-    assert_eq!(r.status, 401);
-    assert!(r.header("set-cookie").is_none());
-
+    // Without the form's CSRF token (a cross-site post), nothing happens.
     let r = http(
         dash.addr(),
         "POST",
@@ -172,13 +162,33 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
         Some(&format!("token={ANALYST}")),
     )
     .unwrap();
+    assert_eq!(r.status, 403);
+    assert!(set_cookie(&r, "hub_session").is_none());
+
+    let r = dashboard_sign_in(dash.addr(), "not-a-token-at-all-123");
+    assert_eq!(r.status, 401);
+    assert!(set_cookie(&r, "hub_session").is_none());
+
+    let r = dashboard_sign_in(dash.addr(), ANALYST);
     assert_eq!(r.status, 303);
-    let cookie = r.header("set-cookie").unwrap().to_string();
+    let cookie = r
+        .headers
+        .iter()
+        .find(|h| {
+            h.to_ascii_lowercase()
+                .starts_with("set-cookie: hub_session=")
+        })
+        .unwrap()
+        .to_string();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
-    let session = cookie.split(';').next().unwrap().to_string();
+    assert!(
+        !cookie.contains(ANALYST),
+        "the cookie holds no token: {cookie}"
+    );
+    let session = set_cookie(&r, "hub_session").unwrap();
 
     // One partnership: straight to its page.
     let r = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
@@ -206,7 +216,24 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
         assert!(r.body.contains(text), "{text} missing from the page");
     }
     assert!(!r.body.contains("<script"), "no script");
-    // The JSON takes the cookie too.
+    // Nothing cached, no framing, no script but the dashboard's own.
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let csp = r.header("content-security-policy").unwrap();
+    for part in [
+        "default-src 'none'",
+        "frame-ancestors 'none'",
+        "script-src 'sha256-",
+    ] {
+        assert!(csp.contains(part), "{csp}");
+    }
+    let script_src = csp
+        .split(';')
+        .find(|p| p.trim().starts_with("script-src"))
+        .unwrap();
+    assert!(!script_src.contains("unsafe"), "{csp}");
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    let csrf = csrf_of(&r.body);
+    // The JSON takes the session too.
     let r = http(
         dash.addr(),
         "GET",
@@ -217,15 +244,58 @@ async fn signing_in_keeps_the_token_in_an_httponly_cookie_and_shows_the_page() {
     .unwrap();
     assert_eq!(json(&r.body)["service_users_trained"], 8);
 
-    let r = http(
-        dash.addr(),
-        "POST",
-        "/logout",
-        &[("Cookie", &session)],
-        None,
-    )
-    .unwrap();
+    // Signing out needs the session's CSRF token; then the session is
+    // gone on the server, so the old cookie is worth nothing.
+    let logout = |body: String| {
+        http(
+            dash.addr(),
+            "POST",
+            "/logout",
+            &[
+                ("Cookie", &session),
+                ("Content-Type", "application/x-www-form-urlencoded"),
+            ],
+            Some(&body),
+        )
+        .unwrap()
+    };
+    assert_eq!(logout("csrf=forged".into()).status, 403);
+    let still = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
+    assert_eq!(still.header("location"), Some("/partnerships/bradford"));
+    let r = logout(format!("csrf={csrf}"));
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    let r = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
+    assert_eq!((r.status, r.header("location")), (303, Some("/login")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_time_out_and_failed_sign_ins_are_limited() {
+    let hub = Hub::start().unwrap();
+    let mut env = hub.env.clone();
+    env.push(("HUB_DASHBOARD_SESSION_IDLE".into(), "2s".into()));
+    env.push((
+        "HUB_PICKUP_PROJECTION_ADDR".into(),
+        hub.pickup.addr().to_string(),
+    ));
+    let dash = hub_testkit::HubProcess::start("dashboard", &env, &hub.dir.path().join("dash.log"))
+        .unwrap();
+    let session = set_cookie(&dashboard_sign_in(dash.addr(), ANALYST), "hub_session").unwrap();
+    let home = || http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
+    assert_eq!(home().header("location"), Some("/partnerships/bradford"));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(home().header("location"), Some("/login"), "idle too long");
+
+    // Five wrong tokens from one address, then even the right one waits.
+    for _ in 0..5 {
+        assert_eq!(
+            dashboard_sign_in(dash.addr(), "a-wrong-token-123456").status,
+            401
+        );
+    }
+    let r = dashboard_sign_in(dash.addr(), ANALYST);
+    assert_eq!(r.status, 429);
+    assert!(r.header("retry-after").is_some());
+    assert!(set_cookie(&r, "hub_session").is_none());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -448,13 +448,26 @@ async fn tls_and_mutual_tls_on_every_listener_end_to_end() {
         .build()
         .unwrap();
     let base = format!("https://localhost:{}", dashboard.addr().port());
+    let form = client.get(format!("{base}/login")).send().await.unwrap();
+    let login_cookie = form.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(login_cookie.contains("Secure"), "{login_cookie}");
+    let login_cookie = login_cookie.split(';').next().unwrap().to_string();
+    let csrf = csrf_of(&form.text().await.unwrap());
     let login = client
         .post(format!("{base}/login"))
-        .form(&[("token", CARAT)])
+        .header("cookie", login_cookie)
+        .form(&[("token", CARAT), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert_eq!(login.status(), 303);
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("hub_session="))
+        .unwrap();
     assert!(
         cookie.contains("Secure") && cookie.contains("HttpOnly"),
         "{cookie}"

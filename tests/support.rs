@@ -586,3 +586,42 @@ pub async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
     }
     run(cmd).await
 }
+
+/// What `name="csrf" value="…"` holds in a page.
+pub fn csrf_of(body: &str) -> String {
+    body.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a form with a CSRF token")
+        .to_string()
+}
+
+/// The `name=value` of cookie `name` among a response's `Set-Cookie`s.
+pub fn set_cookie(r: &hub_testkit::HttpResponse, name: &str) -> Option<String> {
+    r.headers
+        .iter()
+        .filter_map(|h| h.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .map(|(_, v)| v.trim())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_string())
+}
+
+/// Signs in to the dashboard at `addr` through its form as a browser
+/// would (the form's CSRF token in its cookie and field): the response.
+pub fn dashboard_sign_in(addr: std::net::SocketAddr, token: &str) -> hub_testkit::HttpResponse {
+    let form = hub_testkit::http(addr, "GET", "/login", &[], None).unwrap();
+    let csrf = csrf_of(&form.body);
+    let cookie = set_cookie(&form, "hub_login_csrf").expect("the form's CSRF cookie");
+    hub_testkit::http(
+        addr,
+        "POST",
+        "/login",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Cookie", &cookie),
+        ],
+        Some(&format!("token={token}&csrf={csrf}")),
+    )
+    .unwrap()
+}

@@ -11,10 +11,14 @@
 //!   `/api/partnerships/<code>/pickup-summary` (JSON), `/healthz`,
 //!   `/metrics`.
 //! - [`page`]: the HTML, rendered on the server (no script, no framework).
-//! - Callers: `authorization: Bearer <token>`, or the token the login form
-//!   keeps in an HttpOnly, SameSite=Strict cookie.
+//! - Callers: `authorization: Bearer <token>`, or a signed-in session
+//!   ([`session`]): the browser keeps only an opaque id, the token stays
+//!   here; CSRF tokens on every form, a limit on failed sign-ins.
+//! - Every response: `Cache-Control: no-store`, a Content-Security-Policy
+//!   allowing only the dashboard's one script (by hash) and no framing.
 
 pub mod page;
+pub mod session;
 
 use std::{future::Future, sync::Arc};
 
@@ -48,7 +52,10 @@ use hub_runtime::{config::CommonArgs, prometheus};
 
 pub const NAME: &str = "dashboard";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-const COOKIE: &str = "hub_token";
+/// The session cookie: an opaque id (see [`session`]).
+const COOKIE: &str = "hub_session";
+/// The sign-in form's double-submitted CSRF token.
+const LOGIN_CSRF_COOKIE: &str = "hub_login_csrf";
 /// How long a stopping dashboard lets requests in flight (a live page's
 /// stream among them) finish.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -71,6 +78,14 @@ pub struct Config {
         default_value = "127.0.0.1:50062"
     )]
     pub training_projection_addr: String,
+    /// A signed-in session ends after this long without a request.
+    #[arg(long, env = "HUB_DASHBOARD_SESSION_IDLE", default_value = "30m",
+          value_parser = hub_runtime::config::parse_duration)]
+    pub session_idle: std::time::Duration,
+    /// ... and this long after sign-in, however active.
+    #[arg(long, env = "HUB_DASHBOARD_SESSION_MAX", default_value = "12h",
+          value_parser = hub_runtime::config::parse_duration)]
+    pub session_max: std::time::Duration,
 }
 
 impl AsRef<CommonArgs> for Config {
@@ -85,6 +100,8 @@ struct App {
     tls: bool,
     /// Each caller's open live pages.
     live: hub_runtime::quota::StreamQuota,
+    sessions: session::Sessions,
+    sign_ins: session::SignInLimit,
     partnerships: PartnershipRegister,
     pickup: Channel,
     training: Channel,
@@ -110,6 +127,11 @@ pub async fn run(
             "live pick-up pages",
             config.common.max_streams_per_caller,
         ),
+        sessions: session::Sessions::new(session::SessionLimits {
+            idle: config.session_idle,
+            absolute: config.session_max,
+        }),
+        sign_ins: session::SignInLimit::default(),
         partnerships: config.common.load_partnerships()?,
         pickup: tls
             .client
@@ -136,6 +158,7 @@ pub async fn run(
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(app);
     tracing::info!(%addr, "listening");
@@ -161,30 +184,41 @@ async fn count_requests(request: axum::extract::Request, next: axum::middleware:
     response
 }
 
-/// The caller's token: the bearer header first, else the login cookie.
-fn token(headers: &HeaderMap) -> Option<String> {
+/// A cookie of the request.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The caller's token, and the CSRF token of their session: the bearer
+/// header first (no session, no forms), else the session cookie.
+fn token(app: &App, headers: &HeaderMap) -> Option<(String, String)> {
     if let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return v.strip_prefix("Bearer ").map(|t| t.trim().to_string());
+        return v
+            .strip_prefix("Bearer ")
+            .map(|t| (t.trim().to_string(), String::new()));
     }
-    headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())?
-        .split(';')
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+    let session = app.sessions.get(&cookie(headers, COOKIE)?)?;
+    Some((session.token, session.csrf))
 }
 
-fn caller(app: &App, headers: &HeaderMap) -> Option<(Arc<Caller>, String)> {
-    let token = token(headers)?;
+/// The signed-in caller, their token and their session's CSRF token.
+fn caller(app: &App, headers: &HeaderMap) -> Option<(Arc<Caller>, String, String)> {
+    let (token, csrf) = token(app, headers)?;
     let caller = app
         .auth
         .authenticate(Some(&format!("Bearer {token}")))
         .ok()?;
-    Some((caller, token))
+    Some((caller, token, csrf))
 }
 
 fn with_token<T>(message: T, token: &str) -> Request<T> {
@@ -264,7 +298,7 @@ async fn training_json(
     Query(q): Query<YearQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(token) = token(&headers) else {
+    let Some((token, _)) = token(&app, &headers) else {
         return unauthorised_json();
     };
     match training_counts(&app, &token, &code, q.fy).await {
@@ -279,7 +313,7 @@ async fn summary_json(
     Query(q): Query<YearQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(token) = token(&headers) else {
+    let Some((token, _)) = token(&app, &headers) else {
         return unauthorised_json();
     };
     match pickup_summary(&app, &token, &code, &q).await {
@@ -289,7 +323,7 @@ async fn summary_json(
 }
 
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some((caller, _)) = caller(&app, &headers) else {
+    let Some((caller, _, csrf)) = caller(&app, &headers) else {
         return Redirect::to("/login").into_response();
     };
     let codes: Vec<_> = match &caller.partnerships {
@@ -302,7 +336,14 @@ async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     if let [only] = codes.as_slice() {
         return Redirect::to(&format!("/partnerships/{}", only.code)).into_response();
     }
-    Html(page::home(&caller, &codes)).into_response()
+    Html(page::home(
+        &page::Who {
+            caller: &caller,
+            csrf: &csrf,
+        },
+        &codes,
+    ))
+    .into_response()
 }
 
 async fn partnership_page(
@@ -311,7 +352,7 @@ async fn partnership_page(
     Query(q): Query<YearQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((caller, token)) = caller(&app, &headers) else {
+    let Some((caller, token, csrf)) = caller(&app, &headers) else {
         return Redirect::to("/login").into_response();
     };
     let Some(partnership) = app.partnerships.get(&code) else {
@@ -363,7 +404,10 @@ async fn partnership_page(
         }
     }
     Html(page::partnership(
-        &caller,
+        &page::Who {
+            caller: &caller,
+            csrf: &csrf,
+        },
         partnership,
         fy,
         &training,
@@ -397,40 +441,170 @@ async fn break_glass_reads(
     Ok(records)
 }
 
-async fn login_page() -> Html<String> {
-    Html(page::login(None))
+/// `; Secure` when the dashboard serves TLS.
+fn secure(app: &App) -> &'static str {
+    if app.tls {
+        "; Secure"
+    } else {
+        ""
+    }
+}
+
+/// The sign-in form, with a fresh CSRF token in a cookie and in the form.
+async fn login_page(State(app): State<Arc<App>>) -> Response {
+    login_form(&app, StatusCode::OK, None)
+}
+
+fn login_form(app: &App, status: StatusCode, error: Option<&str>) -> Response {
+    let csrf = session::random_id();
+    let cookie = format!(
+        "{LOGIN_CSRF_COOKIE}={csrf}; HttpOnly; SameSite=Strict; Path=/login{}",
+        secure(app)
+    );
+    (
+        status,
+        [(header::SET_COOKIE, cookie)],
+        Html(page::login(error, &csrf)),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
 struct LoginForm {
     token: String,
+    #[serde(default)]
+    csrf: String,
 }
 
-async fn login(State(app): State<Arc<App>>, Form(form): Form<LoginForm>) -> Response {
+async fn login(
+    State(app): State<Arc<App>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if let Err(wait) = app.sign_ins.check(peer.ip()) {
+        let mut response = login_form(
+            &app,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed sign-ins from here. Wait a minute and try again."),
+        );
+        if let Ok(v) = wait.to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !session::same(&expected, &form.csrf) {
+        return login_form(
+            &app,
+            StatusCode::FORBIDDEN,
+            Some("The form had expired. Sign in again."),
+        );
+    }
     let token = form.token.trim().to_string();
     if app
         .auth
         .authenticate(Some(&format!("Bearer {token}")))
         .is_err()
-        || token.contains([';', ',', ' '])
     {
-        return (
+        app.sign_ins.failed(peer.ip());
+        return login_form(
+            &app,
             StatusCode::UNAUTHORIZED,
-            Html(page::login(Some(
-                "That token is not known. Check it and try again.",
-            ))),
-        )
-            .into_response();
+            Some("That token is not known. Check it and try again."),
+        );
     }
-    let secure = if app.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    let id = app.sessions.start(token);
+    let session_cookie = format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}",
+        secure(&app)
+    );
+    let spent = format!(
+        "{LOGIN_CSRF_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0{}",
+        secure(&app)
+    );
+    let mut response = Redirect::to("/").into_response();
+    for c in [session_cookie, spent] {
+        if let Ok(v) = c.parse() {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
 }
 
-async fn logout(State(app): State<Arc<App>>) -> Response {
-    let secure = if app.tls { "; Secure" } else { "" };
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{secure}");
+#[derive(Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Ends the session on the server (a copied cookie is then worthless) and
+/// clears the cookie. Refused without the session's CSRF token.
+async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): Form<LogoutForm>,
+) -> Response {
+    if let Some(id) = cookie(&headers, COOKIE) {
+        match app.sessions.get(&id) {
+            Some(s) if !session::same(&s.csrf, &form.csrf) => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Html(page::message(
+                        "Not signed out",
+                        "The sign-out form had expired. Reload the page and sign out again.",
+                    )),
+                )
+                    .into_response()
+            }
+            Some(_) => app.sessions.end(&id),
+            None => {}
+        }
+    }
+    let cookie = format!(
+        "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        secure(&app)
+    );
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+/// Headers on every response: nothing cached (pages carry names), no
+/// framing, no script but the dashboard's own, no referrer leaving.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    for (name, value) in security_header_values() {
+        if let Ok(v) = value.parse() {
+            h.insert(name, v);
+        }
+    }
+    response
+}
+
+fn security_header_values() -> [(header::HeaderName, String); 5] {
+    use std::sync::OnceLock;
+    static CSP: OnceLock<String> = OnceLock::new();
+    let csp = CSP.get_or_init(|| {
+        use base64::Engine;
+        use sha2::Digest;
+        let hash = base64::engine::general_purpose::STANDARD
+            .encode(sha2::Sha256::digest(page::LIVE_SCRIPT.as_bytes()));
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; \
+             frame-ancestors 'none'"
+        )
+    });
+    [
+        (header::CONTENT_SECURITY_POLICY, csp.clone()),
+        (header::CACHE_CONTROL, "no-store".into()),
+        (header::X_FRAME_OPTIONS, "DENY".into()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),
+        (header::REFERRER_POLICY, "no-referrer".into()),
+    ]
 }
 
 /// The pick-up list for workers: soonest first, alerts highlighted, names
@@ -441,7 +615,7 @@ async fn pickups_page(
     Path(code): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((caller, token)) = caller(&app, &headers) else {
+    let Some((caller, token, csrf)) = caller(&app, &headers) else {
         return Redirect::to("/login").into_response();
     };
     let Some(partnership) = app.partnerships.get(&code) else {
@@ -463,7 +637,10 @@ async fn pickups_page(
         .await
     {
         Ok(reply) => Html(page::pickups(
-            &caller,
+            &page::Who {
+                caller: &caller,
+                csrf: &csrf,
+            },
             partnership,
             &reply.into_inner().entries,
         ))
@@ -493,7 +670,7 @@ async fn pickup_events(
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     use futures::StreamExt;
-    let Some((caller, token)) = caller(&app, &headers) else {
+    let Some((caller, token, _)) = caller(&app, &headers) else {
         return unauthorised_json();
     };
     // Each open live page holds a stream here and a watch on the

@@ -36,14 +36,29 @@ button,input{font-size:1rem;padding:.4rem .8rem}.error{color:#d4351c;font-weight
 .alert{background:#fff7bf;border-left:4px solid #d4351c;font-weight:bold;color:#111}th.left,td.left{text-align:left}\
 .nowrap{white-space:nowrap}.wide{overflow-x:auto;max-width:100%}.wide:focus{outline:3px solid #fd0}";
 
-fn layout(title: &str, who: Option<&Caller>, body: &str) -> String {
+/// The signed-in person a page is for, and the CSRF token its forms carry.
+pub struct Who<'a> {
+    pub caller: &'a Caller,
+    pub csrf: &'a str,
+}
+
+/// The one script of the dashboard (the live pick-up list): constant, so
+/// the Content-Security-Policy allows it by its hash and nothing else.
+pub const LIVE_SCRIPT: &str = "(function(){var live=document.getElementById('live');var first=true,t=null;\
+var s=new EventSource(live.getAttribute('data-events'));\
+s.addEventListener('entry',function(){if(first){return;}clearTimeout(t);t=setTimeout(function(){location.reload();},500);});\
+setTimeout(function(){first=false;},2000);s.onerror=function(){live.textContent='Live updates paused; reload the page.';};})();";
+
+fn layout(title: &str, who: Option<&Who>, body: &str) -> String {
     let user = who
-        .map(|c| {
+        .map(|w| {
             format!(
-                "<p>Signed in as {} ({}, {}).</p><form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form>",
-                esc(&c.user_id),
-                esc(c.role.as_str()),
-                esc(&c.org_code)
+                "<p>Signed in as {} ({}, {}).</p><form method=\"post\" action=\"/logout\">\
+<input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
+                esc(&w.caller.user_id),
+                esc(w.caller.role.as_str()),
+                esc(&w.caller.org_code),
+                esc(w.csrf)
             )
         })
         .unwrap_or_default();
@@ -63,7 +78,7 @@ pub fn message(title: &str, text: &str) -> String {
     )
 }
 
-pub fn login(error: Option<&str>) -> String {
+pub fn login(error: Option<&str>, csrf: &str) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
@@ -71,14 +86,16 @@ pub fn login(error: Option<&str>) -> String {
         "Sign in",
         None,
         &format!(
-            "{error}<form method=\"post\" action=\"/login\"><p><label for=\"token\">Your access token</label><br>\
+            "{error}<form method=\"post\" action=\"/login\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><p><label for=\"token\">Your access token</label><br>\
 <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required size=\"40\"></p>\
-<p><button type=\"submit\">Sign in</button></p></form><p>The token is kept in a cookie that scripts cannot read, until you sign out.</p>"
+<p><button type=\"submit\">Sign in</button></p></form><p>The token stays on the server; your browser keeps only a session \
+that ends when you sign out, after 30 minutes without use, or after 12 hours.</p>",
+            csrf = esc(csrf)
         ),
     )
 }
 
-pub fn home(caller: &Caller, partnerships: &[&Partnership]) -> String {
+pub fn home(who: &Who, partnerships: &[&Partnership]) -> String {
     let items: String = partnerships
         .iter()
         .map(|p| {
@@ -89,7 +106,7 @@ pub fn home(caller: &Caller, partnerships: &[&Partnership]) -> String {
             )
         })
         .collect();
-    layout("Partnerships", Some(caller), &format!("<ul>{items}</ul>"))
+    layout("Partnerships", Some(who), &format!("<ul>{items}</ul>"))
 }
 
 fn withheld(suppressed: &[String], name: &str) -> bool {
@@ -323,7 +340,7 @@ fn break_glass_section(records: &Result<Vec<AuditRecord>, tonic::Status>) -> Str
 }
 
 pub fn partnership(
-    caller: &Caller,
+    who: &Who,
     p: &Partnership,
     fy: FinancialYear,
     training: &Result<TrainingCounts, tonic::Status>,
@@ -339,7 +356,7 @@ pub fn partnership(
     let mut body = format!(
         "<p>Financial year {fy}. <a href=\"?fy={prev}\">Previous year</a> · <a href=\"?fy={next}\">Next year</a></p>"
     );
-    if caller.role.may(hub_core::auth::Action::ReadPickupList) {
+    if who.caller.role.may(hub_core::auth::Action::ReadPickupList) {
         body.push_str(&format!(
             "<p><a href=\"/partnerships/{}/pickups\">The pick-up list, live</a></p>",
             esc(&p.code)
@@ -364,7 +381,7 @@ pub fn partnership(
 <tr><th scope=\"row\">Criterion 10: staff competences</th><td>{c10}</td></tr><tr><th scope=\"row\">Harm-reduction score</th><td>{}</td></tr></tbody></table>",
         p.harm_reduction_score_2006_07
     ));
-    layout(&p.name, Some(caller), &body)
+    layout(&p.name, Some(who), &body)
 }
 
 /// A contract name as words: `NO_GATE_WORKER` → `No gate worker`.
@@ -432,23 +449,21 @@ fn pickup_row(e: &PickupEntry) -> String {
 /// The live pick-up list. A few lines of script (no framework, nothing
 /// fetched) reload the list when the server says an entry changed; without
 /// script the page is complete as served.
-pub fn pickups(caller: &Caller, p: &Partnership, entries: &[PickupEntry]) -> String {
+pub fn pickups(who: &Who, p: &Partnership, entries: &[PickupEntry]) -> String {
     let rows: String = entries.iter().map(pickup_row).collect();
     let body = format!(
         "<p>People leaving prison from 21 days ago to 14 days ahead, soonest first. Rows with alerts are highlighted. \
-<span id=\"live\" role=\"status\">Updates appear as they happen.</span></p>\
+<span id=\"live\" role=\"status\" data-events=\"/api/partnerships/{code}/pickups/events\">Updates appear as they happen.</span></p>\
 <div class=\"wide\" role=\"region\" aria-label=\"Pick-up list, scrolls sideways\" tabindex=\"0\">\
 <table><caption>Prison-gate pick-up list</caption><thead><tr><th scope=\"col\" class=\"left\">Release</th><th scope=\"col\">Days</th><th scope=\"col\" class=\"left\">Name</th>\
 <th scope=\"col\" class=\"left\">Prison</th><th scope=\"col\" class=\"left\">Status</th><th scope=\"col\" class=\"left\">Consent</th><th scope=\"col\">Triage</th><th scope=\"col\" class=\"left\">Appointment</th>\
 <th scope=\"col\" class=\"left\">Gate worker</th><th scope=\"col\">Naloxone</th><th scope=\"col\" class=\"left\">Alerts</th></tr></thead><tbody>{rows}</tbody></table></div>\
 <p><a href=\"/partnerships/{code}\">Figures for {name}</a></p>\
-<script>(function(){{var first=true,t=null;var s=new EventSource('/api/partnerships/{code}/pickups/events');\
-s.addEventListener('entry',function(){{if(first){{return;}}clearTimeout(t);t=setTimeout(function(){{location.reload();}},500);}});\
-setTimeout(function(){{first=false;}},2000);s.onerror=function(){{document.getElementById('live').textContent='Live updates paused; reload the page.';}};}})();</script>",
+<script>{LIVE_SCRIPT}</script>",
         code = esc(&p.code),
         name = esc(&p.name),
     );
-    layout(&format!("{}: pick-up list", p.name), Some(caller), &body)
+    layout(&format!("{}: pick-up list", p.name), Some(who), &body)
 }
 
 #[cfg(test)]
