@@ -203,9 +203,10 @@ fn token(app: &App, headers: &HeaderMap) -> Option<(String, String)> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return v
-            .strip_prefix("Bearer ")
-            .map(|t| (t.trim().to_string(), String::new()));
+        // The services' own reading of the header (hub_core::auth).
+        return hub_core::auth::bearer(Some(v))
+            .ok()
+            .map(|t| (t.to_string(), String::new()));
     }
     let session = app.sessions.get(&cookie(headers, COOKIE)?)?;
     Some((session.token, session.csrf))
