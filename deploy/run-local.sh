@@ -6,7 +6,11 @@
 # `make cluster` (HUB_LOCAL_CLUSTER=1): the same hub on a three-node NATS
 # cluster on loopback (deploy/nats/cluster/node.conf; client ports
 # 4222-4224, route ports 6222-6224), the stream kept on all three
-# (HUB_STREAM_REPLICAS=3); its data lives apart, under ./var/cluster.
+# (HUB_STREAM_REPLICAS=3), as production runs it: TLS on client and route
+# connections (a throwaway CA under ./var/cluster/tls) and one NATS user
+# per process with only its own rights (deploy/nats/accounts.conf;
+# passwords made once into ./var/cluster/nats-passwords.env). Its data
+# lives apart, under ./var/cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +56,32 @@ wait_for_line() { # file pattern what
   echo "$3 did not start; see $1" >&2; tail -20 "$1" >&2; exit 1
 }
 
+USERS="custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service key-service pickup-projection training-projection hub-operator"
+pass_var() { echo "HUB_NATS_PASS_$(echo "$1" | tr 'a-z-' 'A-Z_')"; }
+# The settings a process needs to reach NATS as its own user (cluster only).
+as_user() { # user command...
+  local user=$1; shift
+  if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
+    local var; var=$(pass_var "$user")
+    HUB_NATS_USER=$user HUB_NATS_PASSWORD=${!var} HUB_NATS_TLS_CA=$VAR/tls/ca.pem \
+      HUB_NATS_TLS_CERT=$VAR/tls/client.pem HUB_NATS_TLS_KEY=$VAR/tls/client-key.pem "$@"
+  else
+    "$@"
+  fi
+}
+if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
+  [ -f $VAR/tls/ca.pem ] || bash deploy/nats/make-test-ca.sh $VAR/tls >/dev/null
+  if [ ! -f $VAR/nats-passwords.env ]; then
+    (umask 077; for u in $USERS; do
+      echo "export $(pass_var "$u")=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')"
+    done >$VAR/nats-passwords.env)
+  fi
+  # shellcheck disable=SC1090
+  source $VAR/nats-passwords.env
+  export HUB_NATS_SERVER_CERT=$VAR/tls/server.pem HUB_NATS_SERVER_KEY=$VAR/tls/server-key.pem \
+    HUB_NATS_CA=$VAR/tls/ca.pem
+fi
+
 for p in "${NATS_PORTS[@]}"; do
   if (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then
     echo "port $p is taken: stop what runs there, or set HUB_LOCAL_NATS_PORT" >&2
@@ -77,11 +107,16 @@ else
   wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 fi
 
-SERVICES="custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service pickup-projection training-projection"
+# The stream and the buckets are the operator's to create (services may
+# only check them under deploy/nats/accounts.conf).
+as_user hub-operator "$BIN/hubctl" nats init >$VAR/logs/nats-init.log 2>&1 \
+  || { echo "hubctl nats init failed; see $VAR/logs/nats-init.log" >&2; cat $VAR/logs/nats-init.log >&2; exit 1; }
+
+SERVICES="key-service custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service pickup-projection training-projection"
 for svc in $SERVICES; do
   # A projection's store holds positions in this stream: the cluster's
   # live apart from the single server's.
-  HUB_DATA_DIR=./$VAR/$svc "$BIN/$svc" >"$VAR/logs/$svc.log" 2>&1 &
+  HUB_DATA_DIR=./$VAR/$svc as_user "$svc" "$BIN/$svc" >"$VAR/logs/$svc.log" 2>&1 &
   pids+=($!)
 done
 for svc in $SERVICES; do
@@ -107,6 +142,7 @@ The hub is running (logs in $VAR/logs/).
   treatment-service   127.0.0.1:50054   metrics http://127.0.0.1:51054/metrics
   ambulance-service   127.0.0.1:50055   metrics http://127.0.0.1:51055/metrics
   identity-service    127.0.0.1:50056   metrics http://127.0.0.1:51056/metrics
+  key-service         127.0.0.1:50057   metrics http://127.0.0.1:51057/metrics
   pickup-projection   127.0.0.1:50061   metrics http://127.0.0.1:51061/metrics
   training-projection 127.0.0.1:50062   metrics http://127.0.0.1:51062/metrics
 
@@ -127,7 +163,8 @@ Try:
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl pickups --partnership bradford
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl prison record-release-date --partnership bradford \\
       --prison-code LEI --prison-number A1234BC --release-date $(date +%F)
-  $BIN/hubctl events tail --follow        (the stream itself, decoded, still pseudonymous)
+  $BIN/hubctl events tail --follow        (the stream itself, decoded, still pseudonymous;
+                                          on make cluster, as the operator: see $VAR/nats-passwords.env)
   HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
   HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
   HUB_TOKEN=dev-data-steward-token $BIN/hubctl identity duplicates --partnership bradford

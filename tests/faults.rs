@@ -40,16 +40,27 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
         .prefix("hub-cluster-")
         .tempdir()
         .unwrap();
+    // node.conf as deployed: every client over TLS with a certificate,
+    // each process its own NATS user; the operator creates the stream.
     let mut env = base_env(dir.path(), &cluster.urls());
     env.push(("HUB_STREAM_REPLICAS".into(), "3".into()));
-    let pharmacy = start_process(dir.path(), &env, "pharmacy-service").unwrap();
-    let training = start_process(dir.path(), &env, "training-projection").unwrap();
-    let servers: Vec<async_nats::ServerAddr> = cluster
-        .urls()
-        .split(',')
-        .map(|u| u.parse().unwrap())
-        .collect();
-    let js = jetstream::new(async_nats::connect(servers).await.unwrap());
+    let operator = cluster.client_env("hub-operator");
+    nats_init(&cluster.urls(), &operator, &[("HUB_STREAM_REPLICAS", "3")]);
+    let as_user = |user: &str| [env.clone(), cluster.client_env(user)].concat();
+    let _keys = start_process(dir.path(), &as_user("key-service"), "key-service").unwrap();
+    let pharmacy =
+        start_process(dir.path(), &as_user("pharmacy-service"), "pharmacy-service").unwrap();
+    let training = start_process(
+        dir.path(),
+        &as_user("training-projection"),
+        "training-projection",
+    )
+    .unwrap();
+    let js = jetstream::new(
+        connect_as(&cluster.accounts, &cluster.urls(), "hub-operator")
+            .await
+            .unwrap(),
+    );
     let info = stream_info(&js).await;
     assert_eq!(
         info.config.num_replicas, 3,
@@ -157,9 +168,9 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
     // server (fewer copies), every message with it.
     let backup = dir.path().join("backup");
     let backup = backup.to_str().unwrap();
-    assert_hubctl(&cluster.urls(), &["backup", backup]).await;
+    assert_hubctl(&cluster.urls(), &operator, &["backup", backup]).await;
     let single = hub_testkit::NatsServer::start().unwrap();
-    assert_hubctl(&single.url(), &["restore", backup, "--replicas", "1"]).await;
+    assert_hubctl(&single.url(), &[], &["restore", backup, "--replicas", "1"]).await;
     let held = stream_info(&js).await.state;
     let restored = stream_info(&jetstream::new(
         async_nats::connect(single.url()).await.unwrap(),
@@ -172,11 +183,12 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
     );
 }
 
-/// Runs hubctl on NATS at `urls` and asserts it succeeded.
-async fn assert_hubctl(urls: &str, args: &[&str]) {
+/// Runs hubctl on NATS at `urls` (with `env`) and asserts it succeeded.
+async fn assert_hubctl(urls: &str, env: &[(String, String)], args: &[&str]) {
     let out = tokio::process::Command::new(hub_testkit::binary("hubctl").unwrap())
         .args(args)
         .env("HUB_NATS_URL", urls)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .await
         .unwrap();
@@ -192,6 +204,7 @@ struct Pair {
     dir: tempfile::TempDir,
     pharmacy: hub_testkit::HubProcess,
     training: hub_testkit::HubProcess,
+    _keys: hub_testkit::HubProcess,
     _nats: hub_testkit::NatsServer,
 }
 
@@ -204,6 +217,7 @@ impl Pair {
             .unwrap();
         let env = base_env(dir.path(), &nats.url());
         Self {
+            _keys: start_process(dir.path(), &env, "key-service").unwrap(),
             pharmacy: start_process(dir.path(), &env, "pharmacy-service").unwrap(),
             training: start_process(dir.path(), &env, "training-projection").unwrap(),
             dir,

@@ -384,35 +384,8 @@ async fn a_removed_or_forged_audit_record_breaks_the_chain_where_it_was() {
     assert_eq!(ok.code, 0, "{}{}", ok.stdout, ok.stderr);
     assert!(ok.stdout.contains("intact"), "{}", ok.stdout);
 
-    // Someone with stream rights deletes the second record.
-    let audit: Vec<u64> = hub
-        .all_messages()
-        .await
-        .iter()
-        .filter(|m| m.subject.as_str() == "hub.audit.bradford")
-        .map(|m| m.sequence)
-        .collect();
     let client = async_nats::connect(hub.nats.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
-    let stream = js.get_stream("HUB_EVENTS").await.unwrap();
-    assert!(stream.delete_message(audit[1]).await.unwrap());
-    let v = verify("bradford").await;
-    assert!(!v.intact);
-    assert_eq!((v.broken_at_link, v.broken_at_sequence), (2, audit[2]));
-    assert!(v.problem.contains("link 2 missing"), "{}", v.problem);
-    let broken = hubctl(
-        &hub,
-        Some(ADMIN),
-        &["audit", "verify", "--partnership", "bradford"],
-    )
-    .await;
-    assert_eq!(broken.code, 1);
-    assert!(
-        broken.stdout.contains("BROKEN at link 2"),
-        "{}",
-        broken.stdout
-    );
-
     // Someone with the projection's NATS rights adds a record to Leeds's
     // trail: without the chain key it cannot be made to fit.
     hub.pickups()
@@ -460,6 +433,60 @@ async fn a_removed_or_forged_audit_record_breaks_the_chain_where_it_was() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
+
+    // Nobody can remove a record through NATS: the stream refuses
+    // (deny_delete), whoever asks.
+    let audit: Vec<u64> = hub
+        .all_messages()
+        .await
+        .iter()
+        .filter(|m| m.subject.as_str() == "hub.audit.bradford")
+        .map(|m| m.sequence)
+        .collect();
+    let stream = js.get_stream("HUB_EVENTS").await.unwrap();
+    assert!(stream.delete_message(audit[1]).await.is_err());
+    assert_eq!(
+        hub.all_messages().await.len() as u64,
+        hub.stream_messages().await
+    );
+    // Only replacing the whole stream could drop one, which only the
+    // operator's NATS user may do: put back without the second record, the
+    // chain shows where it was.
+    let messages = hub.all_messages().await;
+    let config = stream.cached_info().config.clone();
+    js.delete_stream("HUB_EVENTS").await.unwrap();
+    js.create_stream(config).await.unwrap();
+    for m in messages.iter().filter(|m| m.sequence != audit[1]) {
+        let mut headers = async_nats::HeaderMap::new();
+        for (name, values) in m.headers.iter() {
+            if !name.to_string().starts_with("Nats-Expected") {
+                for v in values {
+                    headers.append(name.clone(), v.clone());
+                }
+            }
+        }
+        js.publish_with_headers(m.subject.to_string(), headers, m.payload.clone())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let v = verify("bradford").await;
+    assert!(!v.intact);
+    assert_eq!((v.broken_at_link, v.broken_at_sequence), (2, audit[2] - 1));
+    assert!(v.problem.contains("link 2 missing"), "{}", v.problem);
+    let broken = hubctl(
+        &hub,
+        Some(ADMIN),
+        &["audit", "verify", "--partnership", "bradford"],
+    )
+    .await;
+    assert_eq!(broken.code, 1);
+    assert!(
+        broken.stdout.contains("BROKEN at link 2"),
+        "{}",
+        broken.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

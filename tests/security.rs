@@ -38,6 +38,11 @@ fn start(
     start_process(dir, &env, name)
 }
 
+/// The key service, which agency services ask for new data keys.
+fn key_service(dir: &Path, nats: &NatsServer) -> HubProcess {
+    start(dir, nats, "key-service", &[] as &[(&str, String)]).unwrap()
+}
+
 /// The development tokens, each kept as its digest: what a service off
 /// loopback takes.
 fn digest_tokens(dir: &Path) -> String {
@@ -172,6 +177,7 @@ async fn tokens_by_digest_reloaded_on_sighup_and_plain_ones_only_on_loopback() {
     );
     // With digests only it starts, and the token behind a digest works.
     write(std::slice::from_ref(&hashed));
+    let _keys = key_service(dir.path(), &nats);
     let prison = start(dir.path(), &nats, "prison-service", &off_loopback(&tokens)).unwrap();
     release(&prison, HASHED_CARAT, "digest").await.unwrap();
     let wrong = release(&prison, &sha256_hex(HASHED_CARAT), "digest").await;
@@ -243,6 +249,7 @@ async fn access_tokens_from_an_identity_provider() {
         ("HUB_OIDC_AUDIENCE", AUDIENCE.to_string()),
         ("HUB_OIDC_JWKS_FILE", jwks_file.display().to_string()),
     ];
+    let _keys = key_service(dir.path(), &nats);
     let prison = start(dir.path(), &nats, "prison-service", &oidc).unwrap();
     let pickup = start(dir.path(), &nats, "pickup-projection", &oidc).unwrap();
     let carat = claims(
@@ -379,6 +386,7 @@ async fn tls_and_mutual_tls_on_every_listener_end_to_end() {
     let mut prison_env = tls(true);
     prison_env.push(("HUB_LISTEN".into(), "0.0.0.0:0".into()));
     prison_env.push(("HUB_TOKENS_FILE".into(), digest_tokens(dir.path())));
+    let _keys = key_service(dir.path(), &nats);
     let prison = start(dir.path(), &nats, "prison-service", &prison_env).unwrap();
     let pickup = start(dir.path(), &nats, "pickup-projection", &tls(false)).unwrap();
 
@@ -545,6 +553,7 @@ async fn no_plaintext_listener_off_loopback_unless_a_proxy_terminates_tls() {
         ),
     )
     .unwrap();
+    let _keys = key_service(dir.path(), &nats);
     let prison = start(
         dir.path(),
         &nats,

@@ -46,6 +46,48 @@ pub fn start_process(dir: &Path, env: &[(String, String)], name: &str) -> Result
     HubProcess::start(name, &env, &dir.join(format!("{name}.log")))
 }
 
+/// A plain NATS client signed in as `user` of `accounts` (over TLS when
+/// they have a CA), with that user's inbox prefix.
+pub async fn connect_as(
+    accounts: &hub_testkit::NatsAccounts,
+    urls: &str,
+    user: &str,
+) -> Result<async_nats::Client> {
+    let mut options =
+        async_nats::ConnectOptions::with_user_and_password(user.into(), accounts.password(user))
+            .custom_inbox_prefix(hub_runtime::eventlog::inbox_prefix(user))
+            .connection_timeout(std::time::Duration::from_secs(5));
+    if let Some(ca) = &accounts.tls {
+        options = options
+            .add_root_certificates(ca.ca.clone())
+            .add_client_certificate(ca.client_cert.clone(), ca.client_key.clone())
+            .require_tls(true);
+    }
+    let servers: Vec<async_nats::ServerAddr> = urls
+        .split(',')
+        .map(|u| u.parse())
+        .collect::<Result<_, _>>()?;
+    Ok(options.connect(servers).await?)
+}
+
+/// `hubctl nats init` as the operator: what must exist before services
+/// that may not create it start.
+pub fn nats_init(urls: &str, operator_env: &[(String, String)], extra: &[(&str, &str)]) {
+    let out = std::process::Command::new(hub_testkit::binary("hubctl").expect("hubctl built"))
+        .args(["nats", "init"])
+        .env("HUB_NATS_URL", urls)
+        .envs(operator_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(extra.iter().copied())
+        .output()
+        .expect("hubctl runs");
+    assert!(
+        out.status.success(),
+        "hubctl nats init: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Every message of the event stream, read by a plain NATS client.
 pub async fn stream_messages(js: &jetstream::Context) -> Vec<StreamMessage> {
     let mut stream = js.get_stream("HUB_EVENTS").await.expect("stream exists");
@@ -100,6 +142,8 @@ pub struct Hub {
     pub treatment: HubProcess,
     pub ambulance: HubProcess,
     pub identity: HubProcess,
+    /// The one creator of data keys (agency services ask it).
+    pub keys: HubProcess,
     pub pickup: HubProcess,
     pub training: HubProcess,
     /// NATS user and password for the test's own plain client, when the
@@ -128,6 +172,7 @@ impl Hub {
             start_process(dir.path(), &env, name)
         };
         Ok(Self {
+            keys: start("key-service")?,
             custody: start("custody-service")?,
             prison: start("prison-service")?,
             pharmacy: start("pharmacy-service")?,

@@ -18,7 +18,8 @@ make_cert() { # name usage subject-alt-names
     -out "$1.pem" -extfile "$1.ext" 2>/dev/null
   rm -f "$1.csr" "$1.ext"
 }
-make_cert server serverAuth "DNS:localhost,IP:127.0.0.1"
+# serverAuth and clientAuth: a cluster node is also a client of the others.
+make_cert server serverAuth,clientAuth "DNS:localhost,IP:127.0.0.1"
 make_cert client clientAuth ""
 chmod 600 ./*-key.pem
 echo "made ca.pem, server.pem/server-key.pem, client.pem/client-key.pem in $(pwd)"

@@ -234,7 +234,8 @@ impl Hub {
     }
 }
 
-const NAMES: [&str; 7] = [
+const NAMES: [&str; 8] = [
+    "key-service",
     "custody-service",
     "prison-service",
     "pharmacy-service",

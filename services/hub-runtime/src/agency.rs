@@ -33,8 +33,24 @@ where
     prometheus::start(name, args.metrics_listen, grpc_addr, &args.tls).await?;
     let auth = args.authenticator(&[grpc_addr]).await?;
     let pipeline = CommandPipeline::start(agency, &args, name, auth).await?;
+    let (watcher, health_service) = health_follows_nats(pipeline.client().clone(), S::NAME);
+    let routes = Routes::new(health_service).add_service(service(pipeline));
+    let result = server::serve(name, listener, &args.tls, routes, shutdown).await;
+    watcher.abort();
+    result
+}
+
+/// gRPC health that follows the NATS connection: `service` and the server
+/// as a whole are NOT_SERVING while NATS is unreachable (and
+/// `hub_nats_connected` is 0). Abort the task when the server stops.
+pub fn health_follows_nats(
+    nats: async_nats::Client,
+    service: &'static str,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) {
     let (health, health_service) = tonic_health::server::health_reporter();
-    let nats = pipeline.client().clone();
     let watcher = tokio::spawn(async move {
         let mut last = None;
         loop {
@@ -45,7 +61,7 @@ where
                 } else {
                     ServingStatus::NotServing
                 };
-                health.set_service_status(S::NAME, status).await;
+                health.set_service_status(service, status).await;
                 health.set_service_status("", status).await;
                 metrics::gauge!("hub_nats_connected").set(if up { 1.0 } else { 0.0 });
                 last = Some(up);
@@ -53,10 +69,7 @@ where
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     });
-    let routes = Routes::new(health_service).add_service(service(pipeline));
-    let result = server::serve(name, listener, &args.tls, routes, shutdown).await;
-    watcher.abort();
-    result
+    (watcher, health_service)
 }
 
 /// The bounds tonic puts on a service it routes to.

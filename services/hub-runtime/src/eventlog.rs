@@ -49,6 +49,7 @@ pub async fn connect(args: &crate::config::NatsArgs, name: &str) -> Result<Clien
     args.nats_options()
         .await?
         .name(name)
+        .custom_inbox_prefix(inbox_prefix(name))
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
         .event_callback(|event| async move {
@@ -63,6 +64,14 @@ pub async fn connect(args: &crate::config::NatsArgs, name: &str) -> Result<Clien
         .connect(urls)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot connect to NATS: {e}")))
+}
+
+/// Where the replies to `process` arrive: `_INBOX_<process>.>`, with `-`
+/// as `_`. Each NATS user of deploy/nats/hub.conf may subscribe only to its
+/// own prefix, so no process reads another's replies (its data keys, its
+/// consumers' messages).
+pub fn inbox_prefix(process: &str) -> String {
+    format!("_INBOX_{}", process.replace(['-', '.', '*', '>', ' '], "_"))
 }
 
 fn not_acknowledged_in_time() -> Error {
@@ -115,6 +124,13 @@ pub fn stream_config(name: &str, settings: StreamSettings) -> stream::Config {
         // cluster has it: losing one server loses nothing acknowledged.
         num_replicas: settings.replicas,
         allow_direct: true,
+        // Nothing acknowledged is ever removed: not one message (an audit
+        // record, say) by the API, nor the stream's contents by a purge,
+        // whoever asks. Only deleting the whole stream remains, and only
+        // the operator's NATS user may (docs/operations.md).
+        deny_delete: true,
+        deny_purge: true,
+        allow_rollup: false,
         // Events repeat their header names, subjects, codes and the hex of
         // keyed hashes: S2 (per message block, NATS ≥ 2.10) roughly halves
         // the bytes kept forever, for little CPU (see BENCHMARKS.md).
@@ -136,6 +152,7 @@ impl EventLog {
             .build(client.clone());
         let wanted = stream_config(stream_name, settings);
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+        let mut last_error = String::new();
         let info = loop {
             match js.get_or_create_stream(wanted.clone()).await {
                 Ok(mut s) => match s.info().await {
@@ -152,11 +169,19 @@ impl EventLog {
                         ),
                     ))
                 }
-                Err(e) => tracing::warn!(error = %e, stream = stream_name, "waiting for JetStream"),
+                Err(e) => {
+                    tracing::warn!(error = %e, stream = stream_name, "waiting for JetStream");
+                    last_error = e.to_string();
+                }
             }
             if tokio::time::Instant::now() > deadline {
+                // Under least privilege (deploy/nats/hub.conf) only the
+                // operator may create the stream: its request goes
+                // unanswered, as if JetStream were away.
                 return Err(Error::Unavailable(format!(
-                    "JetStream not reachable within {}s (is nats-server running with -js?)",
+                    "stream {stream_name} not found or JetStream not reachable within {}s \
+                     ({last_error}): is nats-server running with JetStream, and has the \
+                     operator created the stream (`hubctl nats init`)?",
                     STARTUP_TIMEOUT.as_secs()
                 )));
             }
@@ -184,24 +209,33 @@ impl EventLog {
         if have.duplicate_window != settings.dedupe_window
             || have.compression != wanted.compression
             || have.num_replicas < settings.replicas
+            || !have.deny_delete
+            || !have.deny_purge
+            || have.allow_rollup
         {
             let mut updated = have.clone();
             updated.duplicate_window = settings.dedupe_window;
             updated.compression = wanted.compression;
+            updated.deny_delete = true;
+            updated.deny_purge = true;
+            updated.allow_rollup = false;
             // Replicas are only ever raised here: lowering them is an
             // operator's decision (docs/operations.md), not a side effect
             // of one service started with the default.
             updated.num_replicas = have.num_replicas.max(settings.replicas);
-            // Projections may not change the stream (least privilege): the
-            // window is the agency services' business.
-            match js.update_stream(updated).await {
-                Ok(_) => tracing::info!(
+            // Under least privilege no service may change the stream: the
+            // operator does (`hubctl nats init`), and this only warns.
+            match tokio::time::timeout(PUBLISH_TIMEOUT, js.update_stream(updated)).await {
+                Ok(Ok(_)) => tracing::info!(
                     window_s = settings.dedupe_window.as_secs(),
                     replicas = have.num_replicas.max(settings.replicas),
-                    "duplicate window, compression and replicas updated"
+                    "stream settings updated (duplicate window, compression, replicas, deny delete and purge)"
                 ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not update the duplicate window, compression or replicas; keeping the stream's")
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, deny_delete = have.deny_delete, deny_purge = have.deny_purge, "the stream's settings differ from this service's and it may not change them: run `hubctl nats init` as the operator")
+                }
+                Err(_) => {
+                    tracing::warn!(deny_delete = have.deny_delete, deny_purge = have.deny_purge, "the stream's settings differ from this service's and it may not change them: run `hubctl nats init` as the operator")
                 }
             }
         }
@@ -291,6 +325,91 @@ impl EventLog {
             .map_err(|e| Error::Unavailable(format!("reading message {sequence}: {e}")))
     }
 
+    /// The headers of the messages under `filter` (an agency's own
+    /// `hub.events.<agency>.>`) from `first` to `last` by sequence, read
+    /// through one short-lived consumer limited to `filter` (see
+    /// [`ReadBack`]). A sequence in the range that is not under `filter`
+    /// is absent from the answer.
+    async fn own_headers(
+        &self,
+        filter: &str,
+        first: u64,
+        last: u64,
+    ) -> Result<std::collections::HashMap<u64, HeaderMap>, Error> {
+        use async_nats::jetstream::consumer::{push, AckPolicy, DeliverPolicy};
+        use futures::StreamExt;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::Unavailable(format!("reading messages {first}..={last} back: {e}"))
+        };
+        let span = last.saturating_sub(first) + 1;
+        let attempt = async {
+            let inbox = self.client.new_inbox();
+            let name = format!("dup-{}", inbox.rsplit('.').next().unwrap_or_default());
+            let mut delivered = self
+                .client
+                .subscribe(inbox.clone())
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let stream = self
+                .js
+                .get_stream_no_info(&self.stream_name)
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let consumer = stream
+                .create_consumer(push::Config {
+                    name: Some(name),
+                    deliver_subject: inbox,
+                    filter_subject: filter.to_string(),
+                    deliver_policy: DeliverPolicy::ByStartSequence {
+                        start_sequence: first,
+                    },
+                    // Never acknowledged: explicit acks only so that the
+                    // server sends no more than the range can hold.
+                    ack_policy: AckPolicy::Explicit,
+                    max_ack_pending: i64::try_from(span).unwrap_or(i64::MAX),
+                    max_deliver: 1,
+                    headers_only: true,
+                    memory_storage: true,
+                    num_replicas: 1,
+                    inactive_threshold: Duration::from_secs(2),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| unavailable(&e))?;
+            let mut pending = consumer.cached_info().num_pending;
+            let mut found = std::collections::HashMap::new();
+            while pending > 0 {
+                let message = delivered
+                    .next()
+                    .await
+                    .ok_or_else(|| unavailable(&"the consumer closed"))?;
+                pending -= 1;
+                let message = jetstream::Message {
+                    message,
+                    context: self.js.clone(),
+                };
+                let sequence = message.info().map_err(|e| unavailable(&e))?.stream_sequence;
+                if sequence > last {
+                    break;
+                }
+                found.insert(
+                    sequence,
+                    message.message.headers.clone().unwrap_or_default(),
+                );
+                if sequence == last {
+                    break;
+                }
+            }
+            let _ = delivered.unsubscribe().await;
+            Ok(found)
+        };
+        // Headers only: thousands a second even on a small machine.
+        let allowed = PUBLISH_TIMEOUT + Duration::from_millis(span.min(1_000_000));
+        tokio::time::timeout(allowed, attempt)
+            .await
+            .map_err(|_| unavailable(&"no answer in time"))?
+    }
+
     /// The last stored message on `subject`, if any.
     pub async fn last_on_subject(&self, subject: &str) -> Result<Option<StreamMessage>, Error> {
         use async_nats::jetstream::stream::LastRawMessageErrorKind;
@@ -329,5 +448,107 @@ impl EventLog {
             .map_err(|e| Error::Unavailable(e.to_string()))?;
         let state = &stream.cached_info().state;
         Ok((state.first_sequence, state.last_sequence))
+    }
+}
+
+/// Reads back an agency's own messages by sequence, for retried commands.
+///
+/// JetStream answers a retried command "duplicate" with the first
+/// recording's sequence; the pipeline needs that message's headers (its
+/// event id and request digest). An agency's NATS user may not read the
+/// stream by sequence (deploy/nats/accounts.conf), only through a consumer
+/// whose create subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`,
+/// NATS >= 2.10) names the filter `hub.events.<agency>.>`. One consumer per
+/// retried command would be slow for a batch upload retried whole, so the
+/// sequences asked for meanwhile are gathered, sorted, and read in runs,
+/// one short-lived consumer per run of nearby sequences.
+#[derive(Clone)]
+pub struct ReadBack {
+    asks: tokio::sync::mpsc::UnboundedSender<Ask>,
+}
+
+type Ask = (
+    u64,
+    tokio::sync::oneshot::Sender<Result<Option<HeaderMap>, Error>>,
+);
+
+/// Sequences further apart than this are read by separate consumers.
+const RUN_GAP: u64 = 2_048;
+/// The most sequences one consumer reads through.
+const RUN_SPAN: u64 = 20_000;
+
+/// Groups sorted sequences into runs (first, last, how many asked).
+fn runs(sorted: &[u64]) -> Vec<(u64, u64, usize)> {
+    let mut out: Vec<(u64, u64, usize)> = Vec::new();
+    for &s in sorted {
+        match out.last_mut() {
+            Some((first, last, n)) if s - *last <= RUN_GAP && s - *first < RUN_SPAN => {
+                *last = s;
+                *n += 1;
+            }
+            _ => out.push((s, s, 1)),
+        }
+    }
+    out
+}
+
+impl ReadBack {
+    /// Starts the reader of `filter`'s messages in `log`.
+    pub fn start(log: EventLog, filter: String) -> Self {
+        let (asks, mut queue) = tokio::sync::mpsc::unbounded_channel::<Ask>();
+        tokio::spawn(async move {
+            while let Some(first) = queue.recv().await {
+                let mut batch = vec![first];
+                while let Ok(more) = queue.try_recv() {
+                    batch.push(more);
+                }
+                batch.sort_by_key(|(s, _)| *s);
+                let sequences: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
+                let mut answers = batch.into_iter();
+                for (first, last, n) in runs(&sequences) {
+                    let read = log.own_headers(&filter, first, last).await;
+                    for (sequence, reply) in answers.by_ref().take(n) {
+                        let answer = match &read {
+                            Ok(found) => Ok(found.get(&sequence).cloned()),
+                            Err(e) => Err(Error::Unavailable(e.to_string())),
+                        };
+                        let _ = reply.send(answer);
+                    }
+                }
+            }
+        });
+        Self { asks }
+    }
+
+    /// The headers of the message at `sequence`, if it is under this
+    /// reader's filter.
+    pub async fn headers(&self, sequence: u64) -> Result<Option<HeaderMap>, Error> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.asks
+            .send((sequence, reply))
+            .map_err(|_| Error::Unavailable("the read-back task has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Unavailable("the read-back task has stopped".into()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn nearby_sequences_share_a_run_and_distant_ones_do_not() {
+        assert_eq!(runs(&[]), vec![]);
+        assert_eq!(runs(&[7]), vec![(7, 7, 1)]);
+        assert_eq!(
+            runs(&[1, 2, 2, 500, 5_000, 5_001]),
+            vec![(1, 500, 4), (5_000, 5_001, 2)]
+        );
+        let long: Vec<u64> = (1..=25_000).collect();
+        assert_eq!(
+            runs(&long),
+            vec![(1, 20_000, 20_000), (20_001, 25_000, 5_000)]
+        );
     }
 }

@@ -36,11 +36,35 @@ use hub_core::{
 };
 
 pub const BUCKET: &str = "hub_person_keys";
+/// The bucket's description, as created.
+pub const DESCRIPTION: &str = "Per-person data keys, wrapped; purge one to erase the person";
 const CURRENT: &str = "kek.current";
+/// Where agency services ask the key service for a data key that does not
+/// exist yet (outside `hub.>`, so the event stream never stores it).
+pub const CREATE_SUBJECT: &str = "hub_keys.create";
+/// The key service's queue group: one of its replicas answers each request.
+pub const SERVICE_GROUP: &str = "key-service";
+/// Set on the key service's reply when it could not create the key.
+const ERROR_HEADER: &str = "Hub-Key-Error";
+/// Longest an agency service waits for the key service.
+const ASK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How a process gets a data key that does not exist yet.
+#[derive(Clone)]
+enum Creation {
+    /// It writes the bucket itself: the key service, and the pick-up
+    /// projection (erasure, key rotation, break-the-glass).
+    Here,
+    /// It asks the key service over NATS: the agency services, whose NATS
+    /// users may read the bucket but not write it (deploy/nats/hub.conf),
+    /// so a compromised one cannot overwrite or purge anyone's key.
+    Asked(async_nats::Client),
+}
 
 #[derive(Clone)]
 pub struct KeyStore {
     kv: kv::Store,
+    creation: Creation,
     ring: Keyring,
     /// Version 0 (derived from the secret).
     legacy: KeyWrapper,
@@ -116,14 +140,24 @@ impl KeyStore {
     /// as the event stream (`HUB_STREAM_REPLICAS`): a key lost with a
     /// server would make that person's names unreadable.
     pub async fn open(log: &EventLog, secret: &HubSecret) -> Result<Self, Error> {
-        let kv = open_bucket(
-            log,
-            BUCKET,
-            "Per-person data keys, wrapped; purge one to erase the person",
-        )
-        .await?;
+        Self::open_as(log, secret, Creation::Here).await
+    }
+
+    /// Opens the bucket to read, asking the key service ([`answer`]) for
+    /// each data key that does not exist yet: how agency services open it.
+    pub async fn open_reading(log: &EventLog, secret: &HubSecret) -> Result<Self, Error> {
+        Self::open_as(log, secret, Creation::Asked(log.client().clone())).await
+    }
+
+    async fn open_as(
+        log: &EventLog,
+        secret: &HubSecret,
+        creation: Creation,
+    ) -> Result<Self, Error> {
+        let kv = open_bucket(log, BUCKET, DESCRIPTION).await?;
         let store = Self {
             kv,
+            creation,
             ring: Keyring::new(secret),
             legacy: KeyWrapper::new(secret),
             opened: Default::default(),
@@ -222,23 +256,36 @@ impl KeyStore {
         }
     }
 
-    /// The data key of `key_id`, created when missing.
+    /// The data key of `key_id`, created when missing (here, or by the key
+    /// service).
     pub async fn get_or_create(&self, key_id: &str) -> Result<DataKey, Error> {
         if let Some(k) = self.get(key_id).await? {
             return Ok(k);
         }
-        let fresh = DataKey::generate();
+        let wrapped = match &self.creation {
+            Creation::Here => self.create_wrapped(key_id).await?,
+            Creation::Asked(client) => ask(client, key_id).await?,
+        };
+        self.unwrap(key_id, &wrapped).await
+    }
+
+    /// The stored, wrapped data key of `key_id`, created when missing:
+    /// concurrent creators race on the bucket's create-if-absent and the
+    /// loser answers the winner's key.
+    pub async fn create_wrapped(&self, key_id: &str) -> Result<bytes::Bytes, Error> {
+        check_key_id(key_id)?;
+        let stored = |w: Option<bytes::Bytes>| w.filter(|w| !w.is_empty());
+        if let Some(w) = stored(self.kv.get(entry(key_id)).await.map_err(unavailable)?) {
+            return Ok(w);
+        }
         let wrapper = self.wrapper(self.current_cached().await?).await?;
-        match self
-            .kv
-            .create(entry(key_id), wrapper.wrap(key_id, &fresh).into())
-            .await
-        {
-            Ok(_) => Ok(fresh),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .get(key_id)
-                .await?
-                .ok_or_else(|| Error::Internal("data key vanished while being created".into())),
+        let wrapped: bytes::Bytes = wrapper.wrap(key_id, &DataKey::generate()).into();
+        match self.kv.create(entry(key_id), wrapped.clone()).await {
+            Ok(_) => Ok(wrapped),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                stored(self.kv.get(entry(key_id)).await.map_err(unavailable)?)
+                    .ok_or_else(|| Error::Internal("data key vanished while being created".into()))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -448,6 +495,96 @@ impl KeyStore {
         }
         Ok(())
     }
+}
+
+/// A data key's id is a person key: lowercase hex (see
+/// `hub_core::pseudonym`). Anything else asked of the key service is
+/// refused, so its entries stay where erasure and rotation look.
+fn check_key_id(key_id: &str) -> Result<(), Error> {
+    let hex = key_id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if (16..=64).contains(&key_id.len()) && hex {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "key_id",
+            "must be a person key (16-64 lowercase hex digits)",
+        ))
+    }
+}
+
+/// Asks the key service for `key_id`'s wrapped data key.
+async fn ask(client: &async_nats::Client, key_id: &str) -> Result<bytes::Bytes, Error> {
+    use async_nats::RequestErrorKind;
+    let reply = tokio::time::timeout(
+        ASK_TIMEOUT,
+        client.request(CREATE_SUBJECT, key_id.to_string().into()),
+    )
+    .await
+    .map_err(|_| Error::Unavailable("the key service did not answer within 5s".into()))?
+    .map_err(|e| match e.kind() {
+        RequestErrorKind::NoResponders => Error::Unavailable(
+            "no key service is running to create a data key (start key-service)".into(),
+        ),
+        _ => Error::Unavailable(format!("asking the key service: {e}")),
+    })?;
+    if let Some(problem) = reply.headers.as_ref().and_then(|h| h.get(ERROR_HEADER)) {
+        return Err(Error::Unavailable(format!(
+            "the key service could not create the data key: {problem}"
+        )));
+    }
+    Ok(reply.payload)
+}
+
+/// The key service: answers [`CREATE_SUBJECT`] requests with the wrapped
+/// data key, created when missing, until `shutdown`. Requests in flight
+/// when it comes are answered first.
+pub async fn answer(
+    keys: KeyStore,
+    client: async_nats::Client,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let mut requests = client
+        .queue_subscribe(CREATE_SUBJECT, SERVICE_GROUP.into())
+        .await
+        .map_err(unavailable)?;
+    let mut in_flight = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            request = requests.next() => {
+                let Some(request) = request else { break };
+                let Some(reply) = request.reply.clone() else { continue };
+                let (keys, client) = (keys.clone(), client.clone());
+                in_flight.spawn(async move {
+                    let key_id = String::from_utf8_lossy(&request.payload).into_owned();
+                    let published = match keys.create_wrapped(&key_id).await {
+                        Ok(wrapped) => {
+                            metrics::counter!("hub_key_requests_total", "outcome" => "ok").increment(1);
+                            client.publish(reply, wrapped).await
+                        }
+                        Err(e) => {
+                            metrics::counter!("hub_key_requests_total", "outcome" => "error").increment(1);
+                            tracing::warn!(error = %e, "data key not created");
+                            let mut headers = async_nats::HeaderMap::new();
+                            headers.insert(ERROR_HEADER, e.to_string().as_str());
+                            client.publish_with_headers(reply, headers, bytes::Bytes::new()).await
+                        }
+                    };
+                    if let Err(e) = published {
+                        tracing::warn!(error = %e, "could not answer a data key request");
+                    }
+                });
+            }
+        }
+    }
+    let _ = requests.unsubscribe().await;
+    while in_flight.join_next().await.is_some() {}
+    let _ = client.flush().await;
+    Ok(())
 }
 
 /// Opens a KV bucket of the hub, creating it when missing with as many

@@ -20,6 +20,8 @@ use hub_proto::events::Event;
 use crate::{eventlog::EventLog, keystore};
 
 pub const BUCKET: &str = "hub_erasures";
+/// The bucket's description, as created.
+pub const DESCRIPTION: &str = "Every erasure (PersonErased events): re-applied after a restore";
 
 fn unavailable(e: impl std::fmt::Display) -> Error {
     Error::Unavailable(format!("the erasure ledger did not answer: {e}"))
@@ -39,12 +41,7 @@ impl std::fmt::Debug for ErasureLedger {
 impl ErasureLedger {
     pub async fn open(log: &EventLog) -> Result<Self, Error> {
         Ok(Self {
-            kv: keystore::open_bucket(
-                log,
-                BUCKET,
-                "Every erasure (PersonErased events): re-applied after a restore",
-            )
-            .await?,
+            kv: keystore::open_bucket(log, BUCKET, DESCRIPTION).await?,
         })
     }
 

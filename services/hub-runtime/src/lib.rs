@@ -15,6 +15,7 @@
 //! - [`tls`]: TLS on every listener and to every https:// address.
 //! - [`eventlog`]: the HUB_EVENTS stream: create or check, publish, read.
 //! - [`keystore`]: per-person data keys in a JetStream KV bucket.
+//! - [`keyservice`]: the `key-service` binary, the one creator of data keys.
 //! - [`pipeline`]: authenticate → authorise → validate → pseudonymise and
 //!   seal → publish → acknowledge, for every command of every agency.
 //! - [`server`]: tonic server with reflection, health and drain on shutdown.
@@ -32,6 +33,7 @@ pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod eventlog;
+pub mod keyservice;
 pub mod keystore;
 pub mod ledger;
 pub mod limit;

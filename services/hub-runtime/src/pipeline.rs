@@ -60,6 +60,8 @@ pub struct CommandPipeline {
     pseudonymiser: Pseudonymiser,
     keys: KeyStore,
     log: EventLog,
+    /// This agency's messages, read back for retried commands.
+    read_back: crate::eventlog::ReadBack,
 }
 
 impl CommandPipeline {
@@ -82,6 +84,10 @@ impl CommandPipeline {
             partnerships: Arc::new(partnerships),
             pseudonymiser,
             keys,
+            read_back: crate::eventlog::ReadBack::start(
+                log.clone(),
+                format!("hub.events.{}.>", agency.as_str()),
+            ),
             log,
         }
     }
@@ -258,10 +264,15 @@ impl CommandPipeline {
                 duplicate: false,
             });
         }
-        let first = self.log.message(ack.sequence).await?;
+        // Read back through this agency's own subjects only: a request id
+        // this organisation used with another agency is not ours to read.
+        let first = self
+            .read_back
+            .headers(ack.sequence)
+            .await?
+            .unwrap_or_default();
         let header = |name: &str| {
             first
-                .headers
                 .get(name)
                 .map(|v| v.as_str().to_string())
                 .unwrap_or_default()
@@ -562,7 +573,7 @@ impl CommandPipeline {
         let secret = args.load_secret()?;
         let client = crate::eventlog::connect(&args.nats, service_name).await?;
         let log = EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
-        let keys = KeyStore::open(&log, &secret).await?;
+        let keys = KeyStore::open_reading(&log, &secret).await?;
         tracing::info!(
             partnerships = partnerships.len(),
             stream = log.stream_name(),

@@ -233,11 +233,80 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>> {
     held.iter().map(|l| Ok(l.local_addr()?.port())).collect()
 }
 
+/// The NATS users of deploy/nats/accounts.conf with passwords made for
+/// one test, and, when asked, a throwaway CA for NATS's TLS.
+pub struct NatsAccounts {
+    run: String,
+    pub tls: Option<tls::TestCa>,
+}
+
+impl NatsAccounts {
+    /// Every user of deploy/nats/accounts.conf.
+    pub const USERS: [&'static str; 10] = [
+        "custody-service",
+        "prison-service",
+        "pharmacy-service",
+        "treatment-service",
+        "ambulance-service",
+        "identity-service",
+        "key-service",
+        "pickup-projection",
+        "training-projection",
+        "hub-operator",
+    ];
+
+    /// Passwords for this test; a CA under `tls_dir` when given.
+    pub fn new(tls_dir: Option<&Path>) -> Result<Self> {
+        use rand::Rng;
+        let run: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(16)
+            .map(char::from)
+            .collect();
+        Ok(Self {
+            run,
+            tls: tls_dir.map(tls::TestCa::create).transpose()?,
+        })
+    }
+
+    pub fn password(&self, user: &str) -> String {
+        format!("pw-{user}-{}", self.run)
+    }
+
+    /// nats-server's environment: every user's password (and the TLS files).
+    pub fn server_env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<_> = Self::USERS
+            .iter()
+            .map(|u| {
+                (
+                    format!("HUB_NATS_PASS_{}", u.to_uppercase().replace('-', "_")),
+                    self.password(u),
+                )
+            })
+            .collect();
+        env.extend(self.tls.iter().flat_map(tls::TestCa::nats_server_env));
+        env
+    }
+
+    /// A hub process's settings to sign in as `user` (and to use TLS).
+    pub fn client_env(&self, user: &str) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("HUB_NATS_USER".to_string(), user.to_string()),
+            ("HUB_NATS_PASSWORD".into(), self.password(user)),
+        ];
+        env.extend(self.tls.iter().flat_map(tls::TestCa::nats_client_env));
+        env
+    }
+}
+
 /// A three-node JetStream cluster on loopback, each server started from
 /// the production node configuration (`deploy/nats/cluster/node.conf`)
 /// with its own store directory and free ports.
 pub struct NatsCluster {
     pub nodes: Vec<NatsServer>,
+    /// Its users and TLS, as node.conf requires.
+    pub accounts: NatsAccounts,
+    _tls_dir: tempfile::TempDir,
 }
 
 impl NatsCluster {
@@ -259,6 +328,8 @@ impl NatsCluster {
     }
 
     fn start_once() -> Result<Self> {
+        let tls_dir = tempfile::Builder::new().prefix("hub-nats-tls-").tempdir()?;
+        let accounts = NatsAccounts::new(Some(tls_dir.path()))?;
         let config = workspace_root().join("deploy/nats/cluster/node.conf");
         let route_ports = free_ports(3)?;
         let routes: Vec<String> = route_ports
@@ -278,13 +349,23 @@ impl NatsCluster {
             for (r, route) in routes.iter().enumerate() {
                 env.push((format!("HUB_ROUTE_{}", r + 1), route.clone()));
             }
+            env.extend(accounts.server_env());
             nodes.push(NatsServer::start_configured(
                 Some(&config),
                 &env,
                 Some("HUB_NODE_STORE_DIR"),
             )?);
         }
-        Ok(Self { nodes })
+        Ok(Self {
+            nodes,
+            accounts,
+            _tls_dir: tls_dir,
+        })
+    }
+
+    /// A hub process's settings to sign in as `user`, over TLS.
+    pub fn client_env(&self, user: &str) -> Vec<(String, String)> {
+        self.accounts.client_env(user)
     }
 
     /// Every node's URL, comma-separated (as `HUB_NATS_URL` takes them).

@@ -36,7 +36,12 @@ impl TestCa {
         server
             .distinguished_name
             .push(DnType::CommonName, "localhost");
-        server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        // Client authentication too: a NATS cluster node is a client of
+        // the others on its routes.
+        server.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let server_cert = server.signed_by(&server_key, &ca_cert, &ca_key)?;
 
         let client_key = KeyPair::generate()?;
@@ -59,6 +64,28 @@ impl TestCa {
             client_cert: write("client.pem", client_cert.pem())?,
             client_key: write("client.key", client_key.serialize_pem())?,
         })
+    }
+
+    /// What deploy/nats/hub-tls.conf and cluster/node.conf read from
+    /// nats-server's environment.
+    pub fn nats_server_env(&self) -> Vec<(String, String)> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            ("HUB_NATS_SERVER_CERT".to_string(), p(&self.server_cert)),
+            ("HUB_NATS_SERVER_KEY".into(), p(&self.server_key)),
+            ("HUB_NATS_CA".into(), p(&self.ca)),
+        ]
+    }
+
+    /// The settings under which a hub process reaches NATS over TLS with
+    /// the client certificate.
+    pub fn nats_client_env(&self) -> Vec<(String, String)> {
+        let p = |p: &PathBuf| p.display().to_string();
+        vec![
+            ("HUB_NATS_TLS_CA".to_string(), p(&self.ca)),
+            ("HUB_NATS_TLS_CERT".into(), p(&self.client_cert)),
+            ("HUB_NATS_TLS_KEY".into(), p(&self.client_key)),
+        ]
     }
 
     /// The settings under which a hub process serves TLS, requiring client

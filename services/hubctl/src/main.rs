@@ -20,6 +20,7 @@ mod backup;
 mod batch;
 mod demo;
 mod events;
+mod nats;
 mod output;
 mod record;
 
@@ -280,6 +281,12 @@ enum Command {
     /// file first; then says what to do next (restart NATS, start the
     /// projections, then the agency services).
     Restore(backup::Restore),
+    /// NATS for the hub (operators, as hub-operator; needs no token):
+    /// `nats init` creates or checks the event stream and the buckets.
+    Nats {
+        #[command(subcommand)]
+        command: nats::NatsCommand,
+    },
     /// The hub secret (operators; needs no token).
     Secret {
         #[command(subcommand)]
@@ -526,6 +533,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => return events::tail(tail, cli.json).await,
         Command::Backup(b) => return backup::backup(b, cli.json).await,
         Command::Restore(r) => return backup::restore(r, cli.json).await,
+        Command::Nats { command } => return nats::run(command, cli.json).await,
         Command::Secret {
             command: SecretCommand::Create { file },
         } => {
@@ -547,6 +555,7 @@ async fn run(cli: Cli) -> Result<()> {
         | Command::Events { .. }
         | Command::Backup(_)
         | Command::Secret { .. }
+        | Command::Nats { .. }
         | Command::Restore(_) => unreachable!("handled above"),
         Command::Custody(rpc) => {
             let channel = channel(&cli.tls, "custody-service", &cli.custody_service_addr).await?;
