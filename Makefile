@@ -14,13 +14,14 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help
+.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help deny deny-advisories cargo-deny
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
 	@echo "make cluster  the same on a three-node NATS cluster (ports 4222-4224)"
 	@echo "make test   install what is missing and run every test"
-	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make lint   cargo fmt --check, clippy -D warnings and make deny"
+	@echo "make deny   licences, bans and sources of every dependency (deny.toml)"
 	@echo "make bench-quick / make bench   the hub against raw JetStream (BENCHMARKS.md)"
 	@echo "make fuzz   the fuzz targets, FUZZ_SECONDS each (fuzz/README.md)"
 
@@ -83,9 +84,24 @@ bench: build
 bench-quick: build
 	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) target/release/hub-bench --scale quick
 
-lint: deps
+lint: deps deny
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
+
+## What the hub may depend on (deny.toml): licences, banned crates and
+## sources, all offline. cargo-deny (pinned) is installed when missing.
+CARGO_DENY_VERSION := 0.20.2
+cargo-deny:
+	@$(CARGO) deny --version 2>/dev/null | grep -q "$(CARGO_DENY_VERSION)" || \
+	  $(CARGO) install --locked cargo-deny@$(CARGO_DENY_VERSION)
+
+deny: cargo-deny
+	$(CARGO) deny check licenses bans sources
+
+## The RustSec advisories: fetches the advisory database from GitHub, so
+## only where the network allows (docs/operations.md, "Dependencies").
+deny-advisories: cargo-deny
+	$(CARGO) deny check advisories
 
 fmt:
 	$(CARGO) fmt --all
