@@ -40,9 +40,13 @@ endef
 system-deps:
 	$(call apt-install-missing,$(DEBIAN_PACKAGES))
 
-## And what only the tests need.
+## And what only the tests need: a browser, and the identity provider the
+## dashboard's sign-in is tested against (tests/oidc, from the npm
+## registry, pinned by its package-lock.json) under the machine's Node.js.
 test-deps:
 	$(call apt-install-missing,$(TEST_PACKAGES))
+	@command -v npm >/dev/null || $(call apt-install-missing,nodejs npm)
+	@[ -d tests/oidc/node_modules/oidc-provider ] || npm ci --prefix tests/oidc --no-audit --no-fund
 
 ## The pinned nats-server, in a project-local virtualenv.
 $(NATS_SERVER): deploy/nats-server-requirements.txt

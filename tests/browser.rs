@@ -232,3 +232,229 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
         b.screenshot("carat-pickups-live").unwrap();
     });
 }
+
+/// The test's identity provider: `tests/oidc/provider.mjs` (the certified
+/// `oidc-provider` package) under Node, over HTTPS.
+struct IdentityProvider {
+    child: std::process::Child,
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl IdentityProvider {
+    fn start(
+        port: u16,
+        ca: &hub_testkit::tls::TestCa,
+        dashboard: &str,
+        log: &std::path::Path,
+    ) -> Self {
+        use std::io::BufRead;
+        let dir = hub_testkit::workspace_root().join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "tests/oidc's packages are not installed: `make test` installs them (npm ci --prefix tests/oidc)"
+        );
+        let people = serde_json::json!({
+            "carat": {"hub_role": "carat_worker", "hub_org_code": "LEI", "hub_partnerships": ["bradford"]},
+        });
+        let mut child = std::process::Command::new("node")
+            .arg(dir.join("provider.mjs"))
+            .env("OIDC_PORT", port.to_string())
+            .env("OIDC_CERT", &ca.server_cert)
+            .env("OIDC_KEY", &ca.server_key)
+            .env("OIDC_REDIRECT", format!("{dashboard}/auth/callback"))
+            .env("OIDC_AFTER_LOGOUT", format!("{dashboard}/login"))
+            .env("OIDC_AUDIENCE", AUDIENCE)
+            .env("OIDC_PEOPLE", people.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .expect("node runs (Debian's nodejs)");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let ready = lines
+            .by_ref()
+            .any(|l| l.is_ok_and(|l| l.starts_with("oidc-provider listening on")));
+        // Keep reading what it prints: a closed pipe would stop it (EPIPE).
+        std::thread::spawn(move || lines.for_each(drop));
+        assert!(
+            ready,
+            "the identity provider did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        Self { child }
+    }
+}
+
+/// The hub's audience at the identity provider.
+const AUDIENCE: &str = "urn:example:harm-reduction-hub";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn people_sign_in_at_the_identity_provider_over_tls_time_out_and_sign_out() {
+    let dir = tempfile::Builder::new()
+        .prefix("hub-oidc-")
+        .tempdir()
+        .unwrap();
+    let ca = hub_testkit::tls::TestCa::create(&dir.path().join("tls")).unwrap();
+    let ports = hub_testkit::free_ports(2).unwrap();
+    let issuer = format!("https://localhost:{}", ports[0]);
+    let base = format!("https://localhost:{}", ports[1]);
+    let _provider = IdentityProvider::start(ports[0], &ca, &base, &dir.path().join("oidc.log"));
+    let oidc = vec![
+        ("HUB_OIDC_ISSUER".to_string(), issuer.clone()),
+        ("HUB_OIDC_AUDIENCE".into(), AUDIENCE.into()),
+        ("HUB_OIDC_JWKS_URL".into(), format!("{issuer}/jwks")),
+        ("HUB_TLS_CA_FILE".into(), ca.ca.display().to_string()),
+    ];
+    let hub = Hub::start_on(hub_testkit::NatsServer::start().unwrap(), |_| oidc.clone()).unwrap();
+    let seq = release(
+        &hub,
+        person("A1234BC", "Jolene", "Featherstonehaugh"),
+        3,
+        true,
+    )
+    .await;
+    assert!(settled_status(&hub.pickup).await.applied_sequence >= seq);
+    let mut env = hub.env.clone();
+    env.extend(ca.env(false));
+    env.extend(oidc.clone());
+    env.extend([
+        ("HUB_LISTEN".to_string(), format!("127.0.0.1:{}", ports[1])),
+        (
+            "HUB_PICKUP_PROJECTION_ADDR".into(),
+            hub.pickup.addr().to_string(),
+        ),
+        (
+            "HUB_TRAINING_PROJECTION_ADDR".into(),
+            hub.training.addr().to_string(),
+        ),
+        (
+            "HUB_DASHBOARD_OIDC_CLIENT_ID".into(),
+            "hub-dashboard".into(),
+        ),
+        (
+            "HUB_DASHBOARD_OIDC_REDIRECT_URL".into(),
+            format!("{base}/auth/callback"),
+        ),
+        ("HUB_DASHBOARD_SESSION_IDLE".into(), "4s".into()),
+    ]);
+    let logs = || {
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap_or_default();
+        format!(
+            "dashboard:\n{}\nprovider:\n{}",
+            read("dashboard.log"),
+            read("oidc.log")
+        )
+    };
+    let _dash =
+        hub_testkit::HubProcess::start("dashboard", &env, &dir.path().join("dashboard.log"))
+            .expect("the dashboard starts with the identity provider");
+    let mut b = tokio::task::block_in_place(|| Browser::start(1280, 900)).unwrap();
+
+    tokio::task::block_in_place(|| {
+        // The test's CA is not the browser's: accept its certificates.
+        b.call(
+            "Security.setIgnoreCertificateErrors",
+            serde_json::json!({"ignore": true}),
+        )
+        .unwrap();
+        let at_provider_login = "location.origin === '{issuer}' && document.querySelector('input[name=login]') !== null"
+            .replace("{issuer}", &issuer);
+        let back_home = format!(
+            "location.origin === '{base}' && location.pathname === '/partnerships/bradford' && document.readyState === 'complete'"
+        );
+        let wait = Duration::from_secs(20);
+
+        // Sign in at the provider: the dashboard's sign-in page offers it.
+        b.goto(&format!("{base}/login")).unwrap();
+        assert!(b
+            .text()
+            .unwrap()
+            .contains("Sign in with your organisation's account"));
+        b.eval("document.querySelector('a[href=\"/auth/start\"]').click()")
+            .unwrap();
+        b.wait_for(&at_provider_login, wait)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
+        b.screenshot("oidc-provider-sign-in").unwrap();
+        b.eval(
+            "document.querySelector('input[name=login]').value = 'carat';\
+             document.querySelector('input[name=password]').value = 'any';\
+             document.querySelector('button[type=submit]').click()",
+        )
+        .unwrap();
+        b.wait_for(&back_home, wait)
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", logs()));
+        let text = b.text().unwrap();
+        assert!(text.contains("Signed in as carat"), "{text}");
+        assert!(text.contains("carat_worker"), "{text}");
+        let cookies = b.cookies().unwrap();
+        let session = cookies
+            .iter()
+            .find(|c| c["name"] == "hub_session")
+            .expect("a session cookie");
+        assert_eq!(
+            (
+                &session["secure"],
+                &session["httpOnly"],
+                &session["sameSite"]
+            ),
+            (
+                &serde_json::json!(true),
+                &serde_json::json!(true),
+                &serde_json::json!("Strict")
+            )
+        );
+        // The pick-up list, read with the provider's access token.
+        b.goto(&format!("{base}/partnerships/bradford/pickups"))
+            .unwrap();
+        b.wait_for("document.body.innerText.includes('Jolene')", wait)
+            .unwrap();
+        b.screenshot("oidc-signed-in").unwrap();
+
+        // Idle past the session's limit: signed out, back at the sign-in page.
+        std::thread::sleep(Duration::from_secs(5));
+        let lands_on_login = format!(
+            "location.origin === '{base}' && location.pathname === '/login' && document.readyState === 'complete'"
+        );
+        b.call(
+            "Page.navigate",
+            serde_json::json!({"url": format!("{base}/")}),
+        )
+        .unwrap();
+        b.wait_for(&lands_on_login, wait).unwrap();
+        // The provider still knows the person: signing in again asks nothing.
+        b.eval("document.querySelector('a[href=\"/auth/start\"]').click()")
+            .unwrap();
+        b.wait_for(&back_home, wait).unwrap();
+
+        // Signing out ends the dashboard's session and the provider's.
+        b.eval("document.querySelector('form[action=\"/logout\"] button').click()")
+            .unwrap();
+        b.wait_for(
+            &format!("location.origin === '{issuer}' && document.querySelector('button[name=logout][value=yes]') !== null"),
+            wait,
+        )
+        .unwrap();
+        b.eval("document.querySelector('button[name=logout][value=yes]').click()")
+            .unwrap();
+        b.wait_for(&lands_on_login, wait).unwrap();
+        // The session is gone from the dashboard: a new page (without the
+        // old one's marker), and it is the sign-in page.
+        b.eval("window.__before = true").unwrap();
+        b.call(
+            "Page.navigate",
+            serde_json::json!({"url": format!("{base}/partnerships/bradford")}),
+        )
+        .unwrap();
+        b.wait_for(&format!("!window.__before && {lands_on_login}"), wait)
+            .unwrap();
+        b.eval("document.querySelector('a[href=\"/auth/start\"]').click()")
+            .unwrap();
+        b.wait_for(&at_provider_login, wait).unwrap();
+    });
+}

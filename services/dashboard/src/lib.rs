@@ -7,7 +7,9 @@
 //!
 //! # Layout
 //! - [`run`] and the routes: `/` and `/partnerships/<code>` (pages),
-//!   `/login`, `/logout`, `/api/partnerships/<code>/training` and
+//!   `/login`, `/logout`, `/auth/start` and `/auth/callback` (signing in
+//!   at the identity provider: [`oidc`]),
+//!   `/api/partnerships/<code>/training` and
 //!   `/api/partnerships/<code>/pickup-summary` (JSON), `/healthz`,
 //!   `/metrics`.
 //! - [`page`]: the HTML, rendered on the server (no script, no framework).
@@ -17,6 +19,7 @@
 //! - Every response: `Cache-Control: no-store`, a Content-Security-Policy
 //!   allowing only the dashboard's one script (by hash) and no framing.
 
+pub mod oidc;
 pub mod page;
 pub mod session;
 
@@ -56,6 +59,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const COOKIE: &str = "hub_session";
 /// The sign-in form's double-submitted CSRF token.
 const LOGIN_CSRF_COOKIE: &str = "hub_login_csrf";
+/// The `state` of a sign-in under way at the identity provider. SameSite=Lax:
+/// the provider's redirect back is a cross-site navigation, on which a
+/// Strict cookie would not be sent.
+const OIDC_STATE_COOKIE: &str = "hub_oidc_state";
 /// How long a stopping dashboard lets requests in flight (a live page's
 /// stream among them) finish.
 pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -86,6 +93,8 @@ pub struct Config {
     #[arg(long, env = "HUB_DASHBOARD_SESSION_MAX", default_value = "12h",
           value_parser = hub_runtime::config::parse_duration)]
     pub session_max: std::time::Duration,
+    #[command(flatten)]
+    pub oidc_client: oidc::OidcClientArgs,
 }
 
 impl AsRef<CommonArgs> for Config {
@@ -102,6 +111,8 @@ struct App {
     live: hub_runtime::quota::StreamQuota,
     sessions: session::Sessions,
     sign_ins: session::SignInLimit,
+    /// Signing in at the identity provider, when configured.
+    oidc: Option<oidc::OidcLogin>,
     partnerships: PartnershipRegister,
     pickup: Channel,
     training: Channel,
@@ -120,8 +131,25 @@ pub async fn run(
     tls.check_listener("HUB_LISTEN", addr)?;
     let server_tls = tls.server()?;
     let metrics = prometheus::install()?;
+    let auth = config.common.authenticator(&[addr]).await?;
+    let oidc = oidc::OidcLogin::discover(
+        &config.oidc_client,
+        auth.oidc_issuer(),
+        tls.client.tls_ca_file.as_deref(),
+    )
+    .await?;
+    // Sign-out may send the browser on to the provider's end-session page.
+    init_csp(
+        config
+            .common
+            .oidc
+            .oidc_issuer
+            .as_deref()
+            .filter(|_| oidc.is_some()),
+    );
     let app = Arc::new(App {
-        auth: config.common.authenticator(&[addr]).await?,
+        auth,
+        oidc,
         tls: server_tls.is_some(),
         live: hub_runtime::quota::StreamQuota::new(
             "live pick-up pages",
@@ -151,6 +179,8 @@ pub async fn run(
         )
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/auth/start", get(oidc_start))
+        .route("/auth/callback", get(oidc_callback))
         .route("/api/partnerships/{code}/training", get(training_json))
         .route("/api/partnerships/{code}/pickup-summary", get(summary_json))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -465,9 +495,23 @@ fn login_form(app: &App, status: StatusCode, error: Option<&str>) -> Response {
     (
         status,
         [(header::SET_COOKIE, cookie)],
-        Html(page::login(error, &csrf)),
+        Html(page::login(error, &csrf, app.oidc.is_some())),
     )
         .into_response()
+}
+
+/// HTTP 429 with `Retry-After` once `ip` has failed to sign in too often.
+fn too_many_sign_ins(app: &App, ip: std::net::IpAddr) -> Option<Response> {
+    let wait = app.sign_ins.check(ip).err()?;
+    let mut response = login_form(
+        app,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("Too many failed sign-ins from here. Wait a minute and try again."),
+    );
+    if let Ok(v) = wait.to_string().parse() {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Some(response)
 }
 
 #[derive(Deserialize)]
@@ -483,16 +527,8 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if let Err(wait) = app.sign_ins.check(peer.ip()) {
-        let mut response = login_form(
-            &app,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many failed sign-ins from here. Wait a minute and try again."),
-        );
-        if let Ok(v) = wait.to_string().parse() {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
+    if let Some(refused) = too_many_sign_ins(&app, peer.ip()) {
+        return refused;
     }
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !session::same(&expected, &form.csrf) {
@@ -515,14 +551,20 @@ async fn login(
             Some("That token is not known. Check it and try again."),
         );
     }
-    let id = app.sessions.start(token);
-    let session_cookie = format!(
-        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}",
-        secure(&app)
-    );
     let spent = format!(
         "{LOGIN_CSRF_COOKIE}=; HttpOnly; SameSite=Strict; Path=/login; Max-Age=0{}",
         secure(&app)
+    );
+    signed_in(&app, token, None, spent)
+}
+
+/// Starts a session for `token` and sends the browser home, clearing
+/// the sign-in's own cookie (`spent`).
+fn signed_in(app: &App, token: String, id_token: Option<String>, spent: String) -> Response {
+    let id = app.sessions.start(token, id_token);
+    let session_cookie = format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}",
+        secure(app)
     );
     let mut response = Redirect::to("/").into_response();
     for c in [session_cookie, spent] {
@@ -531,6 +573,114 @@ async fn login(
         }
     }
     response
+}
+
+/// Sends the browser to the identity provider to sign in.
+async fn oidc_start(State(app): State<Arc<App>>) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::message(
+                "Not found",
+                "No identity provider is configured: sign in with a token.",
+            )),
+        )
+            .into_response();
+    };
+    match oidc.begin() {
+        Ok(begun) => {
+            let cookie = format!(
+                "{OIDC_STATE_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/auth; Max-Age={}{}",
+                begun.state,
+                oidc::PENDING_FOR.as_secs(),
+                secure(&app)
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&begun.url)).into_response()
+        }
+        Err(e) => login_form(
+            &app,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(&e.to_string()),
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+/// The identity provider's answer: a session when it checks out.
+async fn oidc_callback(
+    State(app): State<Arc<App>>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Query(answer): Query<Callback>,
+) -> Response {
+    let Some(oidc) = &app.oidc else {
+        return (
+            StatusCode::NOT_FOUND,
+            Html(page::message(
+                "Not found",
+                "No identity provider is configured.",
+            )),
+        )
+            .into_response();
+    };
+    if let Some(refused) = too_many_sign_ins(&app, peer.ip()) {
+        return refused;
+    }
+    let mine = cookie(&headers, OIDC_STATE_COOKIE).unwrap_or_default();
+    if !answer.error.is_empty() {
+        tracing::warn!(error = %answer.error, description = %answer.error_description, "the identity provider did not sign someone in");
+        return login_form(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            Some("The identity provider did not sign you in. Try again."),
+        );
+    }
+    if mine.is_empty() || !session::same(&mine, &answer.state) || answer.code.is_empty() {
+        app.sign_ins.failed(peer.ip());
+        return login_form(
+            &app,
+            StatusCode::FORBIDDEN,
+            Some("That sign-in was not started here, or has expired. Sign in again."),
+        );
+    }
+    let auth = app.auth.clone();
+    let finished = oidc
+        .finish(
+            &answer.state,
+            &answer.code,
+            |id_token, client_id, nonce| auth.verify_id_token(id_token, client_id, nonce),
+            |access| auth.authenticate(Some(&format!("Bearer {access}"))),
+        )
+        .await;
+    match finished {
+        Ok(tokens) => {
+            let spent = format!(
+                "{OIDC_STATE_COOKIE}=; HttpOnly; SameSite=Lax; Path=/auth; Max-Age=0{}",
+                secure(&app)
+            );
+            signed_in(&app, tokens.access_token, Some(tokens.id_token), spent)
+        }
+        Err(e) => {
+            app.sign_ins.failed(peer.ip());
+            tracing::warn!(error = %e, "sign-in at the identity provider refused");
+            login_form(
+                &app,
+                StatusCode::UNAUTHORIZED,
+                Some(&format!("Not signed in: {e}")),
+            )
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -546,6 +696,7 @@ async fn logout(
     headers: HeaderMap,
     Form(form): Form<LogoutForm>,
 ) -> Response {
+    let mut ended = None;
     if let Some(id) = cookie(&headers, COOKIE) {
         match app.sessions.get(&id) {
             Some(s) if !session::same(&s.csrf, &form.csrf) => {
@@ -558,7 +709,10 @@ async fn logout(
                 )
                     .into_response()
             }
-            Some(_) => app.sessions.end(&id),
+            Some(s) => {
+                app.sessions.end(&id);
+                ended = s.id_token;
+            }
             None => {}
         }
     }
@@ -566,7 +720,15 @@ async fn logout(
         "{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
         secure(&app)
     );
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+    // Signed in at the identity provider: end its session too, so the
+    // next sign-in asks again.
+    let next = match (&app.oidc, ended) {
+        (Some(oidc), Some(id_token)) => oidc
+            .end_session_url(&id_token, &oidc.after_sign_out())
+            .unwrap_or_else(|| "/login".into()),
+        _ => "/login".into(),
+    };
+    ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
 }
 
 /// Headers on every response: nothing cached (pages carry names), no
@@ -585,22 +747,32 @@ async fn security_headers(
     response
 }
 
-fn security_header_values() -> [(header::HeaderName, String); 5] {
-    use std::sync::OnceLock;
-    static CSP: OnceLock<String> = OnceLock::new();
-    let csp = CSP.get_or_init(|| {
+static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The Content-Security-Policy: only the dashboard's own script (by hash),
+/// forms only to itself, and to `provider` (the identity provider, where
+/// sign-out continues) when given.
+fn init_csp(provider: Option<&str>) -> &'static str {
+    CSP.get_or_init(|| {
         use base64::Engine;
         use sha2::Digest;
         let hash = base64::engine::general_purpose::STANDARD
             .encode(sha2::Sha256::digest(page::LIVE_SCRIPT.as_bytes()));
+        let provider = provider
+            .map(|p| format!(" {}", p.trim_end_matches('/')))
+            .unwrap_or_default();
         format!(
             "default-src 'none'; script-src 'sha256-{hash}'; style-src 'unsafe-inline'; \
-             connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; \
+             connect-src 'self'; img-src 'self'; form-action 'self'{provider}; base-uri 'none'; \
              frame-ancestors 'none'"
         )
-    });
+    })
+}
+
+fn security_header_values() -> [(header::HeaderName, String); 5] {
+    let csp = init_csp(None);
     [
-        (header::CONTENT_SECURITY_POLICY, csp.clone()),
+        (header::CONTENT_SECURITY_POLICY, csp.to_string()),
         (header::CACHE_CONTROL, "no-store".into()),
         (header::X_FRAME_OPTIONS, "DENY".into()),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff".into()),

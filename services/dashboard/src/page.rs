@@ -78,10 +78,17 @@ pub fn message(title: &str, text: &str) -> String {
     )
 }
 
-pub fn login(error: Option<&str>, csrf: &str) -> String {
+pub fn login(error: Option<&str>, csrf: &str, provider: bool) -> String {
     let error = error
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e)))
         .unwrap_or_default();
+    // With an identity provider, that is the way in; the token form stays
+    // for development and service accounts.
+    let error = if provider {
+        format!("{error}<p><a class=\"button\" href=\"/auth/start\">Sign in with your organisation's account</a></p><h2>Or with an access token</h2>")
+    } else {
+        error
+    };
     layout(
         "Sign in",
         None,

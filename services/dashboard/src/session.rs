@@ -35,6 +35,9 @@ pub struct SessionLimits {
 #[derive(Clone)]
 pub struct Session {
     pub token: String,
+    /// The ID token of a sign-in at the identity provider (to end its
+    /// session too at sign-out).
+    pub id_token: Option<String>,
     pub csrf: String,
     created: Instant,
     last_seen: Instant,
@@ -67,7 +70,7 @@ impl Sessions {
     }
 
     /// A new session for `token`: its id (for the cookie).
-    pub fn start(&self, token: String) -> String {
+    pub fn start(&self, token: String, id_token: Option<String>) -> String {
         let id = random_id();
         let now = Instant::now();
         let mut all = self.by_id.lock().expect("sessions lock");
@@ -78,6 +81,7 @@ impl Sessions {
             id.clone(),
             Session {
                 token,
+                id_token,
                 csrf: random_id(),
                 created: now,
                 last_seen: now,
@@ -156,7 +160,7 @@ mod tests {
             idle: Duration::from_millis(50),
             absolute: Duration::from_secs(60),
         });
-        let id = idle.start("t".into());
+        let id = idle.start("t".into(), None);
         assert_eq!(idle.get(&id).unwrap().token, "t");
         std::thread::sleep(Duration::from_millis(80));
         assert!(idle.get(&id).is_none(), "idle too long");
@@ -165,7 +169,7 @@ mod tests {
             idle: Duration::from_secs(60),
             absolute: Duration::from_millis(100),
         });
-        let id = old.start("t".into());
+        let id = old.start("t".into(), None);
         for _ in 0..3 {
             std::thread::sleep(Duration::from_millis(20));
             assert!(old.get(&id).is_some());
@@ -173,7 +177,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         assert!(old.get(&id).is_none(), "too old, however active");
 
-        let id = old.start("t".into());
+        let id = old.start("t".into(), None);
         old.end(&id);
         assert!(old.get(&id).is_none());
         assert!(old.get("not-a-session").is_none());

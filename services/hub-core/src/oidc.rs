@@ -56,6 +56,9 @@ struct HubClaims {
     hub_role: String,
     hub_org_code: String,
     hub_partnerships: Vec<String>,
+    /// ID tokens only: the sign-in's nonce.
+    #[serde(default)]
+    nonce: Option<String>,
 }
 
 impl OidcVerifier {
@@ -121,7 +124,30 @@ impl OidcVerifier {
     /// The caller an access token names, or `Unauthenticated` saying what
     /// is wrong with it (never repeating the token).
     pub fn verify(&self, token: &str) -> Result<Caller, Error> {
-        let refuse = |why: &str| Error::Unauthenticated(format!("access token refused: {why}"));
+        self.check(token, "access token", &self.audience, None)
+    }
+
+    /// The person an ID token from a sign-in names: the same checks, for
+    /// the dashboard's own client id as audience, and its `nonce` must be
+    /// the one the sign-in sent (so a token from another sign-in cannot be
+    /// replayed into this one).
+    pub fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Caller, Error> {
+        self.check(token, "ID token", client_id, Some(nonce))
+    }
+
+    fn check(
+        &self,
+        token: &str,
+        what: &str,
+        audience: &str,
+        nonce: Option<&str>,
+    ) -> Result<Caller, Error> {
+        let refuse = |why: &str| Error::Unauthenticated(format!("{what} refused: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| refuse("not a JWT"))?;
         if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
             return Err(refuse("only RS256 and ES256 signatures are accepted"));
@@ -140,7 +166,7 @@ impl OidcVerifier {
         }
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
@@ -153,10 +179,10 @@ impl OidcVerifier {
                     ErrorKind::InvalidAudience => refuse("wrong audience"),
                     ErrorKind::InvalidSignature => refuse("bad signature"),
                     ErrorKind::MissingRequiredClaim(claim) => {
-                        Error::Unauthenticated(format!("access token refused: no {claim} claim"))
+                        Error::Unauthenticated(format!("{what} refused: no {claim} claim"))
                     }
                     ErrorKind::Json(e) => Error::Unauthenticated(format!(
-                        "access token refused: its claims: {}",
+                        "{what} refused: its claims: {}",
                         // serde names the missing or mistyped field, never a value.
                         e.to_string().split(" at line").next().unwrap_or_default()
                     )),
@@ -164,9 +190,14 @@ impl OidcVerifier {
                 }
             })?;
         let claims = data.claims;
+        if let Some(nonce) = nonce {
+            if claims.nonce.as_deref() != Some(nonce) {
+                return Err(refuse("its nonce is not this sign-in's"));
+            }
+        }
         let role = Role::parse(&claims.hub_role).ok_or_else(|| {
             Error::Unauthenticated(format!(
-                "access token refused: hub_role {:?} is not a hub role",
+                "{what} refused: hub_role {:?} is not a hub role",
                 claims.hub_role
             ))
         })?;
@@ -195,6 +226,32 @@ mod tests {
             Err(Error::Unauthenticated(m)) => m,
             other => panic!("expected UNAUTHENTICATED, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn an_id_token_is_for_the_client_and_this_sign_in() {
+        let rsa = TestKey::rsa("r1");
+        let v = OidcVerifier::new(ISS, AUD, &jwks(&[&rsa]), "test").unwrap();
+        let mut c = claims(ISS, "hub-dashboard", "u-5", "analyst", "LEI", &["bradford"]);
+        c["hub_role"] = "partnership_analyst".into();
+        c["nonce"] = "n-1".into();
+        let token = rsa.sign(&c);
+        let caller = v.verify_id_token(&token, "hub-dashboard", "n-1").unwrap();
+        assert_eq!(
+            (caller.user_id.as_str(), caller.role),
+            ("u-5", Role::PartnershipAnalyst)
+        );
+        let refused = |r: Result<Caller, Error>| match r {
+            Err(Error::Unauthenticated(m)) => m,
+            other => panic!("expected UNAUTHENTICATED, got {other:?}"),
+        };
+        assert!(refused(v.verify_id_token(&token, "hub-dashboard", "n-2")).contains("nonce"));
+        assert!(refused(v.verify_id_token(&token, "another-client", "n-1")).contains("audience"));
+        // Not an access token for the hub either.
+        assert!(refused(v.verify(&token)).contains("wrong audience"));
+        c.as_object_mut().unwrap().remove("nonce");
+        let no_nonce = rsa.sign(&c);
+        assert!(refused(v.verify_id_token(&no_nonce, "hub-dashboard", "n-1")).contains("nonce"));
     }
 
     #[test]

@@ -120,6 +120,28 @@ impl Authenticator {
         Err(Error::Unauthenticated("unknown token".into()))
     }
 
+    /// The person an ID token from a sign-in at the identity provider
+    /// names (see [`OidcVerifier::verify_id_token`]).
+    pub fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Caller, Error> {
+        let verifier = self.verifier.read().expect("verifier lock").clone();
+        match verifier {
+            Some(v) => v.verify_id_token(token, client_id, nonce),
+            None => Err(Error::Unauthenticated(
+                "no identity provider is configured (HUB_OIDC_ISSUER)".into(),
+            )),
+        }
+    }
+
+    /// The identity provider's issuer, when one is configured.
+    pub fn oidc_issuer(&self) -> Option<&str> {
+        self.oidc.as_ref().map(|o| o.issuer.as_str())
+    }
+
     /// Reloads on every `SIGHUP`, and fetches a JWKS given by URL every
     /// [`JWKS_REFRESH`], for as long as the process runs.
     pub fn keep_current(self: &Arc<Self>) -> Result<(), Error> {

@@ -294,19 +294,34 @@ pub async fn serve_http(
     served.map_err(|e| Error::Internal(format!("HTTP server failed: {e}")))
 }
 
-/// The body of an HTTP(S) GET, trusting `ca` (PEM) besides the system's
-/// roots: the identity provider's key set.
-pub async fn http_get(url: &str, ca: Option<&Path>) -> Result<String, String> {
+/// Whether `url` is plain http to this machine (allowed, for development).
+pub fn loopback_http(url: &str) -> bool {
+    url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost")
+}
+
+/// An HTTP client with a 10 s timeout that trusts `ca` (PEM) besides the
+/// system's roots, and refuses plain http when `https_only`.
+pub fn http_client(https_only: bool, ca: Option<&Path>) -> Result<reqwest::Client, String> {
     install_crypto_provider();
     let mut client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
-        .https_only(!url.starts_with("http://127.0.0.1") && !url.starts_with("http://localhost"));
+        // Requests here are minutes apart (key sets, sign-ins): a pooled
+        // connection would have been closed by the server meanwhile, and a
+        // POST on it fails ("connection reset") rather than being retried.
+        .pool_max_idle_per_host(0)
+        .https_only(https_only);
     if let Some(ca) = ca {
         let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| e.to_string())?;
         client = client.add_root_certificate(cert);
     }
-    let client = client.build().map_err(|e| e.to_string())?;
+    client.build().map_err(|e| e.to_string())
+}
+
+/// The body of an HTTP(S) GET, trusting `ca` (PEM) besides the system's
+/// roots: the identity provider's key set.
+pub async fn http_get(url: &str, ca: Option<&Path>) -> Result<String, String> {
+    let client = http_client(!loopback_http(url), ca)?;
     let response = client.get(url).send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
