@@ -45,7 +45,8 @@ system-deps:
 ## registry, pinned by its package-lock.json) under the machine's Node.js.
 test-deps:
 	$(call apt-install-missing,$(TEST_PACKAGES))
-	@command -v npm >/dev/null || $(call apt-install-missing,nodejs npm)
+	@command -v npm >/dev/null || { echo "Installing Debian packages: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm; }
 	@[ -d tests/oidc/node_modules/oidc-provider ] || npm ci --prefix tests/oidc --no-audit --no-fund
 
 ## The pinned nats-server, in a project-local virtualenv.
