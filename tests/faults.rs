@@ -140,12 +140,23 @@ async fn a_three_node_cluster_loses_a_server_at_a_time_under_load_and_nothing_is
     let deadline = Instant::now() + Duration::from_secs(30);
     for name in ["HUB_EVENTS", "KV_hub_person_keys"] {
         loop {
-            let cluster_info = named_stream_info(&js, name)
-                .await
-                .cluster
-                .expect("clustered");
-            let current = cluster_info.replicas.iter().filter(|r| r.current).count();
-            if cluster_info.leader.is_some() && current == 2 {
+            // While a stream elects its leader after the restarts, its
+            // info request may go unanswered: ask again until the deadline.
+            let asked = async {
+                let mut stream = js.get_stream(name).await.map_err(|e| e.to_string())?;
+                stream.info().await.cloned().map_err(|e| e.to_string())
+            };
+            let cluster_info = match asked.await {
+                Ok(info) => Some(info.cluster.expect("clustered")),
+                Err(e) => {
+                    eprintln!("{name}: stream info not answered yet: {e}");
+                    None
+                }
+            };
+            let caught_up = cluster_info.as_ref().is_some_and(|c| {
+                c.leader.is_some() && c.replicas.iter().filter(|r| r.current).count() == 2
+            });
+            if caught_up {
                 break;
             }
             assert!(
