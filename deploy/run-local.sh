@@ -80,6 +80,20 @@ if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
   source $VAR/nats-passwords.env
   export HUB_NATS_SERVER_CERT=$VAR/tls/server.pem HUB_NATS_SERVER_KEY=$VAR/tls/server-key.pem \
     HUB_NATS_CA=$VAR/tls/ca.pem
+  # The hub's own listeners serve TLS too (gRPC, metrics, the dashboard),
+  # with the same throwaway CA; hubctl and the dashboard call https://.
+  export HUB_TLS_CERT_FILE=$VAR/tls/server.pem HUB_TLS_KEY_FILE=$VAR/tls/server-key.pem \
+    HUB_TLS_CA_FILE=$VAR/tls/ca.pem
+  for s in custody-service:50051 prison-service:50052 pharmacy-service:50053 \
+    treatment-service:50054 ambulance-service:50055 identity-service:50056 \
+    pickup-projection:50061 training-projection:50062; do
+    export "HUB_$(echo "${s%%:*}" | tr 'a-z-' 'A-Z_')_ADDR=https://127.0.0.1:${s##*:}"
+  done
+  SCHEME=https
+  # The same settings for a shell of yours (hubctl against this hub).
+  { env | grep -E '^HUB_(TLS_CA_FILE|[A-Z_]+_ADDR)=' | sed 's/^/export /'; } >$VAR/env.sh
+else
+  SCHEME=http
 fi
 
 for p in "${NATS_PORTS[@]}"; do
@@ -133,7 +147,7 @@ cat <<INFO
 
 The hub is running (logs in $VAR/logs/).
 
-  Dashboard: http://127.0.0.1:8080/   (sign in with a demo token below)
+  Dashboard: $SCHEME://127.0.0.1:8080/   (sign in with a demo token below)
 
   nats-server         $HUB_NATS_URL
   custody-service     127.0.0.1:50051   metrics http://127.0.0.1:51051/metrics
@@ -159,7 +173,7 @@ Demo tokens (seeds/dev-tokens.json, local use only):
   carat_worker        dev-leeds-carat-token     (leeds only)
   admin               dev-hub-admin-token       (all)
 
-Try:
+Try ($([ "$SCHEME" = https ] && echo "after: source $VAR/env.sh, for TLS; ")the commands below):
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl pickups --partnership bradford
   HUB_TOKEN=dev-carat-worker-token $BIN/hubctl prison record-release-date --partnership bradford \\
       --prison-code LEI --prison-number A1234BC --release-date $(date +%F)
