@@ -116,7 +116,10 @@ const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 fn consumer_config(name: &str, applied: u64, durable: bool) -> pull::Config {
     pull::Config {
         durable_name: durable.then(|| name.to_string()),
-        name: (!durable).then(|| format!("{name}-rebuild-{}", std::process::id())),
+        // A rebuild's consumer is named at random: agencies' NATS users are
+        // denied the durable names (deploy/nats/accounts.conf), and cannot
+        // list consumers, so they cannot guess this one to re-filter it.
+        name: (!durable).then(|| format!("{name}-rebuild-{}", uuid::Uuid::now_v7().simple())),
         description: Some(format!("{name}: projection consumer")),
         deliver_policy: DeliverPolicy::ByStartSequence {
             start_sequence: applied + 1,
@@ -155,10 +158,9 @@ impl Consumer {
             .await
             .map_err(|e| e.to_string())?;
         let config = consumer_config(self.name, applied, durable);
-        // Never resume an old consumer of the same name: a rebuild's lingers
-        // for its inactivity threshold, and a second rebuild within it would
-        // otherwise carry on from where the first ended, replaying nothing
-        // into its fresh store.
+        // Never resume an old consumer of the same name (a rebuild's are
+        // new each time; the durable one is replaced), so a consumer always
+        // starts right after what the store holds.
         if let Some(name) = config.durable_name.as_ref().or(config.name.as_ref()) {
             let _ = stream.delete_consumer(name).await;
         }
