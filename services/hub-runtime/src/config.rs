@@ -65,17 +65,8 @@ pub struct CommonArgs {
         default_value = "seeds/partnerships.tsv"
     )]
     pub partnerships_file: PathBuf,
-    /// How long JetStream remembers a request id for deduplication
-    /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
-    #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
-    pub dedupe_window: Duration,
-    /// Copies of the event stream JetStream keeps, on different servers of
-    /// a cluster: 1 for a single server, 3 in production (deploy/nats/cluster).
-    /// The agency services create the stream with it and raise an existing
-    /// stream's replicas to it.
-    #[arg(long, env = "HUB_STREAM_REPLICAS", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(1..=5))]
-    pub stream_replicas: u8,
+    #[command(flatten)]
+    pub stream: StreamArgs,
     /// Live streams (pick-up watches, dashboard live pages) one caller may
     /// hold open at once; past it, RESOURCE_EXHAUSTED.
     #[arg(long, env = "HUB_MAX_STREAMS_PER_CALLER",
@@ -86,6 +77,33 @@ pub struct CommonArgs {
     pub tls: crate::tls::TlsArgs,
     #[command(flatten)]
     pub oidc: OidcArgs,
+}
+
+/// What the event stream must be like: read by every service (to check
+/// it) and by `hubctl nats init` (to create it so).
+#[derive(clap::Args, Debug, Clone)]
+pub struct StreamArgs {
+    /// How long JetStream remembers a request id for deduplication
+    /// (e.g. 90s, 30m, 24h, 7d). See README "Retries and duplicates".
+    #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
+    pub dedupe_window: Duration,
+    /// Copies of the event stream JetStream keeps, on different servers of
+    /// a cluster: 1 for a single server, 3 in production (deploy/nats/cluster).
+    /// `hubctl nats init` creates the stream and buckets with it and
+    /// raises, never lowers, an existing stream's.
+    #[arg(long, env = "HUB_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
+}
+
+impl StreamArgs {
+    /// The settings as the event log takes them.
+    pub fn settings(&self) -> crate::eventlog::StreamSettings {
+        crate::eventlog::StreamSettings {
+            dedupe_window: self.dedupe_window,
+            replicas: self.stream_replicas as usize,
+        }
+    }
 }
 
 /// An identity provider whose access tokens (JWTs) are accepted besides
@@ -205,10 +223,7 @@ impl NatsArgs {
 impl CommonArgs {
     /// What the event stream must be like.
     pub fn stream_settings(&self) -> crate::eventlog::StreamSettings {
-        crate::eventlog::StreamSettings {
-            dedupe_window: self.dedupe_window,
-            replicas: self.stream_replicas as usize,
-        }
+        self.stream.settings()
     }
 
     /// The listen address, or `default` when none was set.

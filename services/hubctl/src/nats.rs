@@ -11,8 +11,8 @@
 
 use anyhow::{anyhow, Result};
 use hub_runtime::{
-    config::{parse_duration, NatsArgs},
-    eventlog::{self, EventLog, StreamSettings},
+    config::NatsArgs,
+    eventlog::{self, EventLog},
     keystore, ledger,
 };
 use serde_json::json;
@@ -28,24 +28,15 @@ pub enum NatsCommand {
 pub struct Init {
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// How long JetStream remembers a request id (as the services' setting).
-    #[arg(long, env = "HUB_DEDUPE_WINDOW", default_value = "24h", value_parser = parse_duration)]
-    pub dedupe_window: std::time::Duration,
-    /// Copies of the stream and buckets on different servers.
-    #[arg(long, env = "HUB_STREAM_REPLICAS", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(1..=5))]
-    pub stream_replicas: u8,
+    #[command(flatten)]
+    pub stream: hub_runtime::config::StreamArgs,
 }
 
 pub async fn run(command: NatsCommand, json: bool) -> Result<()> {
     let NatsCommand::Init(init) = command;
     let err = |e: hub_core::Error| anyhow!("{e}");
     let client = eventlog::connect(&init.nats, "hubctl").await.map_err(err)?;
-    let settings = StreamSettings {
-        dedupe_window: init.dedupe_window,
-        replicas: init.stream_replicas.into(),
-    };
-    let log = EventLog::open(client, &init.nats.stream, settings)
+    let log = EventLog::open(client, &init.nats.stream, init.stream.settings())
         .await
         .map_err(err)?;
     let mut stream = log
