@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help deny deny-advisories cargo-deny
+.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help deny deny-advisories cargo-deny pinned-images
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
@@ -89,7 +89,7 @@ bench: build
 bench-quick: build
 	HUB_NATS_SERVER=$(abspath $(NATS_SERVER)) target/release/hub-bench --scale quick
 
-lint: deps deny
+lint: deps deny pinned-images
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy $(PROFILE) --workspace --all-targets -- -D warnings
 
@@ -102,6 +102,12 @@ cargo-deny:
 
 deny: cargo-deny
 	$(CARGO) deny check licenses bans sources
+
+## Every base image of the container build pinned by digest, not by a tag
+## that can move (deploy/Containerfile says how to update them).
+pinned-images:
+	@unpinned=$$(grep -nE '^FROM ' deploy/Containerfile | grep -vE '@sha256:[0-9a-f]{64}( |$$)'); \
+	if [ -n "$$unpinned" ]; then echo "base image not pinned by digest in deploy/Containerfile:"; echo "$$unpinned"; exit 1; fi
 
 ## The RustSec advisories: fetches the advisory database from GitHub, so
 ## only where the network allows (docs/operations.md, "Dependencies").
