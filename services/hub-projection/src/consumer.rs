@@ -27,37 +27,19 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream::{
-    self,
-    consumer::{pull, AckPolicy, DeliverPolicy},
-};
-use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use hub_proto::events::Event;
-use hub_runtime::eventlog::EventLog;
 use hub_store::{Error, KeyKind, Progress, Store, Txn};
 
 use crate::{
     identity::Changed,
     message::{decode, Decoded},
+    source::{Delivered, Delivery, EventSource, Mode, SourceError},
 };
 
-/// Most messages applied in one RocksDB batch.
-pub const BATCH: usize = 512;
-/// Messages asked of the server at once (the next pull goes out when half
-/// have arrived, so the consumer rarely waits on a round trip).
-const PULL_BATCH: usize = 2 * BATCH;
-/// How long one pull request waits on the server, and how often an idle
-/// server says it is still there. A pull request can vanish without an
-/// answer (the server holding it killed, the consumer's leader moved to
-/// another node of a cluster, a reconnect); the client notices only when
-/// heartbeats stop, after two of them. async-nats's defaults (30 s, 15 s)
-/// left a projection stalled for up to 30 s after a node failure; at these
-/// values it resumes within about 2 s, for one small message a second on
-/// an idle stream.
-const PULL_EXPIRES: Duration = Duration::from_secs(5);
-const IDLE_HEARTBEAT: Duration = Duration::from_secs(1);
+/// Most messages applied in one RocksDB batch (a delivery's chunk).
+pub const BATCH: usize = crate::source::CHUNK;
 
 /// The store's key (under `KeyKind::Meta`) for the digest of the last
 /// message applied.
@@ -81,7 +63,7 @@ pub type ApplyFn = dyn Fn(&mut Txn<'_>, &Event, u64) -> Result<Vec<Changed>, Err
 pub struct Consumer {
     /// Durable consumer name, also the metrics label.
     pub name: &'static str,
-    pub log: EventLog,
+    pub source: Arc<dyn EventSource>,
     pub apply: Arc<ApplyFn>,
     pub progress: watch::Sender<Progress>,
     pub changes: broadcast::Sender<Changed>,
@@ -99,7 +81,7 @@ enum History {
     /// Something else, or nothing: the store is from another history.
     Other(String),
     /// The stream cannot be read just now.
-    Unknown(String),
+    Unknown(SourceError),
 }
 
 /// Why consuming stopped.
@@ -113,63 +95,7 @@ enum Stop {
 /// Longest wait between two attempts to reopen a failed store.
 const REOPEN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-fn consumer_config(name: &str, applied: u64, durable: bool) -> pull::Config {
-    pull::Config {
-        durable_name: durable.then(|| name.to_string()),
-        // A rebuild's consumer is named at random: agencies' NATS users are
-        // denied the durable names (deploy/nats/accounts.conf), and cannot
-        // list consumers, so they cannot guess this one to re-filter it.
-        name: (!durable).then(|| format!("{name}-rebuild-{}", uuid::Uuid::now_v7().simple())),
-        description: Some(format!("{name}: projection consumer")),
-        deliver_policy: DeliverPolicy::ByStartSequence {
-            start_sequence: applied + 1,
-        },
-        // A rebuild keeps its place in its own store and its consumer dies
-        // with it: acknowledgements would only cost the server work.
-        ack_policy: if durable {
-            AckPolicy::All
-        } else {
-            AckPolicy::None
-        },
-        ack_wait: Duration::from_secs(60),
-        max_ack_pending: 10_000,
-        inactive_threshold: if durable {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(60)
-        },
-        ..Default::default()
-    }
-}
-
 impl Consumer {
-    /// (Re)creates the consumer so that it starts right after what `store`
-    /// holds: the durable one for the live store, an ephemeral one for a
-    /// rebuild.
-    async fn recreate(
-        &self,
-        applied: u64,
-        durable: bool,
-    ) -> Result<jetstream::consumer::Consumer<pull::Config>, String> {
-        let stream = self
-            .log
-            .jetstream()
-            .get_stream(self.log.stream_name())
-            .await
-            .map_err(|e| e.to_string())?;
-        let config = consumer_config(self.name, applied, durable);
-        // Never resume an old consumer of the same name (a rebuild's are
-        // new each time; the durable one is replaced), so a consumer always
-        // starts right after what the store holds.
-        if let Some(name) = config.durable_name.as_ref().or(config.name.as_ref()) {
-            let _ = stream.delete_consumer(name).await;
-        }
-        stream
-            .create_consumer(config)
-            .await
-            .map_err(|e| e.to_string())
-    }
-
     /// Applies the stream to `store` forever (until the task is aborted).
     /// A store failure (disk full, I/O error, unreadable) stops applying
     /// and is reported (see [`Consumer::recover`]) until the store works
@@ -194,7 +120,10 @@ impl Consumer {
         until: Option<u64>,
     ) -> Result<(), Error> {
         loop {
-            let progress = blocking(|| store.progress())?;
+            let progress = {
+                let store = store.clone();
+                on_storage(move || store.progress()).await?
+            };
             if until.is_some_and(|u| progress.applied_sequence >= u) {
                 return Ok(());
             }
@@ -212,8 +141,13 @@ impl Consumer {
                     }
                 }
             }
-            let consumer = match self.recreate(progress.applied_sequence, durable).await {
-                Ok(c) => c,
+            let mode = if durable { Mode::Live } else { Mode::Replay };
+            let delivery = match self
+                .source
+                .deliver(self.name, progress.applied_sequence + 1, mode)
+                .await
+            {
+                Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(projection = self.name, error = %e, "cannot create the consumer; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -225,23 +159,8 @@ impl Consumer {
                 from = progress.applied_sequence + 1,
                 "consuming the event stream"
             );
-            let messages = match consumer
-                .stream()
-                .max_messages_per_batch(PULL_BATCH)
-                .expires(PULL_EXPIRES)
-                .heartbeat(IDLE_HEARTBEAT)
-                .messages()
-                .await
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(projection = self.name, error = %e, "cannot read from the consumer; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            };
             match self
-                .consume(&store, messages, progress, until, durable)
+                .consume(&store, delivery, progress, until, durable)
                 .await
             {
                 Ok(()) => return Ok(()),
@@ -258,18 +177,22 @@ impl Consumer {
     /// the store applied last. Stores from before the digest was kept pass,
     /// and so does a position the stream no longer holds because of its own
     /// limits (nothing to compare with).
-    async fn same_history(&self, store: &Store, applied: u64) -> Result<History, Error> {
-        let Some(expected) = blocking(|| store.get(KeyKind::Meta, APPLIED_DIGEST))? else {
+    async fn same_history(&self, store: &Arc<Store>, applied: u64) -> Result<History, Error> {
+        let expected = {
+            let store = store.clone();
+            on_storage(move || store.get(KeyKind::Meta, APPLIED_DIGEST)).await?
+        };
+        let Some(expected) = expected else {
             return Ok(History::Same);
         };
-        let verdict = match self.log.sequences().await {
-            Err(e) => History::Unknown(e.to_string()),
+        let verdict = match self.source.bounds().await {
+            Err(e) => History::Unknown(e),
             Ok((_, last)) if last < applied => History::Other(format!(
                 "the store has applied the stream up to sequence {applied}, but the stream ends at {last}"
             )),
             Ok((first, _)) if applied < first => History::Same,
-            Ok(_) => match self.log.message(applied).await {
-                Err(e) => History::Unknown(e.to_string()),
+            Ok(_) => match self.source.stored(applied).await {
+                Err(e) => History::Unknown(e),
                 Ok(msg) if digest(&msg.payload) != expected => History::Other(format!(
                     "the stream's message {applied} is not the one the store applied"
                 )),
@@ -308,7 +231,7 @@ impl Consumer {
     /// `UNAVAILABLE`, `hub_projection_store_fault` 1) and tries to reopen
     /// it, with growing waits, until it opens and reads again; then clears
     /// the fault, and the caller resumes from the store's own position.
-    pub async fn recover(&self, store: &Store, mut error: Error) {
+    pub async fn recover(&self, store: &Arc<Store>, mut error: Error) {
         let mut wait = Duration::from_millis(250);
         loop {
             tracing::error!(projection = self.name, error = %error,
@@ -316,14 +239,18 @@ impl Consumer {
             self.report_fault(Some(error.to_string()));
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(REOPEN_BACKOFF_MAX);
-            let reopened = blocking(|| {
-                store.reopen()?;
-                let progress = store.progress()?;
-                if progress.applied_sequence == 0 {
-                    store.set_schema(self.schema)?;
-                }
-                Ok::<_, Error>(progress)
-            });
+            let reopened = {
+                let (store, schema) = (store.clone(), self.schema);
+                on_storage(move || {
+                    store.reopen()?;
+                    let progress = store.progress()?;
+                    if progress.applied_sequence == 0 {
+                        store.set_schema(schema)?;
+                    }
+                    Ok::<_, Error>(progress)
+                })
+                .await
+            };
             match reopened {
                 Ok(progress) => {
                     tracing::info!(
@@ -341,22 +268,27 @@ impl Consumer {
 
     async fn consume(
         &self,
-        store: &Store,
-        messages: pull::Stream,
+        store: &Arc<Store>,
+        mut delivery: Box<dyn Delivery>,
         mut progress: Progress,
         until: Option<u64>,
         durable: bool,
     ) -> Result<(), Stop> {
-        let mut chunks = messages.ready_chunks(BATCH);
         let mut fresh = true;
-        while let Some(batch) = chunks.next().await {
+        while let Some(batch) = delivery.next_chunk().await {
             // RocksDB may block (a write stall while compaction catches up):
-            // never on a thread that queries and acknowledgements need.
-            let applied = blocking(|| self.apply_batch(store, batch, progress, &mut fresh, until))
-                .map_err(Stop::Store)?;
+            // on the blocking pool, never on a thread that queries and
+            // acknowledgements need.
+            let applied = {
+                let (this, store) = (self.clone(), store.clone());
+                on_storage(move || this.apply_batch(&store, batch, progress, fresh, until))
+                    .await
+                    .map_err(Stop::Store)?
+            };
             progress = applied.progress;
-            if let Some(msg) = applied.last.filter(|_| durable) {
-                if let Err(e) = msg.ack().await {
+            fresh = applied.fresh;
+            if let Some(sequence) = applied.last.filter(|_| durable) {
+                if let Err(e) = delivery.ack_through(sequence).await {
                     tracing::warn!(projection = self.name, error = %e, "ack failed; the messages will be redelivered and skipped");
                 }
             }
@@ -371,13 +303,16 @@ impl Consumer {
     }
 
     /// Applies one chunk of messages and commits it with the new progress
-    /// in one batch; tells watchers and waiting queries.
+    /// in one batch; tells watchers and waiting queries. `fresh`: nothing
+    /// was applied yet from this delivery, whose first new message may be
+    /// past the store's position + 1 when the stream no longer holds what
+    /// lies between (its own limits).
     fn apply_batch(
         &self,
         store: &Store,
-        batch: Vec<Result<jetstream::Message, pull::MessagesError>>,
+        batch: Vec<Result<Delivered, SourceError>>,
         progress: Progress,
-        fresh: &mut bool,
+        mut fresh: bool,
         until: Option<u64>,
     ) -> Result<Applied, Error> {
         let mut txn = store.txn();
@@ -390,29 +325,23 @@ impl Consumer {
             let msg = match item {
                 Ok(m) => m,
                 Err(e) => {
-                    interrupted = Some(format!("message stream: {e}"));
+                    interrupted = Some(e.to_string());
                     break;
                 }
             };
-            let seq = match msg.info() {
-                Ok(info) => info.stream_sequence,
-                Err(e) => {
-                    interrupted = Some(format!("message without JetStream info: {e}"));
-                    break;
-                }
-            };
+            let seq = msg.sequence;
             if seq <= next.applied_sequence {
-                last = Some(msg); // redelivered: already applied
+                last = Some(seq); // redelivered: already applied
                 continue;
             }
-            if !*fresh && seq != next.applied_sequence + 1 {
+            if !fresh && seq != next.applied_sequence + 1 {
                 interrupted = Some(format!(
                     "gap: expected {}, got {seq}",
                     next.applied_sequence + 1
                 ));
                 break;
             }
-            *fresh = false;
+            fresh = false;
             match decode(&msg.payload) {
                 Decoded::Event(event) => {
                     changed.extend((self.apply)(&mut txn, &event, seq)?);
@@ -430,8 +359,8 @@ impl Consumer {
                 }
             }
             next.applied_sequence = seq;
-            applied_payload = Some(msg.payload.clone());
-            last = Some(msg);
+            applied_payload = Some(msg.payload);
+            last = Some(seq);
             if until.is_some_and(|u| seq >= u) {
                 break;
             }
@@ -455,6 +384,7 @@ impl Consumer {
             progress: next,
             last,
             interrupted,
+            fresh,
         })
     }
 }
@@ -463,16 +393,22 @@ impl Consumer {
 struct Applied {
     progress: Progress,
     /// The last message handled (acknowledged for a durable consumer).
-    last: Option<jetstream::Message>,
+    last: Option<u64>,
     /// Why the chunk stopped early, if it did: the consumer is recreated.
     interrupted: Option<String>,
+    /// Still nothing applied from this delivery.
+    fresh: bool,
 }
 
-/// Runs `f`, which may block, letting a multi-threaded runtime move its
-/// other tasks elsewhere meanwhile.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
+/// Runs storage work `f` on the blocking pool, never on the async workers
+/// that queries, acknowledgements and heartbeats need.
+pub async fn on_storage<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(t) => t,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => panic!("storage task cancelled: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,8 @@
 //! - [`audit`]: the audit trail's records (person keys packed) and its
 //!   tamper-evident chain; [`trail`] writes and reads it.
 //! - [`message`]: a stream message as an event to apply or one to park.
+//! - [`source`]: the stream as the consumer reads it (JetStream, or in
+//!   memory for tests).
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.
 //! - [`runtime`]: the store (and rebuilds), the live consumer, callers and
 //!   `min_sequence` for queries.
@@ -23,6 +25,8 @@ pub mod identity;
 pub mod message;
 #[cfg(feature = "server")]
 pub mod runtime;
+#[cfg(feature = "server")]
+pub mod source;
 #[cfg(feature = "server")]
 pub mod status;
 #[cfg(feature = "server")]

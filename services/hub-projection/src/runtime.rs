@@ -18,7 +18,10 @@ use std::{
     time::Duration,
 };
 
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{broadcast, watch},
+    task::JoinHandle,
+};
 use tonic::{Request, Status};
 
 use hub_core::{
@@ -26,10 +29,14 @@ use hub_core::{
     partnerships::PartnershipRegister,
     validate, Error,
 };
-use hub_runtime::ApiError;
+use hub_runtime::{eventlog::EventLog, ApiError};
 use hub_store::{Progress, Store};
 
-use crate::{consumer::Consumer, trail::AuditTrail};
+use crate::{
+    consumer::{on_storage, ApplyFn, Consumer},
+    source::EventSource,
+    trail::AuditTrail,
+};
 
 /// Longest a query waits for `min_sequence`.
 pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +64,8 @@ pub struct Projection {
     /// rebuilt: queries are refused meanwhile rather than answered wrong.
     upgrading: AtomicBool,
     pub consumer: Consumer,
+    /// The event log, for what a projection publishes (erasures, audit).
+    log: EventLog,
     pub progress: watch::Receiver<Progress>,
     /// Why the store cannot be used, while it cannot: queries are refused
     /// and health says `NOT_SERVING` meanwhile.
@@ -126,20 +135,43 @@ fn check_layout(
     Ok((progress, have < schema))
 }
 
+/// What a projection is made of (see [`Projection::open`]).
+pub struct Parts {
+    pub name: &'static str,
+    /// Where its stores live (`HUB_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// The version of the layout this code writes.
+    pub schema: u32,
+    /// The event log, for what the projection publishes.
+    pub log: EventLog,
+    /// Where it reads the events it applies.
+    pub source: Arc<dyn EventSource>,
+    /// How it folds one event into its store.
+    pub apply: Arc<ApplyFn>,
+    pub auth: Arc<hub_runtime::authn::Authenticator>,
+    pub partnerships: PartnershipRegister,
+    /// The audit trail of person-level reads (`None`: counts only).
+    pub trail: Option<AuditTrail>,
+}
+
 impl Projection {
     /// Opens the active store under `data_dir`. `schema` is the version of
     /// the layout this code writes: an empty store takes it; a store of an
     /// older layout is rebuilt from the stream once the projection starts
     /// ([`Projection::upgrade_if_needed`]); a newer one is refused.
-    pub fn open(
-        name: &'static str,
-        data_dir: &Path,
-        schema: u32,
-        consumer_parts: impl FnOnce(watch::Sender<Progress>, watch::Sender<Option<String>>) -> Consumer,
-        auth: Arc<hub_runtime::authn::Authenticator>,
-        partnerships: PartnershipRegister,
-        trail: Option<AuditTrail>,
-    ) -> Result<Arc<Self>, Error> {
+    pub fn open(parts: Parts) -> Result<Arc<Self>, Error> {
+        let Parts {
+            name,
+            data_dir,
+            schema,
+            log,
+            source,
+            apply,
+            auth,
+            partnerships,
+            trail,
+        } = parts;
+        let data_dir = data_dir.as_path();
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
         let dir = active_dir(data_dir)?;
@@ -173,7 +205,16 @@ impl Projection {
             rebuilding: tokio::sync::Mutex::new(()),
             schema,
             upgrading: AtomicBool::new(upgrading),
-            consumer: consumer_parts(tx, fault_tx),
+            consumer: Consumer {
+                name,
+                source,
+                apply,
+                progress: tx,
+                changes: broadcast::channel(4096).0,
+                fault: fault_tx,
+                schema,
+            },
+            log,
             progress: rx,
             fault: fault_rx,
             auth,
@@ -224,19 +265,24 @@ impl Projection {
     /// Seconds are what an operator can compare with "a worker sees a
     /// release within seconds"; events say how much work remains.
     pub async fn lag(&self) -> Result<Lag, Error> {
+        let unavailable = |e: crate::source::SourceError| Error::Unavailable(e.to_string());
         let applied = self.progress.borrow().applied_sequence;
-        let last = self.consumer.log.last_sequence().await?;
+        let (_, last) = self.consumer.source.bounds().await.map_err(unavailable)?;
         let events = last.saturating_sub(applied);
         let seconds = if events == 0 {
             0.0
         } else {
-            let oldest = self.consumer.log.message(applied + 1).await?;
-            let published = oldest.time.unix_timestamp_nanos() as f64 / 1e9;
+            let oldest = self
+                .consumer
+                .source
+                .stored(applied + 1)
+                .await
+                .map_err(unavailable)?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs_f64())
-                .unwrap_or(published);
-            (now - published).max(0.0)
+                .unwrap_or(oldest.published);
+            (now - oldest.published).max(0.0)
         };
         Ok(Lag {
             applied,
@@ -244,6 +290,11 @@ impl Projection {
             events,
             seconds,
         })
+    }
+
+    /// The event log, for what the projection publishes.
+    pub fn log(&self) -> &EventLog {
+        &self.log
     }
 
     /// Keeps the lag gauges current (every 2 s), also while the consumer
@@ -272,7 +323,8 @@ impl Projection {
             task.abort();
             let _ = task.await;
         }
-        if let Err(e) = self.store().flush() {
+        let store = self.store();
+        if let Err(e) = on_storage(move || store.flush()).await {
             tracing::warn!(projection = self.name, error = %e, "flushing the store");
         }
     }
@@ -408,6 +460,17 @@ impl Projection {
         })
     }
 
+    /// The stream's last sequence, as the consumer reads it.
+    pub async fn last_sequence(&self) -> Result<u64, Error> {
+        let (_, last) = self
+            .consumer
+            .source
+            .bounds()
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(last)
+    }
+
     /// Rebuilds into a fresh store (see the module docs), reporting
     /// `(progress, target, switched)` as it goes.
     pub async fn rebuild(
@@ -419,7 +482,7 @@ impl Projection {
                 "a rebuild of this projection (or an erasure) is already running".into(),
             )
         })?;
-        let target = self.consumer.log.last_sequence().await?;
+        let target = self.last_sequence().await?;
         let dir = self
             .data_dir
             .join(format!("store-{}", jiff::Timestamp::now().as_millisecond()));
@@ -449,7 +512,7 @@ impl Projection {
             .map_err(failed)?;
         // Caught up to the target: pause the live consumer, take the tail.
         self.stop().await;
-        let tail = self.consumer.log.last_sequence().await?;
+        let tail = self.last_sequence().await?;
         let tail_applied = replay.run_until(fresh.clone(), false, Some(tail)).await;
         if let Err(e) = tail_applied {
             self.start(); // the live store goes on

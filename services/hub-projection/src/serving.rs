@@ -2,10 +2,10 @@
 
 use std::{future::Future, path::PathBuf, sync::Arc};
 
-use tokio::{net::TcpListener, sync::broadcast};
+use tokio::net::TcpListener;
 use tonic::service::Routes;
 
-use crate::{consumer, status};
+use crate::{runtime::Parts, source::JetStreamSource, status};
 use hub_core::Error;
 use hub_proto::projections::projection_status_service_server::ProjectionStatusServiceServer;
 use hub_runtime::{config::CommonArgs, eventlog, prometheus, server};
@@ -71,24 +71,17 @@ pub async fn serve(
     let client = eventlog::connect(&args.nats, name).await?;
     let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
     let trail = audit_secret.map(|secret| crate::trail::AuditTrail::new(log.clone(), secret));
-    let (changes, _) = broadcast::channel(4096);
-    let projection = Projection::open(
+    let projection = Projection::open(Parts {
         name,
-        &data_dir,
+        data_dir,
         schema,
-        |progress, fault| consumer::Consumer {
-            name,
-            log,
-            apply,
-            progress,
-            changes,
-            fault,
-            schema,
-        },
+        source: Arc::new(JetStreamSource::new(log.clone())),
+        log,
+        apply,
         auth,
         partnerships,
         trail,
-    )?;
+    })?;
     projection.start();
     projection.upgrade_if_needed();
     let lag_reporter = tokio::spawn(projection.clone().report_lag());

@@ -371,8 +371,7 @@ impl AdminService for AdminApi {
         let mut last_erasure_sequence = 0;
         if let Ok(Some(m)) = self
             .projection
-            .consumer
-            .log
+            .log()
             .last_on_subject("hub.admin.person_erased")
             .await
         {

@@ -68,13 +68,7 @@ impl Eraser {
     /// Waits until the projection has applied everything recorded so far;
     /// the sequence reached.
     pub async fn catch_up(&self) -> Result<u64, Status> {
-        let last = self
-            .projection
-            .consumer
-            .log
-            .last_sequence()
-            .await
-            .map_err(unavailable)?;
+        let last = self.projection.last_sequence().await.map_err(unavailable)?;
         self.projection.wait_for(last).await
     }
 
@@ -128,8 +122,7 @@ impl Eraser {
         self.data_keys.clear();
         let ack = self
             .projection
-            .consumer
-            .log
+            .log()
             .publish(
                 "hub.admin.person_erased".into(),
                 &event_id,
