@@ -5,6 +5,10 @@ use std::{collections::HashMap, sync::Arc};
 
 use serde::Deserialize;
 
+pub use hub_proto::rpc::{
+    AmbulanceRpc, CustodyRpc, IdentityRpc, PharmacyRpc, PrisonRpc, Rpc, TreatmentRpc,
+};
+
 use crate::Error;
 
 /// The agencies that send commands; also the second token of event subjects.
@@ -28,6 +32,18 @@ impl Agency {
         Agency::Ambulance,
         Agency::Identity,
     ];
+
+    /// The agency whose service an RPC belongs to.
+    pub fn of(rpc: Rpc) -> Agency {
+        match rpc {
+            Rpc::Custody(_) => Agency::Custody,
+            Rpc::Prison(_) => Agency::Prison,
+            Rpc::Pharmacy(_) => Agency::Pharmacy,
+            Rpc::Treatment(_) => Agency::Treatment,
+            Rpc::Ambulance(_) => Agency::Ambulance,
+            Rpc::Identity(_) => Agency::Identity,
+        }
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -94,9 +110,9 @@ impl Role {
 /// Something a caller asks to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    /// A command RPC of an agency service, by its RPC name (e.g.
-    /// `RecordReleaseDate`).
-    Command(Agency, &'static str),
+    /// A command RPC of an agency service, by its typed id (generated
+    /// from the protos: `PrisonRpc::RecordReleaseDate`).
+    Command(Rpc),
     /// Person-level pick-up rows (`ListPickups`, `WatchPickups`).
     ReadPickupList,
     /// Pick-up counts (`GetPickupSummary`).
@@ -112,13 +128,20 @@ pub enum Action {
     ReadAudit,
     /// Rebuilds, erasure, audit, projection status.
     Operate,
+    /// Counts below the disclosure threshold as they are; without it they
+    /// are withheld (`suppressed`), and so are percentages built on them.
+    SeeSmallCounts,
+    /// What a prison holds about a person's release (flagged imminent,
+    /// triaged, naloxone on release) whether or not they consented to
+    /// share it with treatment; without it, only while they consent.
+    SeePrisonHeldDetails,
 }
 
 impl Action {
     /// What the action is, in words for an error message.
     pub fn describe(self) -> String {
         match self {
-            Action::Command(agency, rpc) => format!("call {}.{rpc}", agency.as_str()),
+            Action::Command(rpc) => format!("call {}.{}", Agency::of(rpc).as_str(), rpc.name()),
             Action::ReadPickupList => "read the pick-up list (person-level rows)".into(),
             Action::ReadPickupSummary => "read pick-up summaries".into(),
             Action::ReadTrainingCounts => "read overdose-training counts".into(),
@@ -126,6 +149,10 @@ impl Action {
             Action::ReadPotentialDuplicates => "list potential duplicates".into(),
             Action::ReadAudit => "read the audit of person-level reads".into(),
             Action::Operate => "operate the hub (status, rebuilds, erasure, audit)".into(),
+            Action::SeeSmallCounts => "see counts below the disclosure threshold".into(),
+            Action::SeePrisonHeldDetails => {
+                "see prison-held release details without consent to share them".into()
+            }
         }
     }
 }
@@ -134,30 +161,50 @@ impl Role {
     /// The contract's section 4 table.
     pub fn may(self, action: Action) -> bool {
         use Action::*;
-        use Agency::*;
         match (self, action) {
             (Role::Admin, _) => true,
-            (Role::CustodyOfficer, Command(Custody, _)) => true,
-            (Role::PrisonOfficer, Command(Prison, rpc)) => rpc != "FlagImminentRelease",
+            (Role::CustodyOfficer, Command(Rpc::Custody(_))) => true,
+            (Role::PrisonOfficer, Command(Rpc::Prison(rpc))) => {
+                rpc != PrisonRpc::FlagImminentRelease
+            }
             (
                 Role::CaratWorker,
-                Command(Prison, _) | ReadPickupList | ReadPickupSummary | LookupPerson,
+                Command(Rpc::Prison(_))
+                | ReadPickupList
+                | ReadPickupSummary
+                | LookupPerson
+                | SeeSmallCounts
+                | SeePrisonHeldDetails,
             ) => true,
-            (Role::DipWorker, Command(Treatment, rpc)) => {
-                matches!(
-                    rpc,
-                    "ArrangeGatePickup" | "RecordGatePickup" | "RecordReferral"
-                )
-            }
-            (Role::DipWorker, Command(Prison, rpc)) => rpc == "FlagImminentRelease",
-            (Role::DipWorker, ReadPickupList | ReadPickupSummary | LookupPerson) => true,
+            (
+                Role::DipWorker,
+                Command(Rpc::Treatment(
+                    TreatmentRpc::ArrangeGatePickup
+                    | TreatmentRpc::RecordGatePickup
+                    | TreatmentRpc::RecordReferral,
+                )),
+            ) => true,
+            (Role::DipWorker, Command(Rpc::Prison(PrisonRpc::FlagImminentRelease))) => true,
+            (
+                Role::DipWorker,
+                ReadPickupList | ReadPickupSummary | LookupPerson | SeeSmallCounts
+                | SeePrisonHeldDetails,
+            ) => true,
             (
                 Role::TreatmentWorker,
-                Command(Treatment, _) | ReadPickupList | ReadPickupSummary | LookupPerson,
+                Command(Rpc::Treatment(_))
+                | ReadPickupList
+                | ReadPickupSummary
+                | LookupPerson
+                | SeeSmallCounts,
             ) => true,
-            (Role::DataSteward, Command(Identity, _) | ReadPotentialDuplicates | ReadAudit) => true,
-            (Role::Pharmacist, Command(Pharmacy, _)) => true,
-            (Role::Paramedic, Command(Ambulance, _)) => true,
+            (
+                Role::DataSteward,
+                Command(Rpc::Identity(_)) | ReadPotentialDuplicates | ReadAudit,
+            ) => true,
+            (Role::Pharmacist, Command(Rpc::Pharmacy(_))) => true,
+            (Role::Paramedic, Command(Rpc::Ambulance(_))) => true,
+            // Analysts read counts, with small ones withheld.
             (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary) => true,
             _ => false,
         }
@@ -427,7 +474,7 @@ mod tests {
         let admin = reg
             .authenticate(Some("Bearer admin-token-0123456789"))
             .unwrap();
-        let rpc = Action::Command(Agency::Prison, "RecordReleaseDate");
+        let rpc = Action::Command(PrisonRpc::RecordReleaseDate.into());
         assert!(carat.authorise(rpc, "bradford").is_ok());
         assert!(matches!(
             carat.authorise(rpc, "leeds"),
@@ -439,17 +486,16 @@ mod tests {
     #[test]
     fn role_table() {
         use Action::*;
-        use Agency::*;
-        let flag = Command(Prison, "FlagImminentRelease");
-        let release = Command(Prison, "RecordReleaseDate");
+        let flag = Command(PrisonRpc::FlagImminentRelease.into());
+        let release = Command(PrisonRpc::RecordReleaseDate.into());
         assert!(Role::PrisonOfficer.may(release));
         assert!(!Role::PrisonOfficer.may(flag));
         assert!(Role::CaratWorker.may(flag));
         assert!(Role::DipWorker.may(flag));
         assert!(!Role::DipWorker.may(release));
-        assert!(Role::DipWorker.may(Command(Treatment, "ArrangeGatePickup")));
-        assert!(!Role::DipWorker.may(Command(Treatment, "RecordOverdoseTraining")));
-        assert!(Role::TreatmentWorker.may(Command(Treatment, "RecordOverdoseTraining")));
+        assert!(Role::DipWorker.may(Command(TreatmentRpc::ArrangeGatePickup.into())));
+        assert!(!Role::DipWorker.may(Command(TreatmentRpc::RecordOverdoseTraining.into())));
+        assert!(Role::TreatmentWorker.may(Command(TreatmentRpc::RecordOverdoseTraining.into())));
         assert!(!Role::CustodyOfficer.may(release));
         assert!(!Role::PartnershipAnalyst.may(ReadPickupList));
         assert!(Role::PartnershipAnalyst.may(ReadPickupSummary));
@@ -460,7 +506,7 @@ mod tests {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(role.may(Operate), role == Role::Admin);
             assert_eq!(
-                role.may(Command(Identity, "LinkPeople")),
+                role.may(Command(IdentityRpc::LinkPeople.into())),
                 matches!(role, Role::DataSteward | Role::Admin)
             );
             assert_eq!(
@@ -475,5 +521,43 @@ mod tests {
         assert!(Role::DataSteward.may(ReadAudit));
         assert!(!Role::DataSteward.may(ReadPickupList));
         assert!(!Role::CaratWorker.may(ReadPotentialDuplicates));
+        for rpc in Rpc::all() {
+            let agency = Agency::of(rpc);
+            assert_eq!(
+                Role::CustodyOfficer.may(Command(rpc)),
+                agency == Agency::Custody
+            );
+            assert_eq!(
+                Role::Pharmacist.may(Command(rpc)),
+                agency == Agency::Pharmacy
+            );
+            assert_eq!(
+                Role::Paramedic.may(Command(rpc)),
+                agency == Agency::Ambulance
+            );
+            assert!(!Role::PartnershipAnalyst.may(Command(rpc)), "{rpc:?}");
+        }
+        // Treatment workers see prison-held details only with consent;
+        // everyone else who reads pick-up lists sees them.
+        for role in Role::ALL {
+            if role.may(ReadPickupList) {
+                assert_eq!(
+                    role.may(SeePrisonHeldDetails),
+                    role != Role::TreatmentWorker,
+                    "{role:?}"
+                );
+            }
+        }
+        // Small counts are withheld from analysts, and from nobody else
+        // who reads counts.
+        for role in Role::ALL {
+            if role.may(ReadPickupSummary) || role.may(ReadTrainingCounts) {
+                assert_eq!(
+                    role.may(SeeSmallCounts),
+                    role != Role::PartnershipAnalyst,
+                    "{role:?}"
+                );
+            }
+        }
     }
 }

@@ -13,7 +13,7 @@ use hub_proto::CommandFields;
 use jiff::Timestamp;
 
 use crate::{
-    auth::{Action, Agency, Caller},
+    auth::{Action, Agency, Caller, Rpc},
     partnerships::PartnershipRegister,
     person::{check_person, Person},
     pseudonym::Pseudonymiser,
@@ -138,7 +138,7 @@ impl Checker<'_> {
     /// rule, then the RPC's own. Pure: nothing leaves the process.
     pub fn check<R, F>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         caller: &Caller,
         req: &R,
         rules: F,
@@ -149,7 +149,13 @@ impl Checker<'_> {
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
     {
         let partnership_code = req.partnership_code();
-        let action = Action::Command(self.agency, rpc);
+        debug_assert_eq!(
+            Agency::of(rpc),
+            self.agency,
+            "{rpc:?} checked by {:?}",
+            self.agency
+        );
+        let action = Action::Command(rpc);
         if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
             caller.authorise(action, partnership_code)?;
         }
@@ -173,7 +179,8 @@ impl Checker<'_> {
         match (decision, occurred_at) {
             (Some(decision), Some(occurred_at)) => Ok((decision, occurred_at)),
             _ => Err(Error::Internal(format!(
-                "{rpc}: rules passed but decided nothing"
+                "{}: rules passed but decided nothing",
+                rpc.name()
             ))),
         }
     }

@@ -11,6 +11,7 @@
 //!   `hub.<agency>.v1`, the five agency services.
 //! - [`identity`]: `hub.identity.v1`, data stewards' link and unlink.
 //! - [`projections`]: `hub.projections.v1`, the read side.
+//! - [`rpc`]: a typed id per agency RPC, generated from the protos.
 //! - [`FILE_DESCRIPTOR_SET`]: every file above, for gRPC reflection.
 //! - [`CommandFields`]: the fields every command request shares.
 //! - [`event_type`]: the snake_case name of each event payload.
@@ -92,6 +93,14 @@ pub use hub::prison::v1 as prison;
 pub use hub::projections::v1 as projections;
 pub use hub::treatment::v1 as treatment;
 pub use hub::v1 as common;
+
+/// One typed id per RPC of the agency services, generated from `proto/`
+/// (`PrisonRpc::FlagImminentRelease`, and `Rpc`, any of them). The role
+/// table names these, never strings: renaming an RPC fails to compile
+/// until the table says who may call it under its new name.
+pub mod rpc {
+    include!(concat!(env!("OUT_DIR"), "/rpc_ids.rs"));
+}
 
 /// The encoded `FileDescriptorSet` of every hub proto, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hub_descriptor");

@@ -17,7 +17,7 @@ use prost::Message;
 use tonic::{metadata::MetadataMap, Request, Response, Status};
 
 use hub_core::{
-    auth::{Agency, Caller},
+    auth::{Agency, Caller, Rpc},
     partnerships::PartnershipRegister,
     pseudonym::Pseudonymiser,
     sealing,
@@ -96,7 +96,7 @@ impl CommandPipeline {
     /// violations) and returns the event payload.
     pub async fn execute<R, F>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         request: Request<R>,
         rules: F,
     ) -> Result<Response<EventAck>, Status>
@@ -114,7 +114,7 @@ impl CommandPipeline {
 
     async fn run<R, F>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         authorization: Option<&str>,
         req: &R,
         rules: F,
@@ -156,7 +156,7 @@ impl CommandPipeline {
     /// Pseudonymise and seal: the event as it will be published.
     async fn seal<R: CommandFields>(
         &self,
-        rpc: &'static str,
+        rpc: Rpc,
         caller: &Caller,
         req: &R,
         decision: Decision,
@@ -218,7 +218,7 @@ impl CommandPipeline {
             ),
             msg_id: format!("{}:{}", caller.org_code, req.request_id()),
             digest: self.pseudonymiser.request_digest(
-                &format!("{}/{rpc}", self.agency.as_str()),
+                &format!("{}/{}", self.agency.as_str(), rpc.name()),
                 &req.encode_to_vec(),
             ),
             event_id,
@@ -335,9 +335,25 @@ fn authorization(metadata: &MetadataMap) -> Option<String> {
         .map(|v| v.to_str().unwrap_or_default().to_string())
 }
 
+/// An agency service's `RecordBatch`, the label of commands a batch
+/// refuses before they reach their own RPC's rules.
+fn record_batch(agency: Agency) -> Rpc {
+    use hub_core::auth::{
+        AmbulanceRpc, CustodyRpc, IdentityRpc, PharmacyRpc, PrisonRpc, TreatmentRpc,
+    };
+    match agency {
+        Agency::Custody => CustodyRpc::RecordBatch.into(),
+        Agency::Prison => PrisonRpc::RecordBatch.into(),
+        Agency::Pharmacy => PharmacyRpc::RecordBatch.into(),
+        Agency::Treatment => TreatmentRpc::RecordBatch.into(),
+        Agency::Ambulance => AmbulanceRpc::RecordBatch.into(),
+        Agency::Identity => IdentityRpc::RecordBatch.into(),
+    }
+}
+
 /// Metrics and the log line of one command, recorded or refused.
 fn observe(
-    rpc: &'static str,
+    rpc: Rpc,
     request_id: &str,
     started: std::time::Instant,
     result: &Result<EventAck, Error>,
@@ -346,19 +362,19 @@ fn observe(
         Ok(_) => "OK",
         Err(e) => status_code_name(e),
     };
-    let labels = [("rpc", rpc.to_string()), ("code", code.to_string())];
+    let labels = [("rpc", rpc.name().to_string()), ("code", code.to_string())];
     metrics::counter!("hub_commands_total", &labels).increment(1);
     metrics::histogram!("hub_command_duration_seconds", &labels)
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(ack) => tracing::info!(
-            rpc,
+            rpc = rpc.name(),
             request_id,
             sequence = ack.stream_sequence,
             duplicate = ack.duplicate,
             "recorded"
         ),
-        Err(e) => tracing::info!(rpc, request_id, error = %e, "refused"),
+        Err(e) => tracing::info!(rpc = rpc.name(), request_id, error = %e, "refused"),
     }
 }
 
@@ -387,7 +403,7 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     /// Checks, seals and sends the next command of the batch.
-    pub async fn push<R, F>(&mut self, rpc: &'static str, req: &R, rules: F)
+    pub async fn push<R, F>(&mut self, rpc: Rpc, req: &R, rules: F)
     where
         R: CommandFields,
         F: FnOnce(&R, &RuleContext<'_>, &mut Violations) -> Option<Decision>,
@@ -465,7 +481,7 @@ impl Batch<'_> {
     fn refuse(&mut self, index: usize, request_id: &str, error: Error) {
         let result = Err(error);
         observe(
-            "RecordBatch",
+            record_batch(self.pipeline.agency),
             request_id,
             std::time::Instant::now(),
             &result,
@@ -596,13 +612,13 @@ impl CommandPipeline {
 /// variants are named as the RPCs).
 ///
 /// ```ignore
-/// hub_runtime::rpc_table!(PrisonApi: PrisonService, PrisonCommand => prison_command::Command {
+/// hub_runtime::rpc_table!(PrisonApi: PrisonService as PrisonRpc, PrisonCommand => prison_command::Command {
 ///     record_release_date(RecordReleaseDateRequest) => RecordReleaseDate, rules::record_release_date;
 /// });
 /// ```
 #[macro_export]
 macro_rules! rpc_table {
-    ($api:ident : $service:path, $batch:ty => $oneof:path { $( $method:ident($request:ty) => $rpc:ident, $rule:path; )* }) => {
+    ($api:ident : $service:path as $ids:ident, $batch:ty => $oneof:path { $( $method:ident($request:ty) => $rpc:ident, $rule:path; )* }) => {
         /// The RPC table: each RPC runs the shared command pipeline with its rule.
         pub struct $api {
             pipeline: $crate::pipeline::CommandPipeline,
@@ -624,7 +640,7 @@ macro_rules! rpc_table {
             ) -> Result<$crate::pipeline::Decision, hub_core::Error> {
                 use $oneof as Command;
                 match &command.command {
-                    $( Some(Command::$rpc(r)) => checker.check(stringify!($rpc), caller, r, $rule, now).map(|(d, _)| d), )*
+                    $( Some(Command::$rpc(r)) => checker.check(hub_proto::rpc::$ids::$rpc.into(), caller, r, $rule, now).map(|(d, _)| d), )*
                     None => Err(hub_core::Error::invalid("command", $crate::pipeline::NO_COMMAND)),
                 }
             }
@@ -637,7 +653,7 @@ macro_rules! rpc_table {
                     &self,
                     request: tonic::Request<$request>,
                 ) -> Result<tonic::Response<hub_proto::common::EventAck>, tonic::Status> {
-                    self.pipeline.execute(stringify!($rpc), request, $rule).await
+                    self.pipeline.execute(hub_proto::rpc::$ids::$rpc.into(), request, $rule).await
                 }
             )*
 
@@ -654,7 +670,7 @@ macro_rules! rpc_table {
                         return Err(batch.overflow().await);
                     }
                     match command.command {
-                        $( Some(Command::$rpc(r)) => batch.push(stringify!($rpc), &r, $rule).await, )*
+                        $( Some(Command::$rpc(r)) => batch.push(hub_proto::rpc::$ids::$rpc.into(), &r, $rule).await, )*
                         None => batch.push_empty(),
                     }
                 }

@@ -17,7 +17,7 @@ use tokio_stream::{wrappers::ReceiverStream, Stream};
 use tonic::{Request, Response, Status};
 
 use hub_core::{
-    auth::{Action, Caller, Role},
+    auth::{Action, Caller},
     person::check_person,
     pseudonym::Pseudonymiser,
     sealing::{self, DataKey},
@@ -43,10 +43,10 @@ use crate::model::{self, PersonRecord, Reader};
 
 /// What a caller's role lets them see of prison-held details.
 pub fn reader(caller: &Caller) -> Reader {
-    if caller.role == Role::TreatmentWorker {
-        Reader::Treatment
-    } else {
+    if caller.role.may(Action::SeePrisonHeldDetails) {
         Reader::Worker
+    } else {
+        Reader::Treatment
     }
 }
 
@@ -594,7 +594,7 @@ impl PickupListService for PickupApi {
         summary.continuity_pct = percent(engaged, released);
         summary.financial_year = fy.to_string();
         summary.applied_sequence = applied_sequence;
-        if caller.role == Role::PartnershipAnalyst {
+        if !caller.role.may(Action::SeeSmallCounts) {
             suppress_small_counts(&mut summary);
         }
         Ok(Response::new(summary))

@@ -4,7 +4,7 @@ use hub_proto::prison::{prison_service_server::PrisonService, *};
 
 use crate::rules;
 
-hub_runtime::rpc_table!(PrisonApi: PrisonService, PrisonCommand => prison_command::Command {
+hub_runtime::rpc_table!(PrisonApi: PrisonService as PrisonRpc, PrisonCommand => prison_command::Command {
     record_release_date(RecordReleaseDateRequest) => RecordReleaseDate, rules::record_release_date;
     cancel_release(CancelReleaseRequest) => CancelRelease, rules::cancel_release;
     flag_imminent_release(FlagImminentReleaseRequest) => FlagImminentRelease, rules::flag_imminent_release;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use hub_core::{
-    auth::{Action, Role},
+    auth::Action,
     time::{london_today, FinancialYear},
     validate::Violations,
     Error,
@@ -53,7 +53,7 @@ impl TrainingCountsService for TrainingApi {
         };
         let mut counts = model::tally(&r.partnership_code, fy, &rows);
         counts.applied_sequence = applied_sequence;
-        if caller.role == Role::PartnershipAnalyst {
+        if !caller.role.may(Action::SeeSmallCounts) {
             model::suppress_small_counts(&mut counts);
         }
         Ok(Response::new(counts))

@@ -4,7 +4,7 @@ use hub_proto::treatment::{treatment_service_server::TreatmentService, *};
 
 use crate::rules;
 
-hub_runtime::rpc_table!(TreatmentApi: TreatmentService, TreatmentCommand => treatment_command::Command {
+hub_runtime::rpc_table!(TreatmentApi: TreatmentService as TreatmentRpc, TreatmentCommand => treatment_command::Command {
     record_referral(RecordReferralRequest) => RecordReferral, rules::record_referral;
     book_community_appointment(BookCommunityAppointmentRequest) => BookCommunityAppointment, rules::book_community_appointment;
     arrange_gate_pickup(ArrangeGatePickupRequest) => ArrangeGatePickup, rules::arrange_gate_pickup;
