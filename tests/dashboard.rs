@@ -407,3 +407,86 @@ async fn workers_see_the_live_pick_up_list_with_names_only_under_consent() {
     );
     assert!(seen.contains("Robin Ashby") && !seen.contains("Sasha"));
 }
+
+/// Stopping does not wait on long-lived streams: a dashboard with a live
+/// page open, then a pick-up projection with a watcher connected, each
+/// exit within a second of SIGTERM (their drains allow 5 and 10 s), and
+/// the streams end with a word to reconnect rather than being cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_dashboard_and_a_projection_stop_within_a_second_with_live_streams_open() {
+    use hub_proto::prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest};
+    use hub_proto::projections::{
+        pickup_list_service_client::PickupListServiceClient, WatchPickupsRequest,
+    };
+    use std::io::{Read, Write};
+    let mut hub = Hub::start().unwrap();
+    PrisonServiceClient::new(Hub::channel(&hub.prison).await)
+        .record_release_date(authed(
+            RecordReleaseDateRequest {
+                request_id: request_id("stop"),
+                partnership_code: "bradford".into(),
+                occurred_at: Some(now()),
+                prison_code: "LEI".into(),
+                person: Some(PersonRef {
+                    prison_number: "T1111TT".into(),
+                    ..Default::default()
+                }),
+                release_date: london_day(3),
+            },
+            CARAT,
+        ))
+        .await
+        .unwrap();
+    settled_status(&hub.pickup).await;
+    let mut dash = hub.dashboard();
+    // A live page, open and receiving.
+    let mut page = std::net::TcpStream::connect(dash.addr()).unwrap();
+    page.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(page, "GET /api/partnerships/bradford/pickups/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CARAT}\r\n\r\n").unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: entry") {
+        let n = page.read(&mut buf).expect("the first entry within 10 s");
+        assert!(n > 0, "stream closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // A watcher straight on the projection, with its first entry read.
+    let mut watch = PickupListServiceClient::new(Hub::channel(&hub.pickup).await)
+        .watch_pickups(authed(
+            WatchPickupsRequest {
+                partnership_code: "bradford".into(),
+            },
+            CARAT,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(watch.message().await.unwrap().is_some());
+
+    let started = std::time::Instant::now();
+    let status = dash.terminate().unwrap();
+    let dashboard_took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    // The page's stream ended (the browser's EventSource reconnects).
+    let mut rest = Vec::new();
+    let _ = page.read_to_end(&mut rest);
+
+    let started = std::time::Instant::now();
+    let status = hub.pickup.terminate().unwrap();
+    let projection_took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    let ended = watch.message().await;
+    println!("stopped in {dashboard_took:?} (dashboard), {projection_took:?} (pickup-projection)");
+    assert!(
+        dashboard_took < std::time::Duration::from_secs(1),
+        "the dashboard took {dashboard_took:?} to stop with a live page open"
+    );
+    assert!(
+        projection_took < std::time::Duration::from_secs(1),
+        "pickup-projection took {projection_took:?} to stop with a watcher connected"
+    );
+    let status = ended.expect_err("the watch ends with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("stopping"), "{status:?}");
+}

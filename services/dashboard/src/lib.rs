@@ -116,6 +116,9 @@ struct App {
     partnerships: PartnershipRegister,
     pickup: Channel,
     training: Channel,
+    /// Cancelled when the dashboard stops: open live pages end at once,
+    /// so the drain is not held for its whole time limit.
+    stopping: hub_runtime::shutdown::Stopping,
 }
 
 /// Serves until `shutdown`. Prints `dashboard listening on <addr>`.
@@ -168,6 +171,7 @@ pub async fn run(
             "HUB_TRAINING_PROJECTION_ADDR",
             &config.training_projection_addr,
         )?,
+        stopping: hub_runtime::shutdown::Stopping::new(),
     });
     let router = Router::new()
         .route("/", get(home))
@@ -189,15 +193,16 @@ pub async fn run(
             get(move || std::future::ready(metrics.render())),
         )
         .layer(axum::middleware::from_fn(security_headers))
-        .layer(axum::middleware::from_fn(count_requests))
-        .with_state(app);
+        .layer(axum::middleware::from_fn(count_requests));
     tracing::info!(%addr, "listening");
     println!("{NAME} listening on {addr}");
+    let stopping = app.stopping.clone();
+    let router = router.with_state(app);
     hub_runtime::tls::serve_http(
         listener,
         router,
         server_tls.as_ref(),
-        shutdown,
+        hub_runtime::shutdown::cancelling(shutdown, stopping),
         DRAIN_TIMEOUT,
     )
     .await
@@ -862,7 +867,10 @@ async fn pickup_events(
         Ok(r) => r.into_inner(),
         Err(s) => return http_error(s),
     };
-    let events = stream.map(move |item| {
+    // The page's stream ends when the dashboard stops (the browser's
+    // EventSource reconnects by itself), not at the drain's time limit.
+    let stopping = app.stopping.clone().cancelled_owned();
+    let events = stream.take_until(stopping).map(move |item| {
         let _held_while_the_page_is_open = &slot;
         Ok::<_, std::convert::Infallible>(match item {
             Ok(entry) => Event::default()

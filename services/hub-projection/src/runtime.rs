@@ -29,7 +29,7 @@ use hub_core::{
     partnerships::PartnershipRegister,
     validate, Error,
 };
-use hub_runtime::{eventlog::EventLog, ApiError};
+use hub_runtime::{eventlog::EventLog, shutdown::Stopping, ApiError};
 use hub_store::{Progress, Store};
 
 use crate::{
@@ -76,6 +76,10 @@ pub struct Projection {
     /// The audit trail of person-level reads; `None` in a projection that
     /// serves only counts (it holds no hub secret).
     pub trail: Option<AuditTrail>,
+    /// Cancelled when the projection stops: every long-lived stream
+    /// (watches, rebuild progress) ends at once instead of holding the
+    /// drain.
+    stopping: Stopping,
 }
 
 fn open_store(path: &Path) -> Result<Store, Error> {
@@ -96,6 +100,34 @@ fn active_dir(data_dir: &Path) -> Result<PathBuf, Error> {
         }
     };
     Ok(data_dir.join(name))
+}
+
+/// Removes every store folder under `data_dir` but the active one: what an
+/// interrupted rebuild left (the process stopped before its store took
+/// over), or an old store whose removal did not finish. Nothing else
+/// writes there while the projection starts.
+fn remove_leftovers(data_dir: &Path, active: &Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_store = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with("store-"));
+        if !is_store || path == active || !path.is_dir() {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::info!(dir = %path.display(), "removed a store left by an interrupted rebuild")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %path.display(), "cannot remove a leftover store")
+            }
+        }
+    }
 }
 
 fn set_active(data_dir: &Path, dir: &Path) -> Result<(), Error> {
@@ -175,6 +207,7 @@ impl Projection {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
         let dir = active_dir(data_dir)?;
+        remove_leftovers(data_dir, &dir);
         // A store that cannot be opened (unreadable, disk full) does not
         // stop the process: it serves health (NOT_SERVING) and refuses
         // queries while the consumer keeps trying to open it.
@@ -220,6 +253,7 @@ impl Projection {
             auth,
             partnerships: Arc::new(partnerships),
             trail,
+            stopping: Stopping::new(),
         }))
     }
 
@@ -295,6 +329,12 @@ impl Projection {
     /// The event log, for what the projection publishes.
     pub fn log(&self) -> &EventLog {
         &self.log
+    }
+
+    /// Cancelled when the projection stops: long-lived streams select on
+    /// it and end (`UNAVAILABLE`, reconnect) rather than hold the drain.
+    pub fn stopping(&self) -> &Stopping {
+        &self.stopping
     }
 
     /// Keeps the lag gauges current (every 2 s), also while the consumer
@@ -486,44 +526,85 @@ impl Projection {
         let dir = self
             .data_dir
             .join(format!("store-{}", jiff::Timestamp::now().as_millisecond()));
-        let fresh = Arc::new(open_store(&dir)?);
-        fresh
-            .set_schema(self.schema)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let fresh = {
+            let (dir, schema) = (dir.clone(), self.schema);
+            on_storage(move || {
+                let fresh = open_store(&dir)?;
+                fresh
+                    .set_schema(schema)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                Ok::<_, Error>(Arc::new(fresh))
+            })
+            .await?
+        };
+        tracing::info!(projection = self.name, target, dir = %dir.display(), "rebuild started");
+        let result = self.replay_and_switch(&fresh, &dir, target, &report).await;
+        if result.is_err() {
+            // Never taken over: its folder goes with the last handle.
+            fresh.retire();
+        }
+        result
+    }
+
+    /// Replays the stream into `fresh` up to `target`, then takes the tail
+    /// with the live consumer paused and switches readers to it.
+    async fn replay_and_switch(
+        &self,
+        fresh: &Arc<Store>,
+        dir: &Path,
+        target: u64,
+        report: &impl Fn(Progress, u64, bool),
+    ) -> Result<(), Error> {
         let (tx, mut rx) = watch::channel(Progress::default());
         let mut replay = self.consumer.clone();
         replay.progress = tx;
-        replay.changes = tokio::sync::broadcast::channel(1).0;
+        replay.changes = broadcast::channel(1).0;
         replay.fault = watch::channel(None).0;
-        tracing::info!(projection = self.name, target, dir = %dir.display(), "rebuild started");
-        let task = {
+        // Aborted if the rebuild is (the process stopping): a replay never
+        // outlives the rebuild that started it.
+        let mut task = AbortOnDrop({
             let (replay, fresh) = (replay.clone(), fresh.clone());
             tokio::spawn(async move { replay.run_until(fresh, false, Some(target)).await })
-        };
-        while !task.is_finished() {
+        });
+        while !task.0.is_finished() {
             let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
             report(*rx.borrow(), target, false);
         }
         let failed = |e: hub_store::Error| {
             Error::Unavailable(format!("the rebuild's fresh store failed: {e}"))
         };
-        task.await
+        (&mut task.0)
+            .await
             .map_err(|e| Error::Internal(format!("rebuild task: {e}")))?
             .map_err(failed)?;
         // Caught up to the target: pause the live consumer, take the tail.
         self.stop().await;
-        let tail = self.last_sequence().await?;
-        let tail_applied = replay.run_until(fresh.clone(), false, Some(tail)).await;
-        if let Err(e) = tail_applied {
-            self.start(); // the live store goes on
+        let tail = match self.last_sequence().await {
+            Ok(tail) => tail,
+            Err(e) => {
+                self.start(); // the live store goes on
+                return Err(e);
+            }
+        };
+        if let Err(e) = replay.run_until(fresh.clone(), false, Some(tail)).await {
+            self.start();
             return Err(failed(e));
         }
-        let progress = fresh
-            .progress()
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        let old_dir = self.store().path().to_path_buf();
-        set_active(&self.data_dir, &dir)?;
-        *self.store.write().expect("store lock") = fresh;
+        let progress = {
+            let fresh = fresh.clone();
+            on_storage(move || fresh.progress())
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
+        };
+        if let Err(e) = set_active(&self.data_dir, dir) {
+            self.start();
+            return Err(e);
+        }
+        // Reads that hold the old store finish on it; its folder goes when
+        // the last of them lets go.
+        let old = std::mem::replace(&mut *self.store.write().expect("store lock"), fresh.clone());
+        old.retire();
+        drop(old);
         self.upgrading.store(false, Ordering::Release);
         let _ = self.consumer.progress.send(progress);
         self.start();
@@ -533,13 +614,15 @@ impl Projection {
             applied = progress.applied_sequence,
             "rebuild switched readers to the fresh store"
         );
-        tokio::spawn(async move {
-            // Let reads that still hold the old store finish first.
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            if let Err(e) = std::fs::remove_dir_all(&old_dir) {
-                tracing::warn!(error = %e, dir = %old_dir.display(), "removing the old store");
-            }
-        });
         Ok(())
+    }
+}
+
+/// A task aborted when its handle is dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

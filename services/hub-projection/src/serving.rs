@@ -71,7 +71,7 @@ pub async fn serve(
     let client = eventlog::connect(&args.nats, name).await?;
     let log = eventlog::EventLog::open(client, &args.nats.stream, args.stream_settings()).await?;
     let trail = audit_secret.map(|secret| crate::trail::AuditTrail::new(log.clone(), secret));
-    let projection = Projection::open(Parts {
+    let parts = Parts {
         name,
         data_dir,
         schema,
@@ -81,7 +81,10 @@ pub async fn serve(
         auth,
         partnerships,
         trail,
-    })?;
+    };
+    // Opening a store reads its files (and removes leftovers of an
+    // interrupted rebuild): on the blocking pool.
+    let projection = crate::consumer::on_storage(move || Projection::open(parts)).await?;
     projection.start();
     projection.upgrade_if_needed();
     let lag_reporter = tokio::spawn(projection.clone().report_lag());
@@ -110,6 +113,8 @@ pub async fn serve(
     let routes = routes(projection.clone())
         .add_service(health_service)
         .add_service(status);
+    // Watches and rebuild progress end as soon as the stop is asked for.
+    let shutdown = hub_runtime::shutdown::cancelling(shutdown, projection.stopping().clone());
     let served = server::serve(name, listener, &args.tls, routes, shutdown).await;
     lag_reporter.abort();
     health_follows_store.abort();

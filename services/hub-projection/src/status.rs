@@ -63,7 +63,17 @@ impl ProjectionStatusService for StatusApi {
                     parked: p.parked,
                 }));
             };
-            if let Err(e) = projection.rebuild(report).await {
+            let stopping = projection.stopping().clone();
+            let result = tokio::select! {
+                result = projection.rebuild(report) => result,
+                // The process stops: the rebuild is abandoned (its folder
+                // is removed at the next start) and the caller told.
+                _ = stopping.cancelled() => Err(hub_core::Error::Unavailable(format!(
+                    "{} is stopping: the rebuild was abandoned; run it again once the projection is back",
+                    projection.name
+                ))),
+            };
+            if let Err(e) = result {
                 let _ = tx.send(Err(ApiError(e).into())).await;
             }
         });

@@ -5,7 +5,10 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    sync::{PoisonError, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        PoisonError, RwLock,
+    },
 };
 
 use rocksdb::{
@@ -31,6 +34,39 @@ pub struct Store {
     /// succeeds.
     db: RwLock<Option<DB>>,
     path: PathBuf,
+    /// Replaced by a rebuild: its folder goes when the store is dropped,
+    /// that is when its last reader lets go of it.
+    retired: AtomicBool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if !self.retired.load(Ordering::Acquire) {
+            return;
+        }
+        // Closed first: RocksDB holds files open (and its lock) until then.
+        drop(
+            self.db
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let path = std::mem::take(&mut self.path);
+        let remove = move || match std::fs::remove_dir_all(&path) {
+            Ok(()) => tracing::info!(dir = %path.display(), "removed a replaced store"),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %path.display(), "removing a replaced store")
+            }
+        };
+        // A whole store's files, and the last holder may be a query on an
+        // async worker: on a thread of its own (a rebuild is rare).
+        if let Err(e) = std::thread::Builder::new()
+            .name("remove-store".into())
+            .spawn(remove)
+        {
+            tracing::warn!(error = %e, "cannot start a thread to remove a replaced store");
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -90,6 +126,7 @@ impl Store {
         Ok(Self {
             db: RwLock::new(Some(open_db(path)?)),
             path: path.to_path_buf(),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -99,7 +136,14 @@ impl Store {
         Self {
             db: RwLock::new(None),
             path: path.to_path_buf(),
+            retired: AtomicBool::new(false),
         }
+    }
+
+    /// Marks the store as replaced: its folder is removed once the last
+    /// holder drops it (readers finish on the data they started with).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 
     /// Closes the database and opens it again from its files. After a
@@ -303,6 +347,31 @@ impl Txn<'_> {
 mod tests {
     use super::*;
     use crate::parts;
+
+    #[test]
+    fn a_retired_store_is_removed_when_its_last_holder_lets_go_and_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store-1");
+        let store = std::sync::Arc::new(Store::open(&path).unwrap());
+        let mut txn = store.txn();
+        txn.put(KeyKind::Meta, b"k", b"v".to_vec());
+        txn.commit(Progress::default()).unwrap();
+        let reader = store.clone();
+        store.retire();
+        drop(store);
+        assert!(path.exists(), "a reader still holds it");
+        assert_eq!(reader.get(KeyKind::Meta, b"k").unwrap().unwrap(), b"v");
+        drop(reader);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while path.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!path.exists(), "removed once the last holder dropped it");
+        // A store that was not retired keeps its folder.
+        let kept = dir.path().join("store-2");
+        drop(Store::open(&kept).unwrap());
+        assert!(kept.exists());
+    }
 
     #[test]
     fn state_and_progress_commit_together_and_survive_reopen() {

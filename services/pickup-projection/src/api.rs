@@ -328,6 +328,7 @@ impl PickupListService for PickupApi {
             .await?;
         let (tx, rx) = mpsc::channel(256);
         let api = self.clone();
+        let stopping = self.projection.stopping().clone();
         tokio::spawn(async move {
             // Held for as long as the stream runs.
             let _slot = slot;
@@ -388,6 +389,14 @@ impl PickupListService for PickupApi {
                 // next change.
                 let change = tokio::select! {
                     _ = tx.closed() => return,
+                    // The projection stops: the watch ends now (clients
+                    // reconnect to another instance, or once it is back).
+                    _ = stopping.cancelled() => {
+                        let _ = tx.send(Err(Status::unavailable(
+                            "pickup-projection is stopping; watch again to reconnect",
+                        ))).await;
+                        return;
+                    }
                     change = changes.recv() => change,
                 };
                 let root = match change {
