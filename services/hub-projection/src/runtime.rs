@@ -262,6 +262,24 @@ impl Projection {
         self.store.read().expect("store lock").clone()
     }
 
+    /// Runs a read of the active store on the blocking pool (a RocksDB read
+    /// may wait on the disk: never on the async workers); its error, if
+    /// any, as `INTERNAL`. The read keeps the store it started on even if
+    /// a rebuild switches meanwhile.
+    pub async fn read<T, E>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, Status>
+    where
+        T: Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let store = self.store();
+        on_storage(move || f(&store))
+            .await
+            .map_err(|e| ApiError(Error::Internal(e.to_string())).into())
+    }
+
     /// Starts the live consumer on the active store.
     pub fn start(&self) {
         let consumer = self.consumer.clone();

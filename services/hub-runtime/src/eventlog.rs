@@ -159,7 +159,14 @@ impl EventLog {
                     Ok(info) => break info.clone(),
                     Err(e) => tracing::warn!(error = %e, "reading the stream's configuration"),
                 },
-                Err(e) if e.to_string().contains("insufficient resources") => {
+                // Recognised by JetStream's error code, not its wording.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        jetstream::context::CreateStreamErrorKind::JetStream(ref j)
+                            if j.error_code() == jetstream::ErrorCode::INSUFFICIENT_RESOURCES
+                    ) =>
+                {
                     return Err(Error::config(
                         "HUB_STREAM_REPLICAS",
                         format!(

@@ -596,13 +596,22 @@ pub async fn open_bucket(
 ) -> Result<kv::Store, Error> {
     let js = log.jetstream();
     let replicas = log.settings().replicas;
-    match js.get_key_value(bucket).await {
-        Ok(kv) => {
+    // Missing is JetStream's "stream not found" for the bucket's stream;
+    // any other failure (the network, a timeout, no permission) is not a
+    // reason to create it, and is reported as it is.
+    match js.get_stream(format!("KV_{bucket}")).await {
+        Ok(_) => {
             raise_replicas(js, bucket, replicas).await;
-            Ok(kv)
+            js.get_key_value(bucket).await.map_err(unavailable)
         }
-        Err(_) => js
-            .create_key_value(kv::Config {
+        Err(e)
+            if matches!(
+                e.kind(),
+                jetstream::context::GetStreamErrorKind::JetStream(ref j)
+                    if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND
+            ) =>
+        {
+            js.create_key_value(kv::Config {
                 bucket: bucket.into(),
                 description: description.into(),
                 history: 1,
@@ -611,7 +620,9 @@ pub async fn open_bucket(
                 ..Default::default()
             })
             .await
-            .map_err(unavailable),
+            .map_err(unavailable)
+        }
+        Err(e) => Err(unavailable(e)),
     }
 }
 

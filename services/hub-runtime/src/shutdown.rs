@@ -12,14 +12,9 @@ pub use tokio_util::sync::CancellationToken as Stopping;
 
 /// `shutdown`, cancelling `stopping` as it resolves: pass the result to the
 /// server, so its drain starts with the long-lived streams already ending.
-pub fn cancelling(
-    shutdown: impl Future<Output = ()>,
-    stopping: Stopping,
-) -> impl Future<Output = ()> {
-    async move {
-        shutdown.await;
-        stopping.cancel();
-    }
+pub async fn cancelling(shutdown: impl Future<Output = ()>, stopping: Stopping) {
+    shutdown.await;
+    stopping.cancel();
 }
 
 /// Resolves on the first SIGINT or SIGTERM, and arms a second-signal exit.

@@ -120,15 +120,23 @@ impl PickupApi {
 
     /// The root, in `partnership_code`, of the person named by `keys`: the
     /// person of the strongest identifier known there.
-    fn root_in(&self, partnership_code: &str, keys: &[String]) -> Result<Option<String>, Status> {
-        let store = self.projection.store();
-        let txn = store.txn();
-        for k in keys {
-            if let Some(root) = identity::root_of(&txn, partnership_code, k).map_err(internal)? {
-                return Ok(Some(root));
-            }
-        }
-        Ok(None)
+    async fn root_in(
+        &self,
+        partnership_code: &str,
+        keys: &[String],
+    ) -> Result<Option<String>, Status> {
+        let (code, keys) = (partnership_code.to_string(), keys.to_vec());
+        self.projection
+            .read(move |store| {
+                let txn = store.txn();
+                for k in &keys {
+                    if let Some(root) = identity::root_of(&txn, &code, k)? {
+                        return Ok(Some(root));
+                    }
+                }
+                Ok::<_, hub_store::Error>(None)
+            })
+            .await
     }
 
     /// The person's name, if consent allows and their key still exists.
@@ -158,14 +166,12 @@ impl PickupApi {
         as_of: Date,
         reader: Reader,
     ) -> Result<Option<PickupEntry>, Status> {
-        let store = self.projection.store();
-        let Some(bytes) = store
-            .get(
-                KeyKind::PickupPerson,
-                &parts(&[partnership_code.as_bytes(), root.as_bytes()]),
-            )
-            .map_err(internal)?
-        else {
+        let key = parts(&[partnership_code.as_bytes(), root.as_bytes()]);
+        let found = self
+            .projection
+            .read(move |store| store.get(KeyKind::PickupPerson, &key))
+            .await?;
+        let Some(bytes) = found else {
             return Ok(None);
         };
         self.entry_of(root, &bytes, as_of, reader).await
@@ -202,18 +208,12 @@ impl PickupApi {
     ) -> Result<Vec<PickupEntry>, Status> {
         let from = as_of - jiff::Span::new().days(21);
         let until = as_of + jiff::Span::new().days(i64::from(horizon_days) + 1);
+        let from = parts(&[partnership_code.as_bytes(), from.to_string().as_bytes()]);
+        let until = parts(&[partnership_code.as_bytes(), until.to_string().as_bytes()]);
         let rows = self
             .projection
-            .store()
-            .range(
-                KeyKind::PickupByDate,
-                &parts(&[partnership_code.as_bytes(), from.to_string().as_bytes()]),
-                Some(&parts(&[
-                    partnership_code.as_bytes(),
-                    until.to_string().as_bytes(),
-                ])),
-            )
-            .map_err(internal)?;
+            .read(move |store| store.range(KeyKind::PickupByDate, &from, Some(&until)))
+            .await?;
         let mut entries = Vec::with_capacity(rows.len());
         for (key, record) in rows {
             let root = key.rsplit(|b| *b == 0).next().unwrap_or_default();
@@ -489,7 +489,7 @@ impl PickupListService for PickupApi {
             .person_keys(&person.expect("checked"))
             .all();
         let applied_sequence = p.wait_for(r.min_sequence).await?;
-        let entry = match self.root_in(&r.partnership_code, &keys)? {
+        let entry = match self.root_in(&r.partnership_code, &keys).await? {
             Some(root) => {
                 self.entry(&r.partnership_code, &root, london_today(), reader(&caller))
                     .await?
@@ -546,8 +546,10 @@ impl PickupListService for PickupApi {
             &r.partnership_code,
         )?;
         let applied_sequence = p.wait_for(r.min_sequence).await?;
-        let pairs = identity::duplicates(&p.store().txn(), &r.partnership_code)
-            .map_err(internal)?
+        let code = r.partnership_code.clone();
+        let pairs = p
+            .read(move |store| identity::duplicates(&store.txn(), &code))
+            .await?
             .into_iter()
             .map(|d| PotentialDuplicate {
                 person_key_a: d.person_key_a,
@@ -593,9 +595,8 @@ impl PickupListService for PickupApi {
             .await?;
         let (from, to) = model::continuity_range(&r.partnership_code, fy);
         let rows = p
-            .store()
-            .range(KeyKind::ContinuityByDate, &from, Some(&to))
-            .map_err(internal)?;
+            .read(move |store| store.range(KeyKind::ContinuityByDate, &from, Some(&to)))
+            .await?;
         let (released, engaged) = model::continuity(&rows);
         let mut summary = summarise(&entries);
         summary.released = released;

@@ -9,7 +9,6 @@ use hub_core::{
     auth::Action,
     time::{london_today, FinancialYear},
     validate::Violations,
-    Error,
 };
 use hub_projection::Projection;
 use hub_proto::projections::{
@@ -21,10 +20,6 @@ use hub_store::KeyKind;
 use crate::model::{self, YearRows};
 
 pub struct TrainingApi(pub Arc<Projection>);
-
-fn internal(e: impl std::fmt::Display) -> Status {
-    ApiError(Error::Internal(e.to_string())).into()
-}
 
 #[tonic::async_trait]
 impl TrainingCountsService for TrainingApi {
@@ -45,12 +40,15 @@ impl TrainingCountsService for TrainingApi {
         v.finish(|| ()).map_err(ApiError)?;
         let fy = fy.expect("checked");
         let applied_sequence = p.wait_for(r.min_sequence).await?;
-        let store = p.store();
         let (year, all) = model::prefixes(&r.partnership_code, fy);
-        let rows = YearRows {
-            counters: store.scan(KeyKind::Counter, &year).map_err(internal)?,
-            headcounts: store.scan(KeyKind::Headcount, &all).map_err(internal)?,
-        };
+        let rows = p
+            .read(move |store| {
+                Ok::<_, hub_store::Error>(YearRows {
+                    counters: store.scan(KeyKind::Counter, &year)?,
+                    headcounts: store.scan(KeyKind::Headcount, &all)?,
+                })
+            })
+            .await?;
         let mut counts = model::tally(&r.partnership_code, fy, &rows);
         counts.applied_sequence = applied_sequence;
         if !caller.role.may(Action::SeeSmallCounts) {
