@@ -53,7 +53,7 @@ pub struct Lag {
 
 /// A projection while it runs.
 pub struct Projection {
-    pub name: &'static str,
+    name: &'static str,
     data_dir: PathBuf,
     store: RwLock<Arc<Store>>,
     live: Mutex<Option<JoinHandle<()>>>,
@@ -63,19 +63,19 @@ pub struct Projection {
     /// The active store was written by an older layout and is being
     /// rebuilt: queries are refused meanwhile rather than answered wrong.
     upgrading: AtomicBool,
-    pub consumer: Consumer,
+    consumer: Consumer,
     /// The event log, for what a projection publishes (erasures, audit).
     log: EventLog,
-    pub progress: watch::Receiver<Progress>,
+    progress: watch::Receiver<Progress>,
     /// Why the store cannot be used, while it cannot: queries are refused
     /// and health says `NOT_SERVING` meanwhile.
-    pub fault: watch::Receiver<Option<String>>,
-    pub auth: Arc<hub_runtime::authn::Authenticator>,
-    pub partnerships: Arc<PartnershipRegister>,
+    fault: watch::Receiver<Option<String>>,
+    auth: Arc<hub_runtime::authn::Authenticator>,
+    partnerships: Arc<PartnershipRegister>,
     /// Where person-level reads are recorded.
     /// The audit trail of person-level reads; `None` in a projection that
     /// serves only counts (it holds no hub secret).
-    pub trail: Option<AuditTrail>,
+    trail: Option<AuditTrail>,
     /// Cancelled when the projection stops: every long-lived stream
     /// (watches, rebuild progress) ends at once instead of holding the
     /// drain.
@@ -342,6 +342,37 @@ impl Projection {
             events,
             seconds,
         })
+    }
+
+    /// Its name (`pickup-projection`), also the metrics label.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Where it stands in the stream (applied sequence, events, parked).
+    pub fn progress(&self) -> Progress {
+        *self.progress.borrow()
+    }
+
+    /// Why its store cannot be used, while it cannot (`None` when well).
+    pub fn fault(&self) -> Option<String> {
+        self.fault.borrow().clone()
+    }
+
+    /// The store's fault as it changes (health follows it).
+    pub fn watch_fault(&self) -> watch::Receiver<Option<String>> {
+        self.fault.clone()
+    }
+
+    /// The people whose entries change from now on, as they are applied
+    /// (live watchers subscribe before their first snapshot).
+    pub fn changes(&self) -> broadcast::Receiver<crate::identity::Changed> {
+        self.consumer.changes.subscribe()
+    }
+
+    /// The partnership register it serves.
+    pub fn partnerships(&self) -> &PartnershipRegister {
+        &self.partnerships
     }
 
     /// The event log, for what the projection publishes.

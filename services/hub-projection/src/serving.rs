@@ -91,7 +91,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     // Health follows the store: NOT_SERVING while it cannot be used.
     let health_follows_store = {
-        let mut fault = projection.fault.clone();
+        let mut fault = projection.watch_fault();
         tokio::spawn(async move {
             loop {
                 let status = match fault.borrow_and_update().as_ref() {

@@ -30,7 +30,7 @@ impl ProjectionStatusService for StatusApi {
         request: Request<GetProjectionStatusRequest>,
     ) -> Result<Response<ProjectionStatus>, Status> {
         self.projection.operator(&request)?;
-        let p = *self.projection.progress.borrow();
+        let p = self.projection.progress();
         let lag = self.projection.lag().await.map_err(ApiError)?;
         Ok(Response::new(ProjectionStatus {
             projection: self.label.into(),
@@ -40,7 +40,7 @@ impl ProjectionStatusService for StatusApi {
             events_applied: p.events_applied,
             parked: p.parked,
             lag_seconds: lag.seconds,
-            store_fault: self.projection.fault.borrow().clone().unwrap_or_default(),
+            store_fault: self.projection.fault().unwrap_or_default(),
         }))
     }
 
@@ -70,7 +70,7 @@ impl ProjectionStatusService for StatusApi {
                 // is removed at the next start) and the caller told.
                 _ = stopping.cancelled() => Err(hub_core::Error::Unavailable(format!(
                     "{} is stopping: the rebuild was abandoned; run it again once the projection is back",
-                    projection.name
+                    projection.name()
                 ))),
             };
             if let Err(e) = result {

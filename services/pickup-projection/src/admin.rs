@@ -162,7 +162,7 @@ impl AdminApi {
         if partnership_code.is_empty() && caller.role.may(Action::Operate) {
             return Ok(self
                 .projection
-                .partnerships
+                .partnerships()
                 .iter()
                 .map(|p| p.code.clone())
                 .collect());
@@ -195,7 +195,7 @@ impl AdminService for AdminApi {
             let txn = store.txn();
             let codes: Vec<&str> = self
                 .projection
-                .partnerships
+                .partnerships()
                 .iter()
                 .map(|p| p.code.as_str())
                 .collect();

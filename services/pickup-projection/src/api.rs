@@ -313,7 +313,7 @@ impl PickupListService for PickupApi {
             .authorise(&caller, Action::ReadPickupList, &partnership_code)?;
         let slot = self.watches.acquire(&caller).map_err(ApiError)?;
         // Subscribe before the first snapshot, so no change falls between.
-        let mut changes = self.projection.consumer.changes.subscribe();
+        let mut changes = self.projection.changes();
         let reader = reader(&caller);
         let first = self
             .list(
@@ -474,7 +474,7 @@ impl PickupListService for PickupApi {
         let mut v = Violations::new();
         v.check(
             "partnership_code",
-            validate::partnership(&p.partnerships, &r.partnership_code),
+            validate::partnership(p.partnerships(), &r.partnership_code),
         );
         let person = check_person(&mut v, "person", r.person.as_ref(), london_today());
         let reason = if covered && r.reason.trim().is_empty() {
