@@ -11,8 +11,8 @@
 //! - [`source`]: the stream as the consumer reads it (JetStream, or in
 //!   memory for tests).
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.
-//! - [`runtime`]: the store (and rebuilds), the live consumer, callers and
-//!   `min_sequence` for queries.
+//! - [`runtime`]: the engine (store, rebuilds, live consumer, stopping) and
+//!   the projection serving on it (callers, `min_sequence`, the audit).
 //! - [`status`]: the status service (applied sequence, lag, rebuilds).
 //! - [`serve`]: start-up shared by every projection binary.
 //!

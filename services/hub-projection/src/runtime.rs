@@ -1,5 +1,6 @@
-//! Running a projection: its store (and rebuilds into a fresh one), its
-//! live consumer, and what its queries share (callers, read-your-writes).
+//! Running a projection: the [`Engine`] (its store, rebuilds into a fresh
+//! one, its live consumer, stopping), and the [`Projection`] that serves
+//! queries on it (callers, read-your-writes, the audit trail).
 //!
 //! # Stores on disk
 //! `HUB_DATA_DIR` holds one or more RocksDB stores (`store-<n>`) and a file
@@ -7,7 +8,8 @@
 //! fresh store while the active one keeps serving; once it has caught up,
 //! the live consumer pauses, the fresh store takes the last few events,
 //! readers switch to it, `ACTIVE_STORE` is replaced atomically, and the old
-//! store is deleted.
+//! store is deleted once its last reader drops it. Store folders other than
+//! the active one (an interrupted rebuild's) are removed at start.
 
 use std::{
     path::{Path, PathBuf},
@@ -51,31 +53,26 @@ pub struct Lag {
     pub seconds: f64,
 }
 
-/// A projection while it runs.
-pub struct Projection {
+/// What runs a projection, whatever it serves: its store slot (and
+/// rebuilds into a fresh one), its live consumer, where it stands, and
+/// stopping. Needs no credentials, so it runs in unit tests over a
+/// [`crate::source::MemorySource`].
+pub struct Engine {
     name: &'static str,
     data_dir: PathBuf,
     store: RwLock<Arc<Store>>,
     live: Mutex<Option<JoinHandle<()>>>,
     rebuilding: tokio::sync::Mutex<()>,
-    /// The layout version this code writes (see [`Projection::open`]).
+    /// The layout version this code writes (see [`Engine::open`]).
     schema: u32,
     /// The active store was written by an older layout and is being
     /// rebuilt: queries are refused meanwhile rather than answered wrong.
     upgrading: AtomicBool,
     consumer: Consumer,
-    /// The event log, for what a projection publishes (erasures, audit).
-    log: EventLog,
     progress: watch::Receiver<Progress>,
     /// Why the store cannot be used, while it cannot: queries are refused
     /// and health says `NOT_SERVING` meanwhile.
     fault: watch::Receiver<Option<String>>,
-    auth: Arc<hub_runtime::authn::Authenticator>,
-    partnerships: Arc<PartnershipRegister>,
-    /// Where person-level reads are recorded.
-    /// The audit trail of person-level reads; `None` in a projection that
-    /// serves only counts (it holds no hub secret).
-    trail: Option<AuditTrail>,
     /// Cancelled when the projection stops: every long-lived stream
     /// (watches, rebuild progress) ends at once instead of holding the
     /// drain.
@@ -186,24 +183,19 @@ pub struct Parts {
     pub trail: Option<AuditTrail>,
 }
 
-impl Projection {
+impl Engine {
     /// Opens the active store under `data_dir`. `schema` is the version of
     /// the layout this code writes: an empty store takes it; a store of an
     /// older layout is rebuilt from the stream once the projection starts
-    /// ([`Projection::upgrade_if_needed`]); a newer one is refused.
-    pub fn open(parts: Parts) -> Result<Arc<Self>, Error> {
-        let Parts {
-            name,
-            data_dir,
-            schema,
-            log,
-            source,
-            apply,
-            auth,
-            partnerships,
-            trail,
-        } = parts;
-        let data_dir = data_dir.as_path();
+    /// ([`Engine::upgrade_if_needed`]); a newer one is refused. Leftovers
+    /// of an interrupted rebuild are removed.
+    pub fn open(
+        name: &'static str,
+        data_dir: &Path,
+        schema: u32,
+        source: Arc<dyn EventSource>,
+        apply: Arc<ApplyFn>,
+    ) -> Result<Arc<Self>, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
         let dir = active_dir(data_dir)?;
@@ -247,12 +239,8 @@ impl Projection {
                 fault: fault_tx,
                 schema,
             },
-            log,
             progress: rx,
             fault: fault_rx,
-            auth,
-            partnerships: Arc::new(partnerships),
-            trail,
             stopping: Stopping::new(),
         }))
     }
@@ -370,16 +358,6 @@ impl Projection {
         self.consumer.changes.subscribe()
     }
 
-    /// The partnership register it serves.
-    pub fn partnerships(&self) -> &PartnershipRegister {
-        &self.partnerships
-    }
-
-    /// The event log, for what the projection publishes.
-    pub fn log(&self) -> &EventLog {
-        &self.log
-    }
-
     /// Cancelled when the projection stops: long-lived streams select on
     /// it and end (`UNAVAILABLE`, reconnect) rather than hold the drain.
     pub fn stopping(&self) -> &Stopping {
@@ -418,49 +396,6 @@ impl Projection {
         }
     }
 
-    /// The authenticated caller of a request.
-    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let auth = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        self.auth
-            .authenticate(auth)
-            .map(|caller| (*caller).clone())
-            .map_err(|e| ApiError(e).into())
-    }
-
-    /// The caller, if an admin (status, rebuilds, erasure, audit).
-    pub fn operator<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let caller = self.caller(request)?;
-        if !caller.role.may(Action::Operate) {
-            return Err(ApiError(Error::PermissionDenied(format!(
-                "role {} may not {}",
-                caller.role.as_str(),
-                Action::Operate.describe()
-            )))
-            .into());
-        }
-        Ok(caller)
-    }
-
-    /// Role, then partnership scope, then that the partnership exists.
-    pub fn authorise(
-        &self,
-        caller: &Caller,
-        action: Action,
-        partnership_code: &str,
-    ) -> Result<(), Status> {
-        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
-            caller
-                .authorise(action, partnership_code)
-                .map_err(ApiError)?;
-        }
-        validate::partnership(&self.partnerships, partnership_code)
-            .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
-        Ok(())
-    }
-
     /// Waits until `min_sequence` is applied; returns the applied sequence.
     pub async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
         if let Some(fault) = self.fault.borrow().clone() {
@@ -495,47 +430,6 @@ impl Projection {
             )))
             .into()),
         }
-    }
-
-    /// Records a person-level read before its rows leave (see
-    /// [`AuditTrail::record`]); if it cannot be recorded the read fails.
-    pub async fn audit(
-        &self,
-        caller: &Caller,
-        partnership: &str,
-        rpc: &str,
-        person_keys: Vec<String>,
-    ) -> Result<(), Status> {
-        self.audit_read(caller, partnership, rpc, person_keys, None)
-            .await
-    }
-
-    /// [`Self::audit`], for a read by a caller whose token did not cover
-    /// the partnership: `reason` is the event's id and the reason sealed
-    /// under it.
-    pub async fn audit_read(
-        &self,
-        caller: &Caller,
-        partnership: &str,
-        rpc: &str,
-        person_keys: Vec<String>,
-        reason: Option<(String, hub_proto::events::Sealed)>,
-    ) -> Result<(), Status> {
-        self.audit_trail()?
-            .record(caller, partnership, rpc, &person_keys, reason)
-            .await
-            .map_err(|e| ApiError(e).into())
-    }
-
-    /// The audit trail, or an internal error in a projection without one.
-    pub fn audit_trail(&self) -> Result<&AuditTrail, Status> {
-        self.trail.as_ref().ok_or_else(|| {
-            ApiError(Error::Internal(format!(
-                "{} keeps no audit trail of person-level reads",
-                self.name
-            )))
-            .into()
-        })
     }
 
     /// Whether a rebuild is running (or an erasure holds the store still).
@@ -667,6 +561,151 @@ impl Projection {
     }
 }
 
+/// A projection while it runs: its [`Engine`], and what serving its queries
+/// needs besides (callers, the register, the audit trail, the event log
+/// for what it publishes). Derefs to the engine.
+pub struct Projection {
+    engine: Arc<Engine>,
+    /// The event log, for what a projection publishes (erasures, audit).
+    log: EventLog,
+    auth: Arc<hub_runtime::authn::Authenticator>,
+    partnerships: Arc<PartnershipRegister>,
+    /// The audit trail of person-level reads; `None` in a projection that
+    /// serves only counts (it holds no hub secret).
+    trail: Option<AuditTrail>,
+}
+
+impl std::ops::Deref for Projection {
+    type Target = Engine;
+
+    fn deref(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+impl Projection {
+    /// Opens the engine (see [`Engine::open`]) and keeps what serving needs.
+    pub fn open(parts: Parts) -> Result<Arc<Self>, Error> {
+        let Parts {
+            name,
+            data_dir,
+            schema,
+            log,
+            source,
+            apply,
+            auth,
+            partnerships,
+            trail,
+        } = parts;
+        Ok(Arc::new(Self {
+            engine: Engine::open(name, &data_dir, schema, source, apply)?,
+            log,
+            auth,
+            partnerships: Arc::new(partnerships),
+            trail,
+        }))
+    }
+
+    /// The engine, for what runs beside the queries (rebuilds, lag).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The partnership register it serves.
+    pub fn partnerships(&self) -> &PartnershipRegister {
+        &self.partnerships
+    }
+
+    /// The event log, for what the projection publishes.
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// The authenticated caller of a request.
+    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let auth = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        self.auth
+            .authenticate(auth)
+            .map(|caller| (*caller).clone())
+            .map_err(|e| ApiError(e).into())
+    }
+
+    /// The caller, if an admin (status, rebuilds, erasure, audit).
+    pub fn operator<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.caller(request)?;
+        if !caller.role.may(Action::Operate) {
+            return Err(ApiError(Error::PermissionDenied(format!(
+                "role {} may not {}",
+                caller.role.as_str(),
+                Action::Operate.describe()
+            )))
+            .into());
+        }
+        Ok(caller)
+    }
+
+    /// Role, then partnership scope, then that the partnership exists.
+    pub fn authorise(
+        &self,
+        caller: &Caller,
+        action: Action,
+        partnership_code: &str,
+    ) -> Result<(), Status> {
+        if !caller.role.may(action) || self.partnerships.get(partnership_code).is_some() {
+            caller
+                .authorise(action, partnership_code)
+                .map_err(ApiError)?;
+        }
+        validate::partnership(&self.partnerships, partnership_code)
+            .map_err(|d| ApiError(Error::invalid("partnership_code", d)))?;
+        Ok(())
+    }
+
+    /// Records a person-level read before its rows leave (see
+    /// [`AuditTrail::record`]); if it cannot be recorded the read fails.
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        partnership: &str,
+        rpc: &str,
+        person_keys: Vec<String>,
+    ) -> Result<(), Status> {
+        self.audit_read(caller, partnership, rpc, person_keys, None)
+            .await
+    }
+
+    /// [`Self::audit`], for a read by a caller whose token did not cover
+    /// the partnership: `reason` is the event's id and the reason sealed
+    /// under it.
+    pub async fn audit_read(
+        &self,
+        caller: &Caller,
+        partnership: &str,
+        rpc: &str,
+        person_keys: Vec<String>,
+        reason: Option<(String, hub_proto::events::Sealed)>,
+    ) -> Result<(), Status> {
+        self.audit_trail()?
+            .record(caller, partnership, rpc, &person_keys, reason)
+            .await
+            .map_err(|e| ApiError(e).into())
+    }
+
+    /// The audit trail, or an internal error in a projection without one.
+    pub fn audit_trail(&self) -> Result<&AuditTrail, Status> {
+        self.trail.as_ref().ok_or_else(|| {
+            ApiError(Error::Internal(format!(
+                "{} keeps no audit trail of person-level reads",
+                self.name
+            )))
+            .into()
+        })
+    }
+}
+
 /// A task aborted when its handle is dropped.
 struct AbortOnDrop<T>(JoinHandle<T>);
 
@@ -675,3 +714,6 @@ impl<T> Drop for AbortOnDrop<T> {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests;

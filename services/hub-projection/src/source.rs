@@ -511,3 +511,56 @@ impl MemoryDelivery {
         out
     }
 }
+
+/// What the consumer's and the engine's unit tests share: events told apart
+/// by id, and an apply function that records each application.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::sync::Arc;
+
+    use prost::Message;
+
+    use hub_proto::events::{event::Payload, Event, NaloxoneSupplied};
+    use hub_store::{KeyKind, Store};
+
+    use crate::consumer::ApplyFn;
+
+    /// An event the test apply function counts, told apart by its id.
+    pub fn event(n: u64) -> Vec<u8> {
+        Event {
+            event_id: format!("e{n}"),
+            event_type: "naloxone_supplied".into(),
+            schema_version: hub_proto::SCHEMA_VERSION,
+            payload: Some(Payload::NaloxoneSupplied(NaloxoneSupplied::default())),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    /// Records, per event id, how many times it was applied and at which
+    /// sequences: a second application shows as a count of 2.
+    pub fn apply() -> Arc<ApplyFn> {
+        Arc::new(|txn, event, seq| {
+            let key = event.event_id.as_bytes();
+            let mut seen = txn.get(KeyKind::Counter, key)?.unwrap_or_default();
+            seen.extend_from_slice(&seq.to_be_bytes());
+            txn.put(KeyKind::Counter, key, seen);
+            Ok(Vec::new())
+        })
+    }
+
+    /// The sequences at which each of events `1..=n` was applied.
+    pub fn applications(store: &Store, n: u64) -> Vec<Vec<u64>> {
+        (1..=n)
+            .map(|i| {
+                store
+                    .get(KeyKind::Counter, format!("e{i}").as_bytes())
+                    .expect("read")
+                    .unwrap_or_default()
+                    .chunks(8)
+                    .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+                    .collect()
+            })
+            .collect()
+    }
+}

@@ -65,7 +65,7 @@ impl ProjectionStatusService for StatusApi {
             };
             let stopping = projection.stopping().clone();
             let result = tokio::select! {
-                result = projection.rebuild(report) => result,
+                result = projection.engine().rebuild(report) => result,
                 // The process stops: the rebuild is abandoned (its folder
                 // is removed at the next start) and the caller told.
                 _ = stopping.cancelled() => Err(hub_core::Error::Unavailable(format!(

@@ -8,35 +8,14 @@ use std::sync::Arc;
 use prost::Message;
 use tokio::sync::{broadcast, watch};
 
-use hub_proto::events::{event::Payload, Event, NaloxoneSupplied};
+use hub_proto::events::Event;
 use hub_store::{KeyKind, Progress, Store};
 
 use super::*;
-use crate::source::{Fault, MemorySource};
-
-/// An event the test apply function counts, told apart by its id.
-fn event(n: u64) -> Vec<u8> {
-    Event {
-        event_id: format!("e{n}"),
-        event_type: "naloxone_supplied".into(),
-        schema_version: hub_proto::SCHEMA_VERSION,
-        payload: Some(Payload::NaloxoneSupplied(NaloxoneSupplied::default())),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
-/// Records, per event id, how many times it was applied and at which
-/// sequences: a second application shows as a count of 2.
-fn apply() -> Arc<ApplyFn> {
-    Arc::new(|txn, event, seq| {
-        let key = event.event_id.as_bytes();
-        let mut seen = txn.get(KeyKind::Counter, key)?.unwrap_or_default();
-        seen.extend_from_slice(&seq.to_be_bytes());
-        txn.put(KeyKind::Counter, key, seen);
-        Ok(Vec::new())
-    })
-}
+use crate::source::{
+    testing::{apply, event},
+    Fault, MemorySource,
+};
 
 struct Rig {
     source: MemorySource,
@@ -90,17 +69,7 @@ impl Rig {
 
     /// Sequences at which each event was applied, for events `1..=n`.
     fn applications(&self, n: u64) -> Vec<Vec<u64>> {
-        (1..=n)
-            .map(|i| {
-                self.store
-                    .get(KeyKind::Counter, format!("e{i}").as_bytes())
-                    .expect("read")
-                    .unwrap_or_default()
-                    .chunks(8)
-                    .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-                    .collect()
-            })
-            .collect()
+        crate::source::testing::applications(&self.store, n)
     }
 
     fn assert_each_applied_once(&self, n: u64) {
