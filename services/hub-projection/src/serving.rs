@@ -29,26 +29,42 @@ impl AsRef<CommonArgs> for Config {
     }
 }
 
-/// Opens the store (rebuilding it if `schema`, the projection's layout
-/// version, is newer than the store's), starts consuming, serves `routes`
-/// (plus status, reflection, health and metrics) until `shutdown`.
+/// What a projection binary is: the same for every run of it.
+pub struct Spec {
+    /// The binary's name (`pickup-projection`), also the durable consumer's.
+    pub name: &'static str,
+    /// The status service's `projection` field (`pickup`, `training`).
+    pub label: &'static str,
+    /// Its query service's full name, for health.
+    pub service_name: &'static str,
+    /// The version of the store layout this code writes.
+    pub schema: u32,
+    /// How it folds one event into its store.
+    pub apply: Arc<ApplyFn>,
+}
+
+/// Opens the store (rebuilding it if the spec's layout version is newer
+/// than the store's), starts consuming, serves `routes` (plus status,
+/// reflection, health and metrics) until `shutdown`.
 ///
 /// `audit_secret` is the hub secret of a projection that serves
 /// person-level reads and so keeps the audit trail; a projection that
 /// serves only counts passes `None` and never reads the secret.
-#[allow(clippy::too_many_arguments)]
 pub async fn serve(
-    name: &'static str,
-    label: &'static str,
-    service_name: &'static str,
-    schema: u32,
+    spec: Spec,
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     audit_secret: Option<&hub_core::secret::HubSecret>,
-    apply: Arc<ApplyFn>,
     routes: impl FnOnce(Arc<Projection>) -> Routes,
 ) -> Result<(), Error> {
+    let Spec {
+        name,
+        label,
+        service_name,
+        schema,
+        apply,
+    } = spec;
     let args = &config.common;
     let grpc_addr = listener
         .local_addr()

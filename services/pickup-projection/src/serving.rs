@@ -49,16 +49,19 @@ pub async fn run(
     let pseudonymiser = hub_core::pseudonym::Pseudonymiser::new(&secret);
     let data_keys = api::DataKeyCache::default();
     let watches_per_caller = config.common.max_streams_per_caller;
+    let spec = hub_projection::Spec {
+        name: NAME,
+        label: "pickup",
+        service_name: "hub.projections.v1.PickupListService",
+        schema: SCHEMA,
+        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
+    };
     hub_projection::serve(
-        NAME,
-        "pickup",
-        "hub.projections.v1.PickupListService",
-        SCHEMA,
+        spec,
         config,
         listener,
         shutdown,
         Some(&secret),
-        Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
         move |projection| {
             let eraser = erasure::Eraser {
                 projection: projection.clone(),

@@ -16,21 +16,17 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
-    hub_projection::serve(
-        NAME,
-        "training",
-        "hub.projections.v1.TrainingCountsService",
-        SCHEMA,
-        config,
-        listener,
-        shutdown,
-        None,
-        Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
-        |projection| {
-            tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(
-                projection,
-            )))
-        },
-    )
+    let spec = hub_projection::Spec {
+        name: NAME,
+        label: "training",
+        service_name: "hub.projections.v1.TrainingCountsService",
+        schema: SCHEMA,
+        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
+    };
+    hub_projection::serve(spec, config, listener, shutdown, None, |projection| {
+        tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(
+            projection,
+        )))
+    })
     .await
 }
