@@ -57,10 +57,6 @@ pub struct AdminApi {
 /// Most audit records one call returns.
 pub const MAX_AUDIT_RECORDS: u32 = 10_000;
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    ApiError(Error::Internal(e.to_string())).into()
-}
-
 fn timestamp(t: jiff::Timestamp) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.as_second(),
@@ -190,29 +186,31 @@ impl AdminService for AdminApi {
         // applied, so every link to the person is known.
         let _still = self.projection.exclusive()?;
         let applied = self.eraser.catch_up().await?;
-        let store = self.projection.store();
-        let target = {
-            let txn = store.txn();
-            let codes: Vec<&str> = self
-                .projection
-                .partnerships()
-                .iter()
-                .map(|p| p.code.as_str())
-                .collect();
-            let (keys, known_in) =
-                identity::everywhere(&txn, &key, codes.iter().copied()).map_err(internal)?;
-            // The reply names the person as the first partnership knowing
-            // them does.
-            let mut root = None;
-            if let Some(p) = known_in.first() {
-                root = identity::root_of(&txn, p, &key).map_err(internal)?;
-            }
-            erasure::Target {
-                root: root.unwrap_or_else(|| key.clone()),
-                keys,
-                partnerships: known_in,
-            }
-        };
+        let codes: Vec<String> = self
+            .projection
+            .partnerships()
+            .iter()
+            .map(|p| p.code.clone())
+            .collect();
+        let target = self
+            .projection
+            .read(move |store| {
+                let txn = store.txn();
+                let (keys, known_in) =
+                    identity::everywhere(&txn, &key, codes.iter().map(String::as_str))?;
+                // The reply names the person as the first partnership
+                // knowing them does.
+                let mut root = None;
+                if let Some(p) = known_in.first() {
+                    root = identity::root_of(&txn, p, &key)?;
+                }
+                Ok::<_, hub_store::Error>(erasure::Target {
+                    root: root.unwrap_or_else(|| key.clone()),
+                    keys,
+                    partnerships: known_in,
+                })
+            })
+            .await?;
         let done = self
             .eraser
             .erase(
@@ -270,18 +268,23 @@ impl AdminService for AdminApi {
         let key = self.pseudonymiser.identifier_key(&id);
         // The person's keys in each partnership searched: who they are
         // there (a key unlinked from them there is someone else's).
-        let mut theirs: HashMap<String, BTreeSet<String>> = HashMap::new();
-        {
-            let store = self.projection.store();
-            let txn = store.txn();
-            for p in &partnerships {
-                let keys = match identity::root_of(&txn, p, &key).map_err(internal)? {
-                    Some(root) => identity::members(&txn, p, &root).map_err(internal)?,
-                    None => vec![key.clone()],
-                };
-                theirs.insert(p.clone(), keys.into_iter().collect());
-            }
-        }
+        let theirs: HashMap<String, BTreeSet<String>> = {
+            let (partnerships, key) = (partnerships.clone(), key.clone());
+            self.projection
+                .read(move |store| {
+                    let txn = store.txn();
+                    let mut theirs = HashMap::new();
+                    for p in &partnerships {
+                        let keys = match identity::root_of(&txn, p, &key)? {
+                            Some(root) => identity::members(&txn, p, &root)?,
+                            None => vec![key.clone()],
+                        };
+                        theirs.insert(p.clone(), keys.into_iter().collect());
+                    }
+                    Ok::<_, hub_store::Error>(theirs)
+                })
+                .await?
+        };
         let all = r.partnership_code.is_empty();
         let records = self
             .records(
@@ -346,18 +349,17 @@ impl AdminService for AdminApi {
         let r = request.into_inner();
         let days = if r.limit == 0 { 30 } else { r.limit.min(1000) } as usize;
         let state = self.retention.lock().expect("retention lock").clone();
-        let (people_held, upcoming) = {
-            let store = self.projection.store();
-            let mut keys = Vec::new();
-            for slice in retention::SLICES {
-                let rows = store
-                    .scan(hub_store::KeyKind::LastSeen, slice)
-                    .map_err(internal)?;
-                keys.extend(rows);
-            }
-            let txn = store.txn();
-            retention::upcoming(&txn, keys, state.period_seconds, days).map_err(internal)?
-        };
+        let period = state.period_seconds;
+        let (people_held, upcoming) = self
+            .projection
+            .read(move |store| {
+                let mut keys = Vec::new();
+                for slice in retention::SLICES {
+                    keys.extend(store.scan(hub_store::KeyKind::LastSeen, slice)?);
+                }
+                retention::upcoming(&store.txn(), keys, period, days)
+            })
+            .await?;
         let by_retention = |e: &Event| matches!(&e.payload, Some(Payload::PersonErased(p)) if p.reason == erasure::RETENTION);
         let people_expired = self
             .eraser

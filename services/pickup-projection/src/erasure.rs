@@ -156,22 +156,27 @@ impl Eraser {
             return Ok(0);
         };
         let applied = self.catch_up().await?;
-        let store = self.projection.store();
-        let mut people = Vec::new();
-        let mut done = std::collections::BTreeSet::new();
-        for slice in retention::SLICES {
-            let rows = store
-                .scan(hub_store::KeyKind::LastSeen, slice)
-                .map_err(|e| unavailable(Error::Internal(e.to_string())))?;
-            let txn = store.txn();
-            people.extend(
-                retention::expired(&txn, rows, cutoff, 1000 - people.len(), &mut done)
-                    .map_err(|e| unavailable(Error::Internal(e.to_string())))?,
-            );
-            if people.len() >= 1000 {
-                break; // the rest at the next sweep
-            }
-        }
+        let people = self
+            .projection
+            .read(move |store| {
+                let mut people = Vec::new();
+                let mut done = std::collections::BTreeSet::new();
+                for slice in retention::SLICES {
+                    let rows = store.scan(hub_store::KeyKind::LastSeen, slice)?;
+                    people.extend(retention::expired(
+                        &store.txn(),
+                        rows,
+                        cutoff,
+                        1000 - people.len(),
+                        &mut done,
+                    )?);
+                    if people.len() >= 1000 {
+                        break; // the rest at the next sweep
+                    }
+                }
+                Ok::<_, hub_store::Error>(people)
+            })
+            .await?;
         let mut erased = 0;
         for p in people {
             let target = Target {
