@@ -68,6 +68,24 @@ impl Rig {
     }
 
     /// Sequences at which each event was applied, for events `1..=n`.
+    /// The live consumer, as a projection runs it (until aborted).
+    fn run_live(&self) -> tokio::task::JoinHandle<()> {
+        let (consumer, store) = (self.consumer.clone(), self.store.clone());
+        tokio::spawn(async move { consumer.run(store).await })
+    }
+
+    /// Whether the store is refused, within 5 s, with a fault naming `why`.
+    async fn refused(&self, why: &str) -> bool {
+        let mut fault = self.fault.clone();
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            fault.wait_for(|f| f.as_deref().is_some_and(|f| f.contains(why))),
+        )
+        .await
+        // (the watch's read guard dropped here: the consumer writes the fault)
+        .is_ok_and(|r| r.is_ok())
+    }
+
     fn applications(&self, n: u64) -> Vec<Vec<u64>> {
         crate::source::testing::applications(&self.store, n)
     }
@@ -218,18 +236,8 @@ async fn a_store_from_another_history_of_the_stream_is_refused_until_the_right_o
             .map(|n| (format!("hub.events.custody.{n}"), event(100 + n).into()))
             .collect(),
     );
-    let live = {
-        let (consumer, store) = (rig.consumer.clone(), rig.store.clone());
-        tokio::spawn(async move { consumer.run(store).await })
-    };
-    let mut fault = rig.fault.clone();
-    let refused = tokio::time::timeout(
-        Duration::from_secs(5),
-        fault.wait_for(|f| f.as_deref().is_some_and(|f| f.contains("another history"))),
-    )
-    .await
-    // (the watch's read guard dropped here: the consumer writes the fault)
-    .is_ok_and(|r| r.is_ok());
+    let live = rig.run_live();
+    let refused = rig.refused("another history").await;
     assert!(refused, "refused as a fault: {:?}", *rig.fault.borrow());
     assert_eq!(rig.store.progress().expect("progress").applied_sequence, 5);
     assert!(
@@ -264,17 +272,8 @@ async fn a_store_ahead_of_the_stream_is_refused() {
             .map(|n| (format!("hub.events.pharmacy.{n}"), event(n).into()))
             .collect(),
     );
-    let live = {
-        let (consumer, store) = (rig.consumer.clone(), rig.store.clone());
-        tokio::spawn(async move { consumer.run(store).await })
-    };
-    let mut fault = rig.fault.clone();
-    let refused = tokio::time::timeout(
-        Duration::from_secs(5),
-        fault.wait_for(|f| f.as_deref().is_some_and(|f| f.contains("ends at 2"))),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let live = rig.run_live();
+    let refused = rig.refused("ends at 2").await;
     live.abort();
     assert!(refused, "refused: {:?}", *rig.fault.borrow());
 }
@@ -302,10 +301,7 @@ async fn a_replay_into_a_fresh_store_is_never_acknowledged_and_stops_at_its_targ
 #[tokio::test]
 async fn live_consumption_follows_new_messages_as_they_are_recorded() {
     let rig = rig(MemorySource::with_chunk(2));
-    let live = {
-        let (consumer, store) = (rig.consumer.clone(), rig.store.clone());
-        tokio::spawn(async move { consumer.run(store).await })
-    };
+    let live = rig.run_live();
     let mut progress = rig.progress.clone();
     for n in 1..=6u64 {
         rig.push_events(n..=n);
