@@ -16,7 +16,7 @@ use hub_proto::{
         pickup_list_service_client::PickupListServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
         GetTrainingCountsRequest, ListPickupsRequest, ListPotentialDuplicatesRequest,
-        LookupPersonRequest, PickupEntry, PickupStatus, WatchPickupsRequest,
+        LookupPersonRequest, PickupEntry, PickupStatus,
     },
     treatment::{
         treatment_service_client::TreatmentServiceClient, ArrangeGatePickupRequest,
@@ -312,17 +312,7 @@ async fn what_leeds_records_about_bradfords_person_never_shows_in_or_changes_bra
         dashboard_json(&dash, training_path, ADMIN),
     );
     // A watcher of Bradford's list.
-    let mut watch = c
-        .pickups
-        .watch_pickups(authed(
-            WatchPickupsRequest {
-                partnership_code: "bradford".into(),
-            },
-            CARAT,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = watch_bradford(&mut c.pickups, CARAT).await;
     let first = watch.message().await.unwrap().unwrap();
     assert_eq!(first.person_key, before.0[0].person_key);
 

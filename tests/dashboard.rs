@@ -415,9 +415,7 @@ async fn workers_see_the_live_pick_up_list_with_names_only_under_consent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_dashboard_and_a_projection_stop_within_a_second_with_live_streams_open() {
     use hub_proto::prison::{prison_service_client::PrisonServiceClient, RecordReleaseDateRequest};
-    use hub_proto::projections::{
-        pickup_list_service_client::PickupListServiceClient, WatchPickupsRequest,
-    };
+    use hub_proto::projections::pickup_list_service_client::PickupListServiceClient;
     use std::io::{Read, Write};
     let mut hub = Hub::start().unwrap();
     PrisonServiceClient::new(Hub::channel(&hub.prison).await)
@@ -452,16 +450,11 @@ async fn the_dashboard_and_a_projection_stop_within_a_second_with_live_streams_o
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     // A watcher straight on the projection, with its first entry read.
-    let mut watch = PickupListServiceClient::new(Hub::channel(&hub.pickup).await)
-        .watch_pickups(authed(
-            WatchPickupsRequest {
-                partnership_code: "bradford".into(),
-            },
-            CARAT,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = watch_bradford(
+        &mut PickupListServiceClient::new(Hub::channel(&hub.pickup).await),
+        CARAT,
+    )
+    .await;
     assert!(watch.message().await.unwrap().is_some());
 
     let started = std::time::Instant::now();

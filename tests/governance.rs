@@ -23,7 +23,7 @@ use hub_proto::{
         pickup_list_service_client::PickupListServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, ConsentState,
         GetTrainingCountsRequest, ListPickupsRequest, LookupPersonRequest,
-        RebuildProjectionRequest, WatchPickupsRequest,
+        RebuildProjectionRequest,
     },
     treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
 };
@@ -100,22 +100,6 @@ async fn consent(
         .stream_sequence
 }
 
-/// Bradford's `WatchPickups`, as `token`.
-async fn watch_bradford(
-    hub: &Hub,
-    token: &str,
-) -> tonic::Streaming<hub_proto::projections::PickupEntry> {
-    let request = WatchPickupsRequest {
-        partnership_code: "bradford".into(),
-    };
-    hub.pickups()
-        .await
-        .watch_pickups(authed(request, token))
-        .await
-        .unwrap()
-        .into_inner()
-}
-
 /// The next entry a watch sends (within 10 s).
 async fn next_entry(
     watch: &mut tonic::Streaming<hub_proto::projections::PickupEntry>,
@@ -185,7 +169,7 @@ async fn who_saw_this_person_after_list_watch_lookup_and_dashboard_reads() {
     // A treatment worker's watch: the list when opened (both), then Sam's
     // entry alone when it changes.
     let mut pickups = hub.pickups().await;
-    let mut watch = watch_bradford(&hub, TREATMENT).await;
+    let mut watch = watch_bradford(&mut hub.pickups().await, TREATMENT).await;
     for _ in 0..2 {
         next_entry(&mut watch).await;
     }
@@ -552,7 +536,7 @@ async fn consent_to_share_with_treatment_gates_prison_held_details_and_withdrawa
 
     // Withdrawal shows at once on an open watch and the dashboard's live
     // feed, as a treatment worker sees them.
-    let mut watch = watch_bradford(&hub, TREATMENT).await;
+    let mut watch = watch_bradford(&mut hub.pickups().await, TREATMENT).await;
     let opened = next_entry(&mut watch).await;
     assert!(opened.triage_completed);
     let dash = hub.dashboard();

@@ -15,7 +15,7 @@ use hub_proto::{
     projections::{
         pickup_list_service_client::PickupListServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
-        GetTrainingCountsRequest, WatchPickupsRequest,
+        GetTrainingCountsRequest,
     },
     treatment::{treatment_service_client::TreatmentServiceClient, RecordOverdoseTrainingRequest},
 };
@@ -120,16 +120,7 @@ async fn every_person_level_read_is_audited_and_no_aggregate_read() {
             .len(),
         1
     );
-    let mut watch = pickups
-        .watch_pickups(authed(
-            WatchPickupsRequest {
-                partnership_code: "bradford".into(),
-            },
-            TREATMENT,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = watch_bradford(&mut pickups, TREATMENT).await;
     tokio::time::timeout(Duration::from_secs(10), watch.message())
         .await
         .unwrap()

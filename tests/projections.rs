@@ -993,17 +993,7 @@ async fn the_watch_starts_with_the_list_and_follows_consent_and_cancellation() {
         }
     );
     c.list("bradford", "", CARAT).await; // wait until applied
-    let mut watch = c
-        .pickups
-        .watch_pickups(authed(
-            WatchPickupsRequest {
-                partnership_code: "bradford".into(),
-            },
-            DIP,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = watch_bradford(&mut c.pickups, DIP).await;
     let first = next(&mut watch).await;
     assert_eq!(
         (first.display_name.as_str(), first.removed),
@@ -1100,16 +1090,11 @@ async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_never_answers_wrong(
 async fn a_watcher_that_never_reads_does_not_hold_the_projection_back() {
     let hub = Hub::start().unwrap();
     // Opened, then never read: its buffers fill and it falls behind.
-    let _stalled = PickupListServiceClient::new(Hub::channel(&hub.pickup).await)
-        .watch_pickups(authed(
-            WatchPickupsRequest {
-                partnership_code: "bradford".into(),
-            },
-            CARAT,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let _stalled = watch_bradford(
+        &mut PickupListServiceClient::new(Hub::channel(&hub.pickup).await),
+        CARAT,
+    )
+    .await;
     // 5,000 people's release dates, each a change the watcher would get:
     // more than the projection keeps for a watcher (4,096), so it falls behind.
     let commands: Vec<PrisonCommand> = (0..5_000u32)

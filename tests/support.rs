@@ -670,3 +670,18 @@ pub fn dashboard_sign_in(addr: std::net::SocketAddr, token: &str) -> hub_testkit
     )
     .unwrap()
 }
+
+/// Opens Bradford's `WatchPickups` on `pickups` as `token`: the stream.
+pub async fn watch_bradford(
+    pickups: &mut PickupListServiceClient<Channel>,
+    token: &str,
+) -> tonic::Streaming<hub_proto::projections::PickupEntry> {
+    let request = hub_proto::projections::WatchPickupsRequest {
+        partnership_code: "bradford".into(),
+    };
+    pickups
+        .watch_pickups(authed(request, token))
+        .await
+        .expect("the watch opens")
+        .into_inner()
+}
