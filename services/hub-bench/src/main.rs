@@ -98,6 +98,15 @@ struct Args {
     /// soak.json for a soak).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Record a CPU profile of the projections and nats-server during the
+    /// national rebuild with `perf record` (sampled at 499 Hz) into this
+    /// file; read it with `perf report -i FILE --sort comm,dso,sym`.
+    #[arg(long)]
+    perf: Option<PathBuf>,
+    /// With `--perf`: record call chains too (`perf record --call-graph`,
+    /// e.g. `dwarf`), to see who calls what is hot. The files grow large.
+    #[arg(long, requires = "perf")]
+    perf_call_graph: Option<String>,
     /// Soak instead: a steady load for this long (e.g. 30m), reporting
     /// memory and latency per window.
     #[arg(long, value_parser = hub_runtime::config::parse_duration)]
@@ -585,6 +594,46 @@ async fn raw_consume(nats: &NatsServer) -> Result<(u64, f64)> {
     Ok((read, start.elapsed().as_secs_f64()))
 }
 
+/// `perf record` on the projections and nats-server, for `--perf`.
+struct Profiler(std::process::Child);
+
+impl Profiler {
+    fn start(hub: &Hub, out: &std::path::Path, call_graph: Option<&str>) -> Result<Self> {
+        let pids: Vec<String> = ["pickup-projection", "training-projection"]
+            .iter()
+            .filter_map(|name| hub.process(name).pid())
+            .chain(hub.nats.pid())
+            .map(|pid| pid.to_string())
+            .collect();
+        let mut perf = std::process::Command::new("perf");
+        perf.args(["record", "--quiet", "-F", "499", "-o"]).arg(out);
+        if let Some(mode) = call_graph {
+            perf.args(["--call-graph", mode]);
+        }
+        let child = perf
+            .args(["-p", &pids.join(",")])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("starting perf (is it installed?): {e}"))?;
+        // perf needs a moment to attach before the rebuild starts.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Self(child))
+    }
+
+    /// Stops recording (SIGINT, as Ctrl-C would) and waits for the file.
+    fn stop(mut self) -> Result<()> {
+        std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()?;
+        // perf ends with the signal's status once it has written the file.
+        let status = self.0.wait()?;
+        if !status.success() && status.code().is_some() {
+            eprintln!("perf record: {status}");
+        }
+        Ok(())
+    }
+}
+
 /// Rebuilds both projections at once; returns the wall time.
 async fn rebuild_both(hub: &Hub) -> Result<f64> {
     let start = Instant::now();
@@ -997,7 +1046,15 @@ async fn main() -> Result<()> {
     let raw_consume_per_s = read as f64 / consume_s;
     figures.insert("raw_consume_per_s", raw_consume_per_s);
     let meter = CpuMeter::start(&hub);
+    let profile = args
+        .perf
+        .as_deref()
+        .map(|out| Profiler::start(&hub, out, args.perf_call_graph.as_deref()))
+        .transpose()?;
     let rebuild_s = rebuild_both(&hub).await?;
+    if let Some(profile) = profile {
+        profile.stop()?;
+    }
     cpu.insert("replay", meter.per_event(events));
     let replay = events as f64 / rebuild_s;
     figures.insert("national_rebuild_s", rebuild_s);

@@ -20,6 +20,11 @@
 //! is refused as a fault (health `NOT_SERVING`, queries `UNAVAILABLE`)
 //! until it is moved away and rebuilt, or the right stream is back.
 //!
+//! A replay (a rebuild, or a live store found far behind the stream) is
+//! built for bulk: it knows where it ends, so it gathers batches of up to
+//! [`REPLAY_BATCH`] messages and reads the next while the last is applied,
+//! with the same checks, and acknowledges nothing (decision record 0006).
+//!
 //! Messages that cannot be used (undecodable, or from a newer schema) are
 //! parked in the store (`KeyKind::Parked`, by sequence, with their subject)
 //! and counted in `hub_projection_parked_total`; they never block the
@@ -40,6 +45,16 @@ use crate::{
 
 /// Most messages applied in one RocksDB batch (a delivery's chunk).
 pub const BATCH: usize = crate::source::CHUNK;
+/// Most messages a replay gathers into one RocksDB batch. A replay's
+/// messages are all in the stream already, so it waits for a large batch
+/// instead of applying whatever chunk is ready: fewer, larger commits,
+/// whose keys (sorted in one `WriteBatch`) RocksDB inserts close to each
+/// other, and repeated keys (a person named again) written once.
+pub const REPLAY_BATCH: usize = 16 * BATCH;
+
+/// How far behind the stream a live store catches up in bulk (see
+/// [`Consumer::run_until`]).
+pub const CATCH_UP: u64 = 4 * REPLAY_BATCH as u64;
 
 /// The store's key (under `KeyKind::Meta`) for the digest of the last
 /// message applied.
@@ -112,7 +127,10 @@ impl Consumer {
 
     /// Applies to `store` until it has applied `until` (when given), with a
     /// durable consumer or an ephemeral one; returns the store's error if
-    /// it fails.
+    /// it fails. A durable consumer without `until` (the live store) that
+    /// finds itself more than [`CATCH_UP`] events behind first replays up
+    /// to the stream's last sequence (gathered batches, as a rebuild does,
+    /// still logged: this is the live store), then follows live.
     pub async fn run_until(
         &self,
         store: Arc<Store>,
@@ -141,7 +159,19 @@ impl Consumer {
                     }
                 }
             }
-            let mode = if durable { Mode::Live } else { Mode::Replay };
+            // A live store far behind the stream (moved away and rebuilt
+            // from sequence 1, restored from an old copy) catches up as a
+            // replay does, in bulk and unacknowledged, then follows live.
+            let catch_up = if durable && until.is_none() {
+                self.backlog(progress).await
+            } else {
+                None
+            };
+            let (mode, until_now) = match catch_up {
+                Some(last) => (Mode::Replay, Some(last)),
+                None if durable => (Mode::Live, until),
+                None => (Mode::Replay, until),
+            };
             let delivery = match self
                 .source
                 .deliver(self.name, progress.applied_sequence + 1, mode)
@@ -160,9 +190,15 @@ impl Consumer {
                 "consuming the event stream"
             );
             match self
-                .consume(&store, delivery, progress, until, durable)
+                .consume(&store, delivery, progress, until_now, mode == Mode::Live)
                 .await
             {
+                Ok(()) if catch_up.is_some() => {
+                    tracing::info!(
+                        projection = self.name,
+                        "caught up with the stream; following it live"
+                    );
+                }
                 Ok(()) => return Ok(()),
                 Err(Stop::Store(e)) => return Err(e),
                 Err(Stop::Stream(e)) => {
@@ -171,6 +207,14 @@ impl Consumer {
                 }
             }
         }
+    }
+
+    /// The stream's last sequence when the store is more than
+    /// [`CATCH_UP`] events behind it (`None` when it is not, or when the
+    /// stream does not answer: the live consumer then catches up as well).
+    async fn backlog(&self, progress: Progress) -> Option<u64> {
+        let (_, last) = self.source.bounds().await.ok()?;
+        (last > progress.applied_sequence + CATCH_UP).then_some(last)
     }
 
     /// Whether the stream still holds, at the store's position, the message
@@ -269,6 +313,22 @@ impl Consumer {
     async fn consume(
         &self,
         store: &Arc<Store>,
+        delivery: Box<dyn Delivery>,
+        progress: Progress,
+        until: Option<u64>,
+        durable: bool,
+    ) -> Result<(), Stop> {
+        match (durable, until) {
+            (false, Some(until)) => self.replay(store, delivery, progress, until).await,
+            _ => self.follow(store, delivery, progress, until, durable).await,
+        }
+    }
+
+    /// Applies each chunk as it comes, and acknowledges it (when durable)
+    /// once committed.
+    async fn follow(
+        &self,
+        store: &Arc<Store>,
         mut delivery: Box<dyn Delivery>,
         mut progress: Progress,
         until: Option<u64>,
@@ -276,15 +336,9 @@ impl Consumer {
     ) -> Result<(), Stop> {
         let mut fresh = true;
         while let Some(batch) = delivery.next_chunk().await {
-            // RocksDB may block (a write stall while compaction catches up):
-            // on the blocking pool, never on a thread that queries and
-            // acknowledgements need.
-            let applied = {
-                let (this, store) = (self.clone(), store.clone());
-                on_storage(move || this.apply_batch(&store, batch, progress, fresh, until))
-                    .await
-                    .map_err(Stop::Store)?
-            };
+            let applied = self
+                .apply_on_storage(store, batch, progress, fresh, until)
+                .await?;
             progress = applied.progress;
             fresh = applied.fresh;
             if let Some(sequence) = applied.last.filter(|_| durable) {
@@ -300,6 +354,77 @@ impl Consumer {
             }
         }
         Err(Stop::Stream("message stream ended".into()))
+    }
+
+    /// A replay up to `until`, built for bulk: every message up to `until`
+    /// is in the stream already, so it gathers batches of up to
+    /// [`REPLAY_BATCH`] messages, and gathers the next while the last is
+    /// applied (network and decoding on an async worker, RocksDB on the
+    /// blocking pool). Each batch is still checked and committed as
+    /// [`Consumer::apply_batch`] does for a live chunk; nothing is
+    /// acknowledged.
+    async fn replay(
+        &self,
+        store: &Arc<Store>,
+        mut delivery: Box<dyn Delivery>,
+        mut progress: Progress,
+        until: u64,
+    ) -> Result<(), Stop> {
+        let mut fresh = true;
+        let mut applying: Option<tokio::task::JoinHandle<Result<Applied, Error>>> = None;
+        // The batch being applied reaches `until` (or a failure): nothing
+        // is gathered after it (nothing may come).
+        let mut last_batch = false;
+        loop {
+            let next = if last_batch {
+                None
+            } else {
+                gather(delivery.as_mut(), until).await
+            };
+            if let Some(task) = applying.take() {
+                let applied = join_storage(task).await.map_err(Stop::Store)?;
+                progress = applied.progress;
+                fresh = applied.fresh;
+                if let Some(why) = applied.interrupted {
+                    return Err(Stop::Stream(why));
+                }
+                if progress.applied_sequence >= until {
+                    return Ok(());
+                }
+            }
+            let Some((batch, ended)) = next else {
+                return Err(Stop::Stream("message stream ended".into()));
+            };
+            if ended {
+                // What came before the end is applied; then the delivery
+                // is recreated from the store's position.
+                self.apply_on_storage(store, batch, progress, fresh, Some(until))
+                    .await?;
+                return Err(Stop::Stream("message stream ended".into()));
+            }
+            last_batch = reaches(&batch, until);
+            let (this, store) = (self.clone(), store.clone());
+            applying = Some(tokio::task::spawn_blocking(move || {
+                this.apply_batch(&store, batch, progress, fresh, Some(until))
+            }));
+        }
+    }
+
+    /// [`Consumer::apply_batch`] on the blocking pool: RocksDB may block (a
+    /// write stall while compaction catches up), never on a thread that
+    /// queries and acknowledgements need.
+    async fn apply_on_storage(
+        &self,
+        store: &Arc<Store>,
+        batch: Vec<Result<Delivered, SourceError>>,
+        progress: Progress,
+        fresh: bool,
+        until: Option<u64>,
+    ) -> Result<Applied, Stop> {
+        let (this, store) = (self.clone(), store.clone());
+        on_storage(move || this.apply_batch(&store, batch, progress, fresh, until))
+            .await
+            .map_err(Stop::Store)
     }
 
     /// Applies one chunk of messages and commits it with the new progress
@@ -389,6 +514,33 @@ impl Consumer {
     }
 }
 
+/// Whether a replay's `batch` can go no further: it reaches `until`, or
+/// the delivery failed.
+fn reaches(batch: &[Result<Delivered, SourceError>], until: u64) -> bool {
+    match batch.last() {
+        Some(Ok(m)) => m.sequence >= until,
+        Some(Err(_)) => true,
+        None => false,
+    }
+}
+
+/// Up to [`REPLAY_BATCH`] messages of a replay, fewer when they reach
+/// `until` or the delivery fails; `None` when it has ended with nothing,
+/// and `ended` when it ended after handing over some.
+async fn gather(
+    delivery: &mut dyn Delivery,
+    until: u64,
+) -> Option<(Vec<Result<Delivered, SourceError>>, bool)> {
+    let mut batch = delivery.next_chunk().await?;
+    while batch.len() < REPLAY_BATCH && !reaches(&batch, until) {
+        match delivery.next_chunk().await {
+            Some(more) => batch.extend(more),
+            None => return Some((batch, true)),
+        }
+    }
+    Some((batch, false))
+}
+
 /// What applying one chunk came to.
 struct Applied {
     progress: Progress,
@@ -403,7 +555,12 @@ struct Applied {
 /// Runs storage work `f` on the blocking pool, never on the async workers
 /// that queries, acknowledgements and heartbeats need.
 pub async fn on_storage<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    match tokio::task::spawn_blocking(f).await {
+    join_storage(tokio::task::spawn_blocking(f)).await
+}
+
+/// The result of storage work started with `spawn_blocking`.
+async fn join_storage<T>(task: tokio::task::JoinHandle<T>) -> T {
+    match task.await {
         Ok(t) => t,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(e) => panic!("storage task cancelled: {e}"),

@@ -476,6 +476,11 @@ impl Engine {
                 fresh
                     .set_schema(schema)
                     .map_err(|e| Error::Internal(e.to_string()))?;
+                // Nobody reads it until it takes over, and its folder goes
+                // if it never does: no write-ahead log until then.
+                fresh
+                    .begin_bulk()
+                    .map_err(|e| Error::Internal(e.to_string()))?;
                 Ok::<_, Error>(Arc::new(fresh))
             })
             .await?
@@ -533,11 +538,21 @@ impl Engine {
             self.start();
             return Err(failed(e));
         }
+        // Durable in its files before it takes over.
         let progress = {
             let fresh = fresh.clone();
-            on_storage(move || fresh.progress())
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
+            on_storage(move || {
+                fresh.end_bulk()?;
+                fresh.progress()
+            })
+            .await
+        };
+        let progress = match progress {
+            Ok(progress) => progress,
+            Err(e) => {
+                self.start();
+                return Err(failed(e));
+            }
         };
         if let Err(e) = set_active(&self.data_dir, dir) {
             self.start();

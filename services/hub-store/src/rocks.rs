@@ -24,6 +24,24 @@ use crate::{key, Error, KeyKind, Kv, Progress, Rows};
 /// 512 MiB, 9.7 µs and peak RSS 356 MiB.
 const BLOCK_CACHE_BYTES: usize = 512 << 20;
 
+/// RocksDB's settings during a bulk load (see [`Store::begin_bulk`]): 128
+/// MiB memtables instead of 64, flushed into level-0 files that are not
+/// compacted, and never a write stall for their number (a national year
+/// leaves a few dozen at most).
+const BULK_OPTIONS: &[(&str, &str)] = &[
+    ("write_buffer_size", "134217728"),
+    ("disable_auto_compactions", "true"),
+    ("level0_slowdown_writes_trigger", "1000"),
+    ("level0_stop_writes_trigger", "1000"),
+];
+/// RocksDB's defaults for what [`BULK_OPTIONS`] changes.
+const SERVING_OPTIONS: &[(&str, &str)] = &[
+    ("write_buffer_size", "67108864"),
+    ("disable_auto_compactions", "false"),
+    ("level0_slowdown_writes_trigger", "20"),
+    ("level0_stop_writes_trigger", "36"),
+];
+
 const META_APPLIED: &[u8] = b"applied_sequence";
 const META_EVENTS_APPLIED: &[u8] = b"events_applied";
 const META_PARKED: &[u8] = b"parked";
@@ -37,6 +55,9 @@ pub struct Store {
     /// Replaced by a rebuild: its folder goes when the store is dropped,
     /// that is when its last reader lets go of it.
     retired: AtomicBool,
+    /// Being loaded in bulk (see [`Store::begin_bulk`]): commits skip the
+    /// write-ahead log.
+    bulk: AtomicBool,
 }
 
 impl Drop for Store {
@@ -114,6 +135,11 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     opts.set_block_based_table_factory(&table);
+    // The same for the memtable: a lookup of a key it does not hold (most
+    // lookups) is answered by a Bloom filter instead of a search of the
+    // skip list, which took 10–19 % of a projection's CPU in a rebuild.
+    opts.set_memtable_prefix_bloom_ratio(0.05);
+    opts.set_memtable_whole_key_filtering(true);
     opts.set_level_compaction_dynamic_level_bytes(true);
     opts.increase_parallelism(2);
     // Each reopen after a failure starts a new info log: keep a few.
@@ -127,6 +153,7 @@ impl Store {
             db: RwLock::new(Some(open_db(path)?)),
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
+            bulk: AtomicBool::new(false),
         })
     }
 
@@ -137,6 +164,7 @@ impl Store {
             db: RwLock::new(None),
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
+            bulk: AtomicBool::new(false),
         }
     }
 
@@ -144,6 +172,31 @@ impl Store {
     /// holder drops it (readers finish on the data they started with).
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Release);
+    }
+
+    /// Loads in bulk from here on: commits skip the write-ahead log, so
+    /// what they write lives in memory until RocksDB flushes it, and a
+    /// crash loses it; memtables are larger ([`BULK_OPTIONS`]) and nothing
+    /// is compacted until the load ends. Only for a store nobody reads yet
+    /// and that is thrown away if its loading stops half-way (a rebuild's
+    /// fresh store: its folder is removed at start when it never took
+    /// over). In a rebuild of a national year, the log and the compactions
+    /// cost the pick-up projection about a third of its CPU
+    /// (BENCHMARKS.md, "Bulk replay"). End with [`Store::end_bulk`].
+    pub fn begin_bulk(&self) -> Result<(), Error> {
+        self.with_db(|db| Ok(db.set_options(BULK_OPTIONS)?))?;
+        self.bulk.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Ends a bulk load: flushes what is in memory to the store's files, so
+    /// everything committed is durable as after logged commits, logs
+    /// commits again, and lets RocksDB compact the files the load left (in
+    /// the background: reads are correct meanwhile, if slower).
+    pub fn end_bulk(&self) -> Result<(), Error> {
+        self.flush()?;
+        self.bulk.store(false, Ordering::Release);
+        self.with_db(|db| Ok(db.set_options(SERVING_OPTIONS)?))
     }
 
     /// Closes the database and opens it again from its files. After a
@@ -316,7 +369,8 @@ impl Txn<'_> {
     }
 
     /// Writes every staged change and the new progress in one atomic batch
-    /// (logged, not fsynced: see the module documentation).
+    /// (logged, not fsynced: see the module documentation; during a bulk
+    /// load, not logged).
     pub fn commit(self, progress: Progress) -> Result<(), Error> {
         let mut batch = WriteBatch::default();
         for (k, v) in self.staged {
@@ -339,6 +393,7 @@ impl Txn<'_> {
         );
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
+        opts.disable_wal(self.store.bulk.load(Ordering::Acquire));
         self.store.with_db(|db| Ok(db.write_opt(batch, &opts)?))
     }
 }
@@ -431,6 +486,61 @@ mod tests {
         assert_eq!(store.progress().unwrap().applied_sequence, 3);
         store.reopen().unwrap(); // an open store reopens too (its lock is let go first)
         assert_eq!(store.get(KeyKind::Counter, b"c").unwrap().unwrap(), b"1");
+    }
+
+    /// Bytes of the store's write-ahead log files.
+    fn log_bytes(dir: &Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    }
+
+    fn commit_many(store: &Store, from: u64) {
+        for i in from..from + 100 {
+            let mut txn = store.txn();
+            txn.put(KeyKind::Counter, &i.to_be_bytes(), vec![7; 1024]);
+            txn.commit(Progress {
+                applied_sequence: i,
+                ..Default::default()
+            })
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_bulk_load_skips_the_log_reads_its_writes_and_is_durable_once_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.begin_bulk().unwrap();
+            commit_many(&store, 1);
+            assert!(
+                log_bytes(dir.path()) < 10_000,
+                "bulk commits are not logged: {} bytes",
+                log_bytes(dir.path())
+            );
+            assert_eq!(store.progress().unwrap().applied_sequence, 100);
+            assert_eq!(
+                store.get(KeyKind::Counter, &50u64.to_be_bytes()).unwrap(),
+                Some(vec![7; 1024])
+            );
+            store.end_bulk().unwrap();
+            let before = log_bytes(dir.path());
+            commit_many(&store, 101);
+            assert!(
+                log_bytes(dir.path()) > before + 100 * 1024,
+                "after the bulk load, commits are logged again"
+            );
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.progress().unwrap().applied_sequence, 200);
+        assert_eq!(
+            store.get(KeyKind::Counter, &50u64.to_be_bytes()).unwrap(),
+            Some(vec![7; 1024])
+        );
     }
 
     #[test]

@@ -316,3 +316,93 @@ async fn live_consumption_follows_new_messages_as_they_are_recorded() {
     live.abort();
     rig.assert_each_applied_once(6);
 }
+
+/// A replay to `until` that must finish within 30 s.
+async fn replay_until(rig: &Rig, until: u64) {
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        rig.consumer
+            .run_until(rig.store.clone(), false, Some(until)),
+    )
+    .await
+    .expect("the replay stops at its target without waiting for more")
+    .expect("replayed");
+}
+
+#[tokio::test]
+async fn a_replay_gathers_batches_across_chunks_and_stops_at_the_streams_last_message() {
+    let rig = rig(MemorySource::with_chunk(7));
+    let n = 2 * REPLAY_BATCH as u64 + 100;
+    rig.push_events(1..=n);
+    replay_until(&rig, n).await;
+    rig.assert_each_applied_once(n);
+    assert_eq!(rig.source.acked(), 0);
+    assert_eq!(
+        rig.source.deliveries(),
+        vec![("test-projection".into(), 1, Mode::Replay)]
+    );
+}
+
+#[tokio::test]
+async fn a_message_lost_inside_a_replays_batch_is_read_again_from_the_stores_position() {
+    let rig = rig(MemorySource::with_chunk(7));
+    let n = 2 * REPLAY_BATCH as u64 + 100;
+    let lost = REPLAY_BATCH as u64 + 40;
+    rig.push_events(1..=n);
+    rig.source.fault(Fault::Lose(lost));
+    replay_until(&rig, n).await;
+    rig.assert_each_applied_once(n);
+    let froms: Vec<u64> = rig.source.deliveries().iter().map(|d| d.1).collect();
+    assert_eq!(
+        froms,
+        vec![1, lost],
+        "recreated right after the last applied"
+    );
+}
+
+#[tokio::test]
+async fn a_replays_delivery_that_ends_mid_batch_keeps_what_came_and_resumes_after_it() {
+    let rig = rig(MemorySource::with_chunk(7));
+    let n = 2 * REPLAY_BATCH as u64 + 100;
+    let handed = REPLAY_BATCH + 10;
+    rig.push_events(1..=n);
+    rig.source.fault(Fault::EndAfter(handed));
+    replay_until(&rig, n).await;
+    rig.assert_each_applied_once(n);
+    let froms: Vec<u64> = rig.source.deliveries().iter().map(|d| d.1).collect();
+    assert_eq!(froms, vec![1, handed as u64 + 1]);
+}
+
+#[tokio::test]
+async fn a_live_store_far_behind_catches_up_as_a_replay_then_follows_and_acknowledges_live() {
+    let rig = rig(MemorySource::with_chunk(64));
+    let n = CATCH_UP + 1_000;
+    rig.push_events(1..=n);
+    let live = rig.run_live();
+    let mut progress = rig.progress.clone();
+    let waited = tokio::time::timeout(
+        Duration::from_secs(60),
+        progress.wait_for(|p| p.applied_sequence == n),
+    )
+    .await;
+    assert!(waited.is_ok(), "caught up");
+    drop(waited);
+    rig.push_events(n + 1..=n + 3);
+    let waited = tokio::time::timeout(
+        Duration::from_secs(10),
+        progress.wait_for(|p| p.applied_sequence == n + 3),
+    )
+    .await;
+    assert!(waited.is_ok(), "then follows live");
+    drop(waited);
+    // Acknowledged right after the commit that queries already see.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rig.source.acked() < n + 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    live.abort();
+    rig.assert_each_applied_once(n + 3);
+    let modes: Vec<(u64, Mode)> = rig.source.deliveries().iter().map(|d| (d.1, d.2)).collect();
+    assert_eq!(modes, vec![(1, Mode::Replay), (n + 1, Mode::Live)]);
+    assert_eq!(rig.source.acked(), n + 3, "live messages are acknowledged");
+}
