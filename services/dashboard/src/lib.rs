@@ -129,7 +129,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let addr = listener
         .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_from("the listener's address", e))?;
     let tls = &config.common.tls;
     tls.check_listener("HUB_LISTEN", addr)?;
     let server_tls = tls.server()?;

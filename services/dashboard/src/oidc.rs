@@ -197,7 +197,7 @@ impl OidcLogin {
                 ("code_challenge_method", "S256"),
             ],
         )
-        .map_err(|e| Error::Internal(format!("the provider's authorization endpoint: {e}")))?;
+        .map_err(|e| Error::internal_from("the provider's authorization endpoint", e))?;
         let mut all = self.pending.lock().expect("pending lock");
         all.retain(|_, p| p.created.elapsed() < PENDING_FOR);
         if all.len() >= MOST_PENDING {
@@ -253,7 +253,7 @@ impl OidcLogin {
                 why = format!("{why}: {s}");
                 source = s.source();
             }
-            Error::Unavailable(format!("the identity provider: {why}"))
+            Error::unavailable(format!("the identity provider: {why}"))
         })?;
         if !response.status().is_success() {
             return Err(Error::Unauthenticated(format!(
@@ -261,9 +261,10 @@ impl OidcLogin {
                 response.status()
             )));
         }
-        let tokens: TokenResponse = response.json().await.map_err(|e| {
-            Error::Unavailable(format!("the identity provider's token answer: {e}"))
-        })?;
+        let tokens: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| Error::unavailable_from("the identity provider's token answer", e))?;
         let person = verify(&tokens.id_token, &self.client_id, &pending.nonce)?;
         let caller = authenticate(&tokens.access_token)?;
         if caller.user_id != person.user_id

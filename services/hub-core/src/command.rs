@@ -178,7 +178,7 @@ impl Checker<'_> {
         violations.finish(|| ())?;
         match (decision, occurred_at) {
             (Some(decision), Some(occurred_at)) => Ok((decision, occurred_at)),
-            _ => Err(Error::Internal(format!(
+            _ => Err(Error::internal(format!(
                 "{}: rules passed but decided nothing",
                 rpc.name()
             ))),

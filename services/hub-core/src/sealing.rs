@@ -93,9 +93,7 @@ pub fn wrapped_version(wrapped: &[u8]) -> Result<u32, Error> {
         n if n == LEGACY_LEN + 5 && wrapped[0] == VERSIONED => Ok(u32::from_be_bytes(
             wrapped[1..5].try_into().expect("four bytes"),
         )),
-        _ => Err(Error::Internal(
-            "wrapped data key has an unknown format".into(),
-        )),
+        _ => Err(Error::internal("wrapped data key has an unknown format")),
     }
 }
 
@@ -143,7 +141,7 @@ impl KeyWrapper {
     pub fn unwrap(&self, key_id: &str, wrapped: &[u8]) -> Result<DataKey, Error> {
         let version = wrapped_version(wrapped)?;
         if version != self.version {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "data key wrapped under version {version}, not {}",
                 self.version
             )));
@@ -155,12 +153,10 @@ impl KeyWrapper {
             let aad = [key_id.as_bytes(), b"\0", &v].concat();
             aead_open(&self.kek, &wrapped[5..], &aad)
         }
-        .ok_or_else(|| {
-            Error::Internal("data key does not unwrap under this key-encryption key".into())
-        })?;
+        .ok_or_else(|| Error::internal("data key does not unwrap under this key-encryption key"))?;
         let bytes: [u8; 32] = pt
             .try_into()
-            .map_err(|_| Error::Internal("data key has the wrong length".into()))?;
+            .map_err(|_| Error::internal("data key has the wrong length"))?;
         Ok(DataKey(bytes))
     }
 }
@@ -198,7 +194,7 @@ impl Keyring {
         let kek: [u8; 32] = aead_open(&self.master, stored, &version.to_be_bytes())
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| {
-                Error::Internal(format!(
+                Error::internal(format!(
                     "key-encryption key version {version} does not open under this hub secret"
                 ))
             })?;
@@ -234,7 +230,7 @@ pub fn seal(key: &DataKey, key_id: &str, event_id: &str, data: &PersonalData) ->
 /// different person's) or anything was altered.
 pub fn open(key: &DataKey, event_id: &str, sealed: &Sealed) -> Result<PersonalData, Error> {
     if sealed.nonce.len() != NONCE_LEN {
-        return Err(Error::Internal("sealed data has a bad nonce".into()));
+        return Err(Error::internal("sealed data has a bad nonce"));
     }
     let pt = key
         .cipher()
@@ -245,9 +241,9 @@ pub fn open(key: &DataKey, event_id: &str, sealed: &Sealed) -> Result<PersonalDa
                 aad: event_id.as_bytes(),
             },
         )
-        .map_err(|_| Error::Internal("sealed data does not open with this key".into()))?;
+        .map_err(|_| Error::internal("sealed data does not open with this key"))?;
     PersonalData::decode(pt.as_slice())
-        .map_err(|e| Error::Internal(format!("sealed data does not decode: {e}")))
+        .map_err(|e| Error::internal_from("sealed data does not decode", e))
 }
 
 #[cfg(test)]

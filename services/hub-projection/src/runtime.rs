@@ -131,10 +131,11 @@ fn set_active(data_dir: &Path, dir: &Path) -> Result<(), Error> {
     let name = dir
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::Internal("store folder name".into()))?;
+        .ok_or_else(|| Error::internal("store folder name"))?;
     let tmp = data_dir.join(format!("{ACTIVE_STORE}.tmp"));
-    std::fs::write(&tmp, name).map_err(|e| Error::Internal(e.to_string()))?;
-    std::fs::rename(&tmp, data_dir.join(ACTIVE_STORE)).map_err(|e| Error::Internal(e.to_string()))
+    std::fs::write(&tmp, name).map_err(|e| Error::internal_from("writing ACTIVE_STORE", e))?;
+    std::fs::rename(&tmp, data_dir.join(ACTIVE_STORE))
+        .map_err(|e| Error::internal_from("replacing ACTIVE_STORE", e))
 }
 
 /// The store's position, and whether it was written by an older layout
@@ -145,7 +146,7 @@ fn check_layout(
     dir: &Path,
     schema: u32,
 ) -> Result<(Progress, bool), Error> {
-    let internal = |e: hub_store::Error| Error::Internal(e.to_string());
+    let internal = |e: hub_store::Error| Error::internal_from("the store", e);
     let progress = store.progress().map_err(internal)?;
     if progress.applied_sequence == 0 {
         store.set_schema(schema).map_err(internal)?;
@@ -260,12 +261,12 @@ impl Engine {
     ) -> Result<T, Status>
     where
         T: Send + 'static,
-        E: std::fmt::Display + Send + 'static,
+        E: Into<hub_core::error::Cause> + Send + 'static,
     {
         let store = self.store();
         on_storage(move || f(&store))
             .await
-            .map_err(|e| ApiError(Error::Internal(e.to_string())).into())
+            .map_err(|e| ApiError(Error::internal_from("reading the store", e)).into())
     }
 
     /// Starts the live consumer on the active store.
@@ -305,7 +306,8 @@ impl Engine {
     /// Seconds are what an operator can compare with "a worker sees a
     /// release within seconds"; events say how much work remains.
     pub async fn lag(&self) -> Result<Lag, Error> {
-        let unavailable = |e: crate::source::SourceError| Error::Unavailable(e.to_string());
+        let unavailable =
+            |e: crate::source::SourceError| Error::unavailable_from("reading the stream", e);
         let applied = self.progress.borrow().applied_sequence;
         let (_, last) = self.consumer.source.bounds().await.map_err(unavailable)?;
         let events = last.saturating_sub(applied);
@@ -399,7 +401,7 @@ impl Engine {
     /// Waits until `min_sequence` is applied; returns the applied sequence.
     pub async fn wait_for(&self, min_sequence: u64) -> Result<u64, Status> {
         if let Some(fault) = self.fault.borrow().clone() {
-            return Err(ApiError(Error::Unavailable(format!(
+            return Err(ApiError(Error::unavailable(format!(
                 "{}'s store cannot be used ({fault}); it stopped applying at sequence {} and resumes when the store works again",
                 self.name,
                 self.progress.borrow().applied_sequence
@@ -407,7 +409,7 @@ impl Engine {
             .into());
         }
         if self.upgrading.load(Ordering::Acquire) {
-            return Err(ApiError(Error::Unavailable(format!(
+            return Err(ApiError(Error::unavailable(format!(
                 "{} is rebuilding its store after an upgrade (applied {} so far); retry in a few minutes",
                 self.name,
                 self.progress.borrow().applied_sequence
@@ -422,8 +424,8 @@ impl Engine {
         .await;
         match reached {
             Ok(Ok(p)) => Ok(p.applied_sequence),
-            Ok(Err(_)) => Err(ApiError(Error::Internal("projection stopped".into())).into()),
-            Err(_) => Err(ApiError(Error::Unavailable(format!(
+            Ok(Err(_)) => Err(ApiError(Error::internal("projection stopped")).into()),
+            Err(_) => Err(ApiError(Error::unavailable(format!(
                 "min_sequence: sequence {min_sequence} not applied within {}s (applied: {})",
                 READ_YOUR_WRITES_TIMEOUT.as_secs(),
                 self.progress.borrow().applied_sequence
@@ -435,7 +437,7 @@ impl Engine {
     /// Whether a rebuild is running (or an erasure holds the store still).
     pub fn exclusive(&self) -> Result<tokio::sync::MutexGuard<'_, ()>, Status> {
         self.rebuilding.try_lock().map_err(|_| {
-            ApiError(Error::Unavailable(format!(
+            ApiError(Error::unavailable(format!(
                 "{} is rebuilding its store; retry when `hubctl projection status` shows it done",
                 self.name
             )))
@@ -450,7 +452,7 @@ impl Engine {
             .source
             .bounds()
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(|e| Error::unavailable_from("reading the stream's bounds", e))?;
         Ok(last)
     }
 
@@ -475,12 +477,12 @@ impl Engine {
                 let fresh = open_store(&dir)?;
                 fresh
                     .set_schema(schema)
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    .map_err(|e| Error::internal_from("marking the fresh store's layout", e))?;
                 // Nobody reads it until it takes over, and its folder goes
                 // if it never does: no write-ahead log until then.
                 fresh
                     .begin_bulk()
-                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    .map_err(|e| Error::internal_from("starting the fresh store's bulk load", e))?;
                 Ok::<_, Error>(Arc::new(fresh))
             })
             .await?
@@ -518,12 +520,11 @@ impl Engine {
             let _ = tokio::time::timeout(Duration::from_millis(250), rx.changed()).await;
             report(*rx.borrow(), target, false);
         }
-        let failed = |e: hub_store::Error| {
-            Error::Unavailable(format!("the rebuild's fresh store failed: {e}"))
-        };
+        let failed =
+            |e: hub_store::Error| Error::unavailable_from("the rebuild's fresh store failed", e);
         (&mut task.0)
             .await
-            .map_err(|e| Error::Internal(format!("rebuild task: {e}")))?
+            .map_err(|e| Error::internal_from("rebuild task", e))?
             .map_err(failed)?;
         // Caught up to the target: pause the live consumer, take the tail.
         self.stop().await;
@@ -712,7 +713,7 @@ impl Projection {
     /// The audit trail, or an internal error in a projection without one.
     pub fn audit_trail(&self) -> Result<&AuditTrail, Status> {
         self.trail.as_ref().ok_or_else(|| {
-            ApiError(Error::Internal(format!(
+            ApiError(Error::internal(format!(
                 "{} keeps no audit trail of person-level reads",
                 self.name
             )))

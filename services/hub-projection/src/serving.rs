@@ -68,13 +68,13 @@ pub async fn serve(
     let args = &config.common;
     let grpc_addr = listener
         .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_from("the listener's address", e))?;
     // A file-size limit (RLIMIT_FSIZE, a full quota) must fail a write
     // with an error the consumer handles, not kill the process
     // (SIGXFSZ's default): handled, the signal is only recorded.
     let _size_limit_signal =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
-            .map_err(|e| Error::Internal(format!("handling SIGXFSZ: {e}")))?;
+            .map_err(|e| Error::internal_from("handling SIGXFSZ", e))?;
     // Plaintext off loopback is refused before anything else is read.
     args.tls.check_listener("HUB_LISTEN", grpc_addr)?;
     prometheus::start(name, args.metrics_listen, grpc_addr, &args.tls).await?;

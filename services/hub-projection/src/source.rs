@@ -374,8 +374,8 @@ impl MemorySource {
 
     fn unavailable(&self) -> Result<(), SourceError> {
         match self.take(|f| *f == Fault::Unavailable) {
-            Some(_) => Err(SourceError::Log(hub_core::Error::Unavailable(
-                "scripted: the stream does not answer".into(),
+            Some(_) => Err(SourceError::Log(hub_core::Error::unavailable(
+                "scripted: the stream does not answer",
             ))),
             None => Ok(()),
         }
@@ -397,7 +397,7 @@ impl EventSource for MemorySource {
             .checked_sub(s.first)
             .and_then(|i| s.messages.get(i as usize))
             .ok_or_else(|| {
-                SourceError::Log(hub_core::Error::Unavailable(format!(
+                SourceError::Log(hub_core::Error::unavailable(format!(
                     "no message {sequence}"
                 )))
             })?;

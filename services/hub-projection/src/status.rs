@@ -68,7 +68,7 @@ impl ProjectionStatusService for StatusApi {
                 result = projection.engine().rebuild(report) => result,
                 // The process stops: the rebuild is abandoned (its folder
                 // is removed at the next start) and the caller told.
-                _ = stopping.cancelled() => Err(hub_core::Error::Unavailable(format!(
+                _ = stopping.cancelled() => Err(hub_core::Error::unavailable(format!(
                     "{} is stopping: the rebuild was abandoned; run it again once the projection is back",
                     projection.name()
                 ))),

@@ -45,8 +45,8 @@ fn subject(partnership: &str) -> String {
     format!("hub.audit.{partnership}")
 }
 
-fn unavailable(doing: &str, e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(format!("{doing} the audit trail: {e}"))
+fn unavailable(doing: &str, e: impl Into<hub_core::error::Cause>) -> Error {
+    Error::unavailable_from(format!("{doing} the audit trail"), e)
 }
 
 impl AuditTrail {
@@ -122,7 +122,7 @@ impl AuditTrail {
             payload: Some(Payload::PersonLevelRead(PersonLevelRead {
                 rpc: rpc.into(),
                 rows: rows as u32,
-                person_keys: audit::pack(person_keys).map_err(Error::Internal)?,
+                person_keys: audit::pack(person_keys).map_err(Error::internal)?,
                 break_glass,
                 ..Default::default()
             })),

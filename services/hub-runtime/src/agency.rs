@@ -27,7 +27,7 @@ where
 {
     let grpc_addr = listener
         .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_from("the listener's address", e))?;
     // Plaintext off loopback is refused before anything else is read.
     args.tls.check_listener("HUB_LISTEN", grpc_addr)?;
     prometheus::start(name, args.metrics_listen, grpc_addr, &args.tls).await?;

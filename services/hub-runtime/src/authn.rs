@@ -146,7 +146,7 @@ impl Authenticator {
     /// [`JWKS_REFRESH`], for as long as the process runs.
     pub fn keep_current(self: &Arc<Self>) -> Result<(), Error> {
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .map_err(|e| Error::Internal(format!("handling SIGHUP: {e}")))?;
+            .map_err(|e| Error::internal_from("handling SIGHUP", e))?;
         let this = self.clone();
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {

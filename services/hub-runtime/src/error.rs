@@ -32,7 +32,7 @@ impl From<ApiError> for Status {
             Error::Unauthenticated(m) => Status::unauthenticated(m),
             Error::PermissionDenied(m) => Status::permission_denied(m),
             Error::AlreadyExists(m) => Status::already_exists(m),
-            Error::Unavailable(m) => Status::unavailable(m),
+            Error::Unavailable(ref d) => Status::unavailable(d.chain()),
             Error::ResourceExhausted(m) => Status::resource_exhausted(m),
             Error::Config { .. } | Error::Internal(_) => Status::internal(e.to_string()),
         }
@@ -67,11 +67,22 @@ mod tests {
             Code::PermissionDenied
         );
         assert_eq!(code(Error::AlreadyExists("x".into())), Code::AlreadyExists);
-        assert_eq!(code(Error::Unavailable("x".into())), Code::Unavailable);
+        assert_eq!(code(Error::unavailable("x")), Code::Unavailable);
         assert_eq!(
             code(Error::ResourceExhausted("x".into())),
             Code::ResourceExhausted
         );
-        assert_eq!(code(Error::Internal("x".into())), Code::Internal);
+        assert_eq!(code(Error::internal("x")), Code::Internal);
+    }
+
+    #[test]
+    fn a_kept_cause_reaches_the_callers_message() {
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out");
+        let status = Status::from(ApiError(Error::unavailable_from("reading the stream", io)));
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "reading the stream: timed out");
+        let io = std::io::Error::other("disk full");
+        let status = Status::from(ApiError(Error::internal_from("the store", io)));
+        assert_eq!(status.message(), "internal error: the store: disk full");
     }
 }

@@ -63,7 +63,7 @@ pub async fn connect(args: &crate::config::NatsArgs, name: &str) -> Result<Clien
         })
         .connect(urls)
         .await
-        .map_err(|e| Error::Unavailable(format!("cannot connect to NATS: {e}")))
+        .map_err(|e| Error::unavailable_from("cannot connect to NATS", e))
 }
 
 /// Where the replies to `process` arrive: `_INBOX_<process>.>`, with `-`
@@ -75,7 +75,7 @@ pub fn inbox_prefix(process: &str) -> String {
 }
 
 fn not_acknowledged_in_time() -> Error {
-    Error::Unavailable(format!(
+    Error::unavailable(format!(
         "the event log did not acknowledge within {}s",
         PUBLISH_TIMEOUT.as_secs()
     ))
@@ -185,7 +185,7 @@ impl EventLog {
                 // Under least privilege (deploy/nats/hub.conf) only the
                 // operator may create the stream: its request goes
                 // unanswered, as if JetStream were away.
-                return Err(Error::Unavailable(format!(
+                return Err(Error::unavailable(format!(
                     "stream {stream_name} not found or JetStream not reachable within {}s \
                      ({last_error}): is nats-server running with JetStream, and has the \
                      operator created the stream (`hubctl nats init`)?",
@@ -307,13 +307,14 @@ impl EventLog {
         )
         .await
         .map_err(|_| not_acknowledged_in_time())?
-        .map_err(|e| Error::Unavailable(format!("the event log did not acknowledge: {e}")))?;
+        .map_err(|e| Error::unavailable_from("the event log did not acknowledge", e))?;
         Ok(async move {
             match tokio::time::timeout(PUBLISH_TIMEOUT, sent).await {
                 Ok(Ok(ack)) => Ok(ack),
-                Ok(Err(e)) => Err(Error::Unavailable(format!(
-                    "the event log did not acknowledge: {e}"
-                ))),
+                Ok(Err(e)) => Err(Error::unavailable_from(
+                    "the event log did not acknowledge",
+                    e,
+                )),
                 Err(_) => Err(not_acknowledged_in_time()),
             }
         })
@@ -325,11 +326,11 @@ impl EventLog {
             .js
             .get_stream_no_info(&self.stream_name)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(|e| Error::unavailable_from("finding the event stream", e))?;
         tokio::time::timeout(PUBLISH_TIMEOUT, stream.get_raw_message(sequence))
             .await
-            .map_err(|_| Error::Unavailable("the event log did not answer within 5s".into()))?
-            .map_err(|e| Error::Unavailable(format!("reading message {sequence}: {e}")))
+            .map_err(|_| Error::unavailable("the event log did not answer within 5s"))?
+            .map_err(|e| Error::unavailable_from(format!("reading message {sequence}"), e))
     }
 
     /// The headers of the messages under `filter` (an agency's own
@@ -345,8 +346,8 @@ impl EventLog {
     ) -> Result<std::collections::HashMap<u64, HeaderMap>, Error> {
         use async_nats::jetstream::consumer::{push, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
-        let unavailable = |e: &dyn std::fmt::Display| {
-            Error::Unavailable(format!("reading messages {first}..={last} back: {e}"))
+        let unavailable = |e: hub_core::error::Cause| {
+            Error::unavailable_from(format!("reading messages {first}..={last} back"), e)
         };
         let span = last.saturating_sub(first) + 1;
         let attempt = async {
@@ -356,12 +357,12 @@ impl EventLog {
                 .client
                 .subscribe(inbox.clone())
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| unavailable(e.into()))?;
             let stream = self
                 .js
                 .get_stream_no_info(&self.stream_name)
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| unavailable(e.into()))?;
             let consumer = stream
                 .create_consumer(push::Config {
                     name: Some(name),
@@ -382,20 +383,20 @@ impl EventLog {
                     ..Default::default()
                 })
                 .await
-                .map_err(|e| unavailable(&e))?;
+                .map_err(|e| unavailable(e.into()))?;
             let mut pending = consumer.cached_info().num_pending;
             let mut found = std::collections::HashMap::new();
             while pending > 0 {
                 let message = delivered
                     .next()
                     .await
-                    .ok_or_else(|| unavailable(&"the consumer closed"))?;
+                    .ok_or_else(|| unavailable("the consumer closed".into()))?;
                 pending -= 1;
                 let message = jetstream::Message {
                     message,
                     context: self.js.clone(),
                 };
-                let sequence = message.info().map_err(|e| unavailable(&e))?.stream_sequence;
+                let sequence = message.info().map_err(&unavailable)?.stream_sequence;
                 if sequence > last {
                     break;
                 }
@@ -414,7 +415,7 @@ impl EventLog {
         let allowed = PUBLISH_TIMEOUT + Duration::from_millis(span.min(1_000_000));
         tokio::time::timeout(allowed, attempt)
             .await
-            .map_err(|_| unavailable(&"no answer in time"))?
+            .map_err(|_| unavailable("no answer in time".into()))?
     }
 
     /// The last stored message on `subject`, if any.
@@ -424,19 +425,20 @@ impl EventLog {
             .js
             .get_stream_no_info(&self.stream_name)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(|e| Error::unavailable_from("finding the event stream", e))?;
         match tokio::time::timeout(
             PUBLISH_TIMEOUT,
             stream.get_last_raw_message_by_subject(subject),
         )
         .await
-        .map_err(|_| Error::Unavailable("the event log did not answer within 5s".into()))?
+        .map_err(|_| Error::unavailable("the event log did not answer within 5s"))?
         {
             Ok(m) => Ok(Some(m)),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
-            Err(e) => Err(Error::Unavailable(format!(
-                "reading the last of {subject}: {e}"
-            ))),
+            Err(e) => Err(Error::unavailable_from(
+                format!("reading the last of {subject}"),
+                e,
+            )),
         }
     }
 
@@ -452,7 +454,7 @@ impl EventLog {
             .js
             .get_stream(&self.stream_name)
             .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
+            .map_err(|e| Error::unavailable_from("reading the event stream's state", e))?;
         let state = &stream.cached_info().state;
         Ok((state.first_sequence, state.last_sequence))
     }
@@ -517,7 +519,7 @@ impl ReadBack {
                     for (sequence, reply) in answers.by_ref().take(n) {
                         let answer = match &read {
                             Ok(found) => Ok(found.get(&sequence).cloned()),
-                            Err(e) => Err(Error::Unavailable(e.to_string())),
+                            Err(e) => Err(Error::unavailable(e.to_string())),
                         };
                         let _ = reply.send(answer);
                     }
@@ -533,10 +535,10 @@ impl ReadBack {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.asks
             .send((sequence, reply))
-            .map_err(|_| Error::Unavailable("the read-back task has stopped".into()))?;
+            .map_err(|_| Error::unavailable("the read-back task has stopped"))?;
         answer
             .await
-            .map_err(|_| Error::Unavailable("the read-back task has stopped".into()))?
+            .map_err(|_| Error::unavailable("the read-back task has stopped"))?
     }
 }
 

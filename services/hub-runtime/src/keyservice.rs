@@ -42,7 +42,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let addr = listener
         .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_from("the listener's address", e))?;
     args.tls.check_listener("HUB_LISTEN", addr)?;
     prometheus::start(NAME, args.metrics_listen, addr, &args.tls).await?;
     let secret = args.load_secret()?;
@@ -66,6 +66,6 @@ pub async fn run(
     watcher.abort();
     let answered = answering
         .await
-        .map_err(|e| Error::Internal(format!("the key service's task: {e}")))?;
+        .map_err(|e| Error::internal_from("the key service's task", e))?;
     served.and(answered)
 }

@@ -98,8 +98,8 @@ fn entry(key_id: &str) -> String {
     format!("dk.{key_id}")
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(format!("the key store did not answer: {e}"))
+fn unavailable(e: impl Into<hub_core::error::Cause>) -> Error {
+    Error::unavailable_from("the key store did not answer", e)
 }
 
 /// A KEK version as [`KeyStore::versions`] reports it.
@@ -201,7 +201,7 @@ impl KeyStore {
             return Ok(w.clone());
         }
         let Some((stored, _)) = self.live(&format!("kek.{v}")).await? else {
-            return Err(Error::Internal(format!(
+            return Err(Error::internal(format!(
                 "key-encryption key version {v} was retired or never existed"
             )));
         };
@@ -215,7 +215,7 @@ impl KeyStore {
         let v = match self.live(CURRENT).await? {
             Some((v, _)) => String::from_utf8_lossy(&v)
                 .parse()
-                .map_err(|_| Error::Internal("kek.current is not a version".into()))?,
+                .map_err(|_| Error::internal("kek.current is not a version"))?,
             None => 0,
         };
         *self.current.write().expect("keys lock") = Some((v, std::time::Instant::now()));
@@ -241,9 +241,7 @@ impl KeyStore {
                 .legacy_retired
                 .load(std::sync::atomic::Ordering::Acquire)
         {
-            return Err(Error::Internal(
-                "data key wrapped under retired version 0".into(),
-            ));
+            return Err(Error::internal("data key wrapped under retired version 0"));
         }
         self.wrapper(v).await?.unwrap(key_id, wrapped)
     }
@@ -284,7 +282,7 @@ impl KeyStore {
             Ok(_) => Ok(wrapped),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                 stored(self.kv.get(entry(key_id)).await.map_err(unavailable)?)
-                    .ok_or_else(|| Error::Internal("data key vanished while being created".into()))
+                    .ok_or_else(|| Error::internal("data key vanished while being created"))
             }
             Err(e) => Err(unavailable(e)),
         }
@@ -522,15 +520,15 @@ async fn ask(client: &async_nats::Client, key_id: &str) -> Result<bytes::Bytes, 
         client.request(CREATE_SUBJECT, key_id.to_string().into()),
     )
     .await
-    .map_err(|_| Error::Unavailable("the key service did not answer within 5s".into()))?
+    .map_err(|_| Error::unavailable("the key service did not answer within 5s"))?
     .map_err(|e| match e.kind() {
-        RequestErrorKind::NoResponders => Error::Unavailable(
-            "no key service is running to create a data key (start key-service)".into(),
-        ),
-        _ => Error::Unavailable(format!("asking the key service: {e}")),
+        RequestErrorKind::NoResponders => {
+            Error::unavailable("no key service is running to create a data key (start key-service)")
+        }
+        _ => Error::unavailable_from("asking the key service", e),
     })?;
     if let Some(problem) = reply.headers.as_ref().and_then(|h| h.get(ERROR_HEADER)) {
-        return Err(Error::Unavailable(format!(
+        return Err(Error::unavailable(format!(
             "the key service could not create the data key: {problem}"
         )));
     }

@@ -23,8 +23,8 @@ pub const BUCKET: &str = "hub_erasures";
 /// The bucket's description, as created.
 pub const DESCRIPTION: &str = "Every erasure (PersonErased events): re-applied after a restore";
 
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable(format!("the erasure ledger did not answer: {e}"))
+fn unavailable(e: impl Into<hub_core::error::Cause>) -> Error {
+    Error::unavailable_from("the erasure ledger did not answer", e)
 }
 
 #[derive(Clone)]
@@ -74,7 +74,7 @@ impl ErasureLedger {
         for name in names.into_iter().filter(|n| n.starts_with("e.")) {
             if let Some(bytes) = self.kv.get(&name).await.map_err(unavailable)? {
                 let event = Event::decode(bytes.as_ref()).map_err(|e| {
-                    Error::Internal(format!("erasure ledger entry {name} does not decode: {e}"))
+                    Error::internal_from(format!("erasure ledger entry {name} does not decode"), e)
                 })?;
                 out.push(event);
             }

@@ -137,7 +137,7 @@ impl CommandPipeline {
         };
         match tokio::time::timeout(PUBLISH_TIMEOUT, record).await {
             Ok(result) => result,
-            Err(_) => Err(Error::Unavailable(format!(
+            Err(_) => Err(Error::unavailable(format!(
                 "the event log did not acknowledge within {}s; retry with the same request_id",
                 PUBLISH_TIMEOUT.as_secs()
             ))),
@@ -427,7 +427,7 @@ impl Batch<'_> {
             )
             .await
             .map_err(|_| {
-                Error::Unavailable(format!(
+                Error::unavailable(format!(
                     "the key store did not answer within {}s; retry with the same request_id",
                     PUBLISH_TIMEOUT.as_secs()
                 ))
@@ -517,9 +517,7 @@ impl Batch<'_> {
                 }
                 None => {
                     reply.refused += 1;
-                    Outcome::Error(batch_error(Error::Internal(
-                        "the command was not settled".into(),
-                    )))
+                    Outcome::Error(batch_error(Error::internal("the command was not settled")))
                 }
             };
             reply.results.push(BatchResult {

@@ -27,9 +27,9 @@ pub fn install() -> Result<PrometheusHandle, Error> {
         .set_buckets(&[
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
         ])
-        .map_err(|e| Error::Internal(format!("metrics: {e}")))?
+        .map_err(|e| Error::internal_from("metrics", e))?
         .install_recorder()
-        .map_err(|e| Error::Internal(format!("metrics: {e}")))?;
+        .map_err(|e| Error::internal_from("metrics", e))?;
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPKEEP_EVERY);
@@ -77,7 +77,7 @@ pub async fn serve(
     })?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::Internal(e.to_string()))?;
+        .map_err(|e| Error::internal_from("the listener's address", e))?;
     let app = axum::Router::new().route(
         "/metrics",
         axum::routing::get(move || {

@@ -26,12 +26,12 @@ fn add_reflection(routes: Routes) -> Result<Routes, Error> {
         .register_encoded_file_descriptor_set(hub_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
-        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+        .map_err(|e| Error::internal_from("reflection", e))?;
     let v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(hub_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
-        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+        .map_err(|e| Error::internal_from("reflection", e))?;
     Ok(routes.add_service(v1).add_service(v1alpha))
 }
 
@@ -47,7 +47,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener
         .local_addr()
-        .map_err(|e| Error::Internal(format!("listener: {e}")))?;
+        .map_err(|e| Error::internal_from("listener", e))?;
     tls.check_listener("HUB_LISTEN", addr)?;
     let routes = add_reflection(routes)?;
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
@@ -78,13 +78,13 @@ pub async fn serve(
     println!("{name} listening on {addr}");
     tokio::select! {
         result = &mut server => {
-            return result.map_err(|e| Error::Internal(format!("gRPC server failed: {e}")));
+            return result.map_err(|e| Error::internal_from("gRPC server failed", e));
         }
         _ = shutdown => {}
     }
     let _ = drain_tx.send(());
     match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
-        Ok(result) => result.map_err(|e| Error::Internal(format!("gRPC server failed: {e}"))),
+        Ok(result) => result.map_err(|e| Error::internal_from("gRPC server failed", e)),
         Err(_) => {
             tracing::warn!(
                 "in-flight calls still running after {}s; stopping anyway",

@@ -274,7 +274,7 @@ pub async fn serve_http(
     });
     let listener = listener
         .into_std()
-        .map_err(|e| Error::Internal(format!("listener: {e}")))?;
+        .map_err(|e| Error::internal_from("listener", e))?;
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     let served = match tls {
         Some(tls) => {
@@ -291,7 +291,7 @@ pub async fn serve_http(
                 .await
         }
     };
-    served.map_err(|e| Error::Internal(format!("HTTP server failed: {e}")))
+    served.map_err(|e| Error::internal_from("HTTP server failed", e))
 }
 
 /// Whether `url` is plain http to this machine (allowed, for development).

@@ -55,7 +55,7 @@ pub const DEFAULT_HORIZON_DAYS: u32 = 14;
 pub const MAX_HORIZON_DAYS: u32 = 366;
 
 fn internal(e: impl std::fmt::Display) -> Status {
-    ApiError(Error::Internal(e.to_string())).into()
+    ApiError(Error::internal(e.to_string())).into()
 }
 
 /// Data keys opened so far, by key id; emptied on every erasure.
