@@ -74,6 +74,18 @@ impl Rig {
         tokio::spawn(async move { consumer.run(store).await })
     }
 
+    /// Whether queries see `sequence` applied within `within`.
+    async fn applied_within(&self, sequence: u64, within: Duration) -> bool {
+        let mut progress = self.progress.clone();
+        tokio::time::timeout(
+            within,
+            progress.wait_for(|p| p.applied_sequence == sequence),
+        )
+        .await
+        // (the watch's read guard dropped here: the consumer writes progress)
+        .is_ok_and(|r| r.is_ok())
+    }
+
     /// Whether the store is refused, within 5 s, with a fault naming `why`.
     async fn refused(&self, why: &str) -> bool {
         let mut fault = self.fault.clone();
@@ -249,14 +261,11 @@ async fn a_store_from_another_history_of_the_stream_is_refused_until_the_right_o
     let mut back = original;
     back.push(("hub.events.pharmacy.6".into(), event(6).into()));
     rig.source.replace(back);
-    let mut progress = rig.progress.clone();
-    tokio::time::timeout(
-        HISTORY_RECHECK + Duration::from_secs(5),
-        progress.wait_for(|p| p.applied_sequence == 6),
-    )
-    .await
-    .expect("resumed on the right history")
-    .expect("progress");
+    assert!(
+        rig.applied_within(6, HISTORY_RECHECK + Duration::from_secs(5))
+            .await,
+        "resumed on the right history"
+    );
     assert!(rig.fault.borrow().is_none());
     live.abort();
     rig.assert_each_applied_once(6);
@@ -302,16 +311,12 @@ async fn a_replay_into_a_fresh_store_is_never_acknowledged_and_stops_at_its_targ
 async fn live_consumption_follows_new_messages_as_they_are_recorded() {
     let rig = rig(MemorySource::with_chunk(2));
     let live = rig.run_live();
-    let mut progress = rig.progress.clone();
     for n in 1..=6u64 {
         rig.push_events(n..=n);
-        tokio::time::timeout(
-            Duration::from_secs(5),
-            progress.wait_for(|p| p.applied_sequence == n),
-        )
-        .await
-        .expect("applied within seconds")
-        .expect("progress");
+        assert!(
+            rig.applied_within(n, Duration::from_secs(5)).await,
+            "applied within seconds"
+        );
     }
     live.abort();
     rig.assert_each_applied_once(6);
@@ -379,22 +384,15 @@ async fn a_live_store_far_behind_catches_up_as_a_replay_then_follows_and_acknowl
     let n = CATCH_UP + 1_000;
     rig.push_events(1..=n);
     let live = rig.run_live();
-    let mut progress = rig.progress.clone();
-    let waited = tokio::time::timeout(
-        Duration::from_secs(60),
-        progress.wait_for(|p| p.applied_sequence == n),
-    )
-    .await;
-    assert!(waited.is_ok(), "caught up");
-    drop(waited);
+    assert!(
+        rig.applied_within(n, Duration::from_secs(60)).await,
+        "caught up"
+    );
     rig.push_events(n + 1..=n + 3);
-    let waited = tokio::time::timeout(
-        Duration::from_secs(10),
-        progress.wait_for(|p| p.applied_sequence == n + 3),
-    )
-    .await;
-    assert!(waited.is_ok(), "then follows live");
-    drop(waited);
+    assert!(
+        rig.applied_within(n + 3, Duration::from_secs(10)).await,
+        "then follows live"
+    );
     // Acknowledged right after the commit that queries already see.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while rig.source.acked() < n + 3 && tokio::time::Instant::now() < deadline {
