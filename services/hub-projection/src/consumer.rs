@@ -77,16 +77,16 @@ pub type ApplyFn = dyn Fn(&mut Txn<'_>, &Event, u64) -> Result<Vec<Changed>, Err
 #[derive(Clone)]
 pub struct Consumer {
     /// Durable consumer name, also the metrics label.
-    pub name: &'static str,
-    pub source: Arc<dyn EventSource>,
-    pub apply: Arc<ApplyFn>,
-    pub progress: watch::Sender<Progress>,
-    pub changes: broadcast::Sender<Changed>,
+    pub(crate) name: &'static str,
+    pub(crate) source: Arc<dyn EventSource>,
+    pub(crate) apply: Arc<ApplyFn>,
+    pub(crate) progress: watch::Sender<Progress>,
+    pub(crate) changes: broadcast::Sender<Changed>,
     /// Why the store cannot be used, while it cannot (`None` when well):
     /// health and queries follow it.
-    pub fault: watch::Sender<Option<String>>,
+    pub(crate) fault: watch::Sender<Option<String>>,
     /// The layout version an empty store is marked with once it opens.
-    pub schema: u32,
+    pub(crate) schema: u32,
 }
 
 /// What the stream holds at the store's position.

@@ -11,7 +11,8 @@
 //! - [`source`]: the stream as the consumer reads it (JetStream, or in
 //!   memory for tests).
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.
-//! - [`runtime`]: the engine (store, rebuilds, live consumer, stopping) and
+//! - [`runtime`]: the engine (one task owning the store, rebuilds, the live
+//!   consumer; a handle to ask it) and
 //!   the projection serving on it (callers, `min_sequence`, the audit).
 //! - [`status`]: the status service (applied sequence, lag, rebuilds).
 //! - [`serve`]: start-up shared by every projection binary.

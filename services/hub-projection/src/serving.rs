@@ -102,7 +102,6 @@ pub async fn serve(
     // interrupted rebuild): on the blocking pool.
     let projection = crate::consumer::on_storage(move || Projection::open(parts)).await?;
     projection.start();
-    projection.engine().upgrade_if_needed();
     let lag_reporter = tokio::spawn(projection.engine().clone().report_lag());
     let (health, health_service) = tonic_health::server::health_reporter();
     // Health follows the store: NOT_SERVING while it cannot be used.

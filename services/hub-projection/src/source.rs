@@ -273,6 +273,9 @@ pub enum Fault {
     AckFails,
     /// The next `bounds`, `stored` or `deliver` call fails.
     Unavailable,
+    /// The next replay's delivery hands over nothing, ever (a server that
+    /// never answers its pulls): a rebuild that stays running.
+    StallReplay,
 }
 
 #[derive(Default)]
@@ -426,6 +429,7 @@ impl EventSource for MemorySource {
             Some(Fault::EndAfter(n)) => Some(n),
             _ => None,
         };
+        let stall = mode == Mode::Replay && self.take(|f| *f == Fault::StallReplay).is_some();
         self.lock().deliveries.push((name.into(), from, mode));
         Ok(Box::new(MemoryDelivery {
             source: self.clone(),
@@ -433,6 +437,7 @@ impl EventSource for MemorySource {
             next,
             lose,
             end_after,
+            stall,
             mode,
         }))
     }
@@ -444,12 +449,16 @@ struct MemoryDelivery {
     next: u64,
     lose: Option<u64>,
     end_after: Option<usize>,
+    stall: bool,
     mode: Mode,
 }
 
 #[tonic::async_trait]
 impl Delivery for MemoryDelivery {
     async fn next_chunk(&mut self) -> Option<Vec<Result<Delivered, SourceError>>> {
+        if self.stall {
+            std::future::pending::<()>().await;
+        }
         loop {
             if self.end_after == Some(0) {
                 return None;

@@ -54,8 +54,9 @@ impl ProjectionStatusService for StatusApi {
         let (tx, rx) = mpsc::channel(64);
         let projection = self.projection.clone();
         tokio::spawn(async move {
-            let report = |p: hub_store::Progress, target: u64, switched: bool| {
-                let _ = tx.try_send(Ok(RebuildProgress {
+            let progress = tx.clone();
+            let report = move |p: hub_store::Progress, target: u64, switched: bool| {
+                let _ = progress.try_send(Ok(RebuildProgress {
                     applied_sequence: p.applied_sequence,
                     target_sequence: target,
                     switched,
@@ -63,16 +64,9 @@ impl ProjectionStatusService for StatusApi {
                     parked: p.parked,
                 }));
             };
-            let stopping = projection.stopping().clone();
-            let result = tokio::select! {
-                result = projection.engine().rebuild(report) => result,
-                // The process stops: the rebuild is abandoned (its folder
-                // is removed at the next start) and the caller told.
-                _ = stopping.cancelled() => Err(hub_core::Error::unavailable(format!(
-                    "{} is stopping: the rebuild was abandoned; run it again once the projection is back",
-                    projection.name()
-                ))),
-            };
+            // If the process stops first, the engine abandons the rebuild
+            // (its folder is removed) and says so.
+            let result = projection.engine().rebuild(report).await;
             if let Err(e) = result {
                 let _ = tx.send(Err(ApiError(e).into())).await;
             }

@@ -184,7 +184,7 @@ impl AdminService for AdminApi {
         let key = self.pseudonymiser.identifier_key(&id);
         // No rebuild meanwhile, and everything recorded before the request
         // applied, so every link to the person is known.
-        let _still = self.projection.exclusive()?;
+        let _still = self.projection.hold().await?;
         let applied = self.eraser.catch_up().await?;
         let codes: Vec<String> = self
             .projection

@@ -152,7 +152,7 @@ impl Eraser {
     /// Skipped (0) while a rebuild runs or the projection cannot catch up:
     /// the next sweep tries again.
     pub async fn sweep(&self, cutoff: i64) -> Result<u64, Status> {
-        let Ok(_still) = self.projection.exclusive() else {
+        let Ok(_still) = self.projection.hold().await else {
             return Ok(0);
         };
         let applied = self.catch_up().await?;

@@ -1,12 +1,19 @@
 //! The engine's store slot and rebuild switching, over the in-memory event
 //! source: no nats-server, real stores in a temporary folder.
 
-use std::{sync::Mutex, time::Duration};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use super::*;
+use hub_core::Error;
+use hub_store::Store;
+
+use super::{engine::ACTIVE_STORE, Engine};
 use crate::source::{
     testing::{applications, apply, event},
-    MemorySource, Mode,
+    Fault, MemorySource, Mode,
 };
 
 fn push(source: &MemorySource, range: std::ops::RangeInclusive<u64>) {
@@ -16,7 +23,7 @@ fn push(source: &MemorySource, range: std::ops::RangeInclusive<u64>) {
 }
 
 async fn applied(engine: &Engine, sequence: u64) {
-    let mut progress = engine.progress.clone();
+    let mut progress = engine.watch_progress();
     tokio::time::timeout(
         Duration::from_secs(10),
         progress.wait_for(|p| p.applied_sequence >= sequence),
@@ -24,6 +31,28 @@ async fn applied(engine: &Engine, sequence: u64) {
     .await
     .expect("applied within 10 s")
     .expect("progress");
+}
+
+/// A temporary folder, `source` holding events 1..=`events`, and an engine
+/// (layout 1) over it that has applied them.
+async fn started(source: MemorySource, events: u64) -> (tempfile::TempDir, Engine) {
+    let data = tempfile::tempdir().unwrap();
+    if events > 0 {
+        push(&source, 1..=events);
+    }
+    let engine = Engine::open("test", data.path(), 1, Arc::new(source), apply()).unwrap();
+    engine.start();
+    applied(&engine, events).await;
+    (data, engine)
+}
+
+/// Stops the engine, waits until it has let go of its store; that store's
+/// folder.
+async fn closed(engine: Engine) -> std::path::PathBuf {
+    engine.stop().await;
+    let active = engine.store().path().to_path_buf();
+    engine.close().await;
+    active
 }
 
 async fn removed(path: &Path) -> bool {
@@ -38,12 +67,8 @@ async fn removed(path: &Path) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_replays_takes_the_tail_switches_readers_and_removes_the_old_store_after_them() {
-    let data = tempfile::tempdir().unwrap();
     let source = MemorySource::with_chunk(16);
-    push(&source, 1..=200);
-    let engine = Engine::open("test", data.path(), 1, Arc::new(source.clone()), apply()).unwrap();
-    engine.start();
-    applied(&engine, 200).await;
+    let (data, engine) = started(source.clone(), 200).await;
     let old = engine.store();
     let old_dir = old.path().to_path_buf();
 
@@ -57,13 +82,16 @@ async fn a_rebuild_replays_takes_the_tail_switches_readers_and_removes_the_old_s
             }
         })
     };
-    let reports = Mutex::new(Vec::new());
+    let reports = Arc::new(Mutex::new(Vec::new()));
     engine
-        .rebuild(|p, target, switched| {
-            reports
-                .lock()
-                .unwrap()
-                .push((p.applied_sequence, target, switched))
+        .rebuild({
+            let reports = reports.clone();
+            move |p, target, switched| {
+                reports
+                    .lock()
+                    .unwrap()
+                    .push((p.applied_sequence, target, switched))
+            }
         })
         .await
         .unwrap();
@@ -77,7 +105,7 @@ async fn a_rebuild_replays_takes_the_tail_switches_readers_and_removes_the_old_s
     for (i, at) in applications(&fresh, 260).iter().enumerate() {
         assert_eq!(at, &vec![i as u64 + 1], "event {} once, in order", i + 1);
     }
-    let reports = reports.into_inner().unwrap();
+    let reports = reports.lock().unwrap().clone();
     let &(switched_at, tail, switched) = reports.last().unwrap();
     assert!(
         switched && switched_at == tail && tail >= 200,
@@ -110,15 +138,9 @@ async fn a_rebuild_replays_takes_the_tail_switches_readers_and_removes_the_old_s
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leftovers_of_an_interrupted_rebuild_are_removed_at_start_and_the_active_store_kept() {
-    let data = tempfile::tempdir().unwrap();
     let source = MemorySource::new();
-    push(&source, 1..=5);
-    let engine = Engine::open("test", data.path(), 1, Arc::new(source.clone()), apply()).unwrap();
-    engine.start();
-    applied(&engine, 5).await;
-    engine.stop().await;
-    let active = engine.store().path().to_path_buf();
-    drop(engine);
+    let (data, engine) = started(source.clone(), 5).await;
+    let active = closed(engine).await;
     // What a rebuild cut short leaves: a store that never took over.
     let leftover = data.path().join("store-1764000000000");
     drop(Store::open(&leftover).unwrap());
@@ -145,8 +167,133 @@ async fn one_rebuild_at_a_time_and_queries_wait_for_their_own_writes() {
     };
     push(&source, 1..=3);
     assert_eq!(waiting.await.unwrap().unwrap(), 3);
-    let _held = engine.exclusive().unwrap();
+    let _held = engine.hold().await.unwrap();
     let refused = engine.rebuild(|_, _, _| {}).await.unwrap_err();
     assert!(matches!(refused, Error::AlreadyExists(_)), "{refused:?}");
     engine.stop().await;
+}
+
+/// The store folders under `data` other than `active`.
+fn other_stores(data: &Path, active: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p != active)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_rebuild_keeps_erasures_and_other_rebuilds_out_and_stopping_abandons_it() {
+    let source = MemorySource::new();
+    let (data, engine) = started(source.clone(), 5).await;
+    let active = engine.store().path().to_path_buf();
+
+    // A rebuild whose replay never gets an answer from the stream.
+    source.fault(Fault::StallReplay);
+    let rebuild = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.rebuild(|_, _, _| {}).await })
+    };
+    let mut fresh = Vec::new();
+    for _ in 0..500 {
+        fresh = other_stores(data.path(), &active);
+        if !fresh.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fresh.len(), 1, "the rebuild's fresh store");
+
+    // Meanwhile: no erasure may hold the store, no second rebuild starts,
+    // and the live store goes on applying and answering.
+    let held = engine.hold().await.err().expect("refused while rebuilding");
+    assert_eq!(held.code(), tonic::Code::Unavailable, "{held:?}");
+    assert!(held.message().contains("rebuilding"), "{held:?}");
+    let second = engine.rebuild(|_, _, _| {}).await.unwrap_err();
+    assert!(matches!(second, Error::AlreadyExists(_)), "{second:?}");
+    push(&source, 6..=6);
+    applied(&engine, 6).await;
+    assert_eq!(engine.store().path(), active);
+
+    // The process stops: the rebuild is abandoned, its caller told, its
+    // folder removed; the active store stays.
+    engine.stopping().cancel();
+    let abandoned = tokio::time::timeout(Duration::from_secs(5), rebuild)
+        .await
+        .expect("answered within 5 s")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(&abandoned, Error::Unavailable(_)) && abandoned.to_string().contains("abandoned"),
+        "{abandoned:?}"
+    );
+    assert!(
+        removed(&fresh[0]).await,
+        "the abandoned store's folder removed"
+    );
+    assert_eq!(engine.store().path(), active);
+    // Nothing is held any more: an erasure may go ahead.
+    drop(engine.hold().await.expect("held once the rebuild is gone"));
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_refuses_queries_until_it_takes_over() {
+    let source = MemorySource::new();
+    let (data, engine) = started(source.clone(), 40).await;
+    let old = closed(engine).await;
+
+    // The next version writes layout 2.
+    let engine = Engine::open("test", data.path(), 2, Arc::new(source.clone()), apply()).unwrap();
+    let refused = engine.wait_for(1).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("after an upgrade"),
+        "{refused:?}"
+    );
+    engine.start();
+    let mut answered = None;
+    for _ in 0..500 {
+        if let Ok(applied) = engine.wait_for(40).await {
+            answered = Some(applied);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        answered,
+        Some(40),
+        "answers once the rebuilt store took over"
+    );
+    let store = engine.store();
+    assert_ne!(store.path(), old, "a fresh store");
+    assert_eq!(store.schema().unwrap(), 2);
+    for (i, at) in applications(&store, 40).iter().enumerate() {
+        assert_eq!(at, &vec![i as u64 + 1], "event {} once", i + 1);
+    }
+    drop(store);
+    assert!(removed(&old).await, "the old layout's store removed");
+    engine.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_engine_stops_consuming_when_its_last_handle_is_dropped() {
+    let source = MemorySource::new();
+    let (_data, engine) = started(source.clone(), 3).await;
+    let store = engine.store();
+    drop(engine);
+    // The task lets go of the live consumer (and with it the store).
+    let mut alone = false;
+    for _ in 0..500 {
+        if Arc::strong_count(&store) == 1 {
+            alone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(alone, "nothing but this test holds the store");
+    push(&source, 4..=4);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(store.progress().unwrap().applied_sequence, 3);
 }
