@@ -107,6 +107,9 @@ struct Args {
     /// e.g. `dwarf`), to see who calls what is hot. The files grow large.
     #[arg(long, requires = "perf")]
     perf_call_graph: Option<String>,
+    /// The hub's duplicate window (`HUB_DEDUPE_WINDOW`) for this run.
+    #[arg(long)]
+    dedupe_window: Option<String>,
     /// Soak instead: a steady load for this long (e.g. 30m), reporting
     /// memory and latency per window.
     #[arg(long, value_parser = hub_runtime::config::parse_duration)]
@@ -911,12 +914,16 @@ async fn main() -> Result<()> {
         args.scale, plan.commands, plan.national, plan.e2e_seconds, in_flight
     ),
     }
-    let extra: &[(&str, &str)] = if args.soak.is_some() {
-        &[("HUB_DEDUPE_WINDOW", "2m")]
-    } else {
-        &[]
+    let window = match (&args.dedupe_window, args.soak) {
+        (Some(w), _) => Some(w.as_str()),
+        (None, Some(_)) => Some("2m"),
+        (None, None) => None,
     };
-    let hub = Hub::start(extra, args.tls).context("starting the hub")?;
+    let extra: Vec<(&str, &str)> = window
+        .map(|w| ("HUB_DEDUPE_WINDOW", w))
+        .into_iter()
+        .collect();
+    let hub = Hub::start(&extra, args.tls).context("starting the hub")?;
     let agencies = Agencies::connect(&hub).await?;
     let partnerships: Vec<String> =
         std::fs::read_to_string(workspace_root().join("seeds/partnerships.tsv"))?

@@ -105,7 +105,7 @@ pub struct DuplicateRecord {
 }
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, Error> {
-    M::decode(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+    M::decode(bytes).map_err(|e| Error::undecodable(what, e))
 }
 
 fn text(bytes: &[u8]) -> Result<String, Error> {

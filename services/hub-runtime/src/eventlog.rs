@@ -21,7 +21,7 @@
 //! benchmarks set a short window. A retry after the window is recorded
 //! again: clients retry within hours, not days.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use async_nats::{
     header::{HeaderMap, NATS_MESSAGE_ID},
@@ -515,11 +515,19 @@ impl ReadBack {
                 let sequences: Vec<u64> = batch.iter().map(|(s, _)| *s).collect();
                 let mut answers = batch.into_iter();
                 for (first, last, n) in runs(&sequences) {
-                    let read = log.own_headers(&filter, first, last).await;
+                    // One read answers many: its error, if any, is shared
+                    // by all of them, cause and all.
+                    let read = log
+                        .own_headers(&filter, first, last)
+                        .await
+                        .map_err(Arc::new);
                     for (sequence, reply) in answers.by_ref().take(n) {
                         let answer = match &read {
                             Ok(found) => Ok(found.get(&sequence).cloned()),
-                            Err(e) => Err(Error::unavailable(e.to_string())),
+                            Err(e) => Err(Error::unavailable_from(
+                                "reading back the stream's headers",
+                                e.clone(),
+                            )),
                         };
                         let _ = reply.send(answer);
                     }

@@ -121,7 +121,7 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn open_db(path: &Path) -> Result<DB, Error> {
-    std::fs::create_dir_all(path).map_err(|e| Error::Open(format!("{}: {e}", path.display())))?;
+    std::fs::create_dir_all(path).map_err(|e| Error::open(path, e))?;
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -144,7 +144,7 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     opts.increase_parallelism(2);
     // Each reopen after a failure starts a new info log: keep a few.
     opts.set_keep_log_file_num(5);
-    DB::open(&opts, path).map_err(|e| Error::Open(format!("{}: {e}", path.display())))
+    DB::open(&opts, path).map_err(|e| Error::open(path, e))
 }
 
 impl Store {
@@ -216,10 +216,7 @@ impl Store {
         let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
         match db.as_ref() {
             Some(db) => f(db),
-            None => Err(Error::Open(format!(
-                "{}: closed after a failure",
-                self.path.display()
-            ))),
+            None => Err(Error::Closed(self.path.display().to_string())),
         }
     }
 
@@ -480,7 +477,7 @@ mod tests {
             .unwrap();
         }
         let store = Store::closed(dir.path());
-        assert!(matches!(store.progress(), Err(Error::Open(_))));
+        assert!(matches!(store.progress(), Err(Error::Closed(_))));
         assert!(store.txn().get(KeyKind::Counter, b"c").is_err());
         store.reopen().unwrap();
         assert_eq!(store.progress().unwrap().applied_sequence, 3);

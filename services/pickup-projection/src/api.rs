@@ -54,8 +54,9 @@ pub fn reader(caller: &Caller) -> Reader {
 pub const DEFAULT_HORIZON_DAYS: u32 = 14;
 pub const MAX_HORIZON_DAYS: u32 = 366;
 
-fn internal(e: impl std::fmt::Display) -> Status {
-    ApiError(Error::internal(e.to_string())).into()
+/// A stored record that cannot be read back, as `INTERNAL` with its cause.
+fn unreadable<E: Into<hub_core::error::Cause>>(what: &'static str) -> impl Fn(E) -> Status {
+    move |e| ApiError(Error::internal_from(what, e)).into()
 }
 
 /// Data keys opened so far, by key id; emptied on every erasure.
@@ -185,7 +186,7 @@ impl PickupApi {
         as_of: Date,
         reader: Reader,
     ) -> Result<Option<PickupEntry>, Status> {
-        let record = model::decode_record(bytes).map_err(internal)?;
+        let record = model::decode_record(bytes).map_err(unreadable("a pick-up record"))?;
         let Some(mut entry) = model::view(root, &record, as_of, reader) else {
             return Ok(None);
         };
@@ -217,7 +218,8 @@ impl PickupApi {
         let mut entries = Vec::with_capacity(rows.len());
         for (key, record) in rows {
             let root = key.rsplit(|b| *b == 0).next().unwrap_or_default();
-            let root = std::str::from_utf8(root).map_err(internal)?;
+            let root =
+                std::str::from_utf8(root).map_err(unreadable("a person key in the date index"))?;
             let entry = self.entry_of(root, &record, as_of, reader).await?;
             if let Some(entry) = entry {
                 if entry.partnership_code == partnership_code

@@ -189,7 +189,7 @@ impl PersonRecord {
 }
 
 fn decode<M: Message + Default>(bytes: &[u8], what: &str) -> Result<M, Error> {
-    M::decode(bytes).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+    M::decode(bytes).map_err(|e| Error::undecodable(what, e))
 }
 
 fn person_key(partnership: &str, root: &str) -> Vec<u8> {
