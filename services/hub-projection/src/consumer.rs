@@ -476,7 +476,7 @@ impl Consumer {
                     tracing::warn!(projection = self.name, sequence = seq, subject = %msg.subject, reason = why, "parked a message");
                     metrics::counter!("hub_projection_parked_total", "projection" => self.name)
                         .increment(1);
-                    let mut kept = msg.subject.as_bytes().to_vec();
+                    let mut kept = msg.subject.as_str().as_bytes().to_vec();
                     kept.push(0);
                     kept.extend_from_slice(&msg.payload);
                     txn.put(KeyKind::Parked, &seq.to_be_bytes(), kept);

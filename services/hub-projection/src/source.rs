@@ -66,7 +66,8 @@ pub enum SourceError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivered {
     pub sequence: u64,
-    pub subject: String,
+    /// Shares the message's bytes: read only when a message is parked.
+    pub subject: async_nats::Subject,
     pub payload: Bytes,
 }
 
@@ -241,7 +242,7 @@ impl Delivery for JetStreamDelivery {
             };
             out.push(Ok(Delivered {
                 sequence,
-                subject: message.subject.to_string(),
+                subject: message.subject.clone(),
                 payload: message.payload.clone(),
             }));
             self.held.push((sequence, message));
@@ -510,7 +511,7 @@ impl MemoryDelivery {
             s.handed.push(sequence);
             out.push(Ok(Delivered {
                 sequence,
-                subject,
+                subject: subject.into(),
                 payload,
             }));
             if let Some(n) = self.end_after.as_mut() {

@@ -271,6 +271,7 @@ impl Engine {
             live: None,
             held: 0,
             rebuild: None,
+            reports: tokio::time::interval(REPORT_EVERY),
             stopping: stopping.clone(),
             _ended: ended_tx,
         };
@@ -578,6 +579,8 @@ struct Task {
     /// How many [`Hold`]s are out.
     held: usize,
     rebuild: Option<Rebuild>,
+    /// When a running rebuild reports next (restarted as each begins).
+    reports: tokio::time::Interval,
     stopping: Stopping,
     /// Dropped when the task ends, after everything above (fields drop in
     /// order): [`Engine::close`] waits for it.
@@ -586,10 +589,12 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut inbox: mpsc::UnboundedReceiver<Command>) {
-        let mut report = tokio::time::interval(REPORT_EVERY);
+        self.reports
+            .set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let rebuilding = self.rebuild.is_some();
-            let (rebuild, stopping) = (&mut self.rebuild, &self.stopping);
+            let (rebuild, stopping, reports) =
+                (&mut self.rebuild, &self.stopping, &mut self.reports);
             let next = tokio::select! {
                 command = inbox.recv() => Next::Command(command),
                 replayed = async {
@@ -600,7 +605,7 @@ impl Task {
                         None => std::future::pending().await,
                     }
                 }, if rebuilding => Next::Replayed(replayed),
-                _ = report.tick(), if rebuilding => Next::Report,
+                _ = reports.tick(), if rebuilding => Next::Report,
                 _ = stopping.cancelled(), if rebuilding => Next::Stopping,
             };
             match next {
@@ -741,6 +746,9 @@ impl Task {
                     .map_err(|e| Error::unavailable_from("the rebuild's fresh store failed", e))
             }))
         };
+        // The first report a tick from now, not a burst of the ticks
+        // missed while no rebuild ran.
+        self.reports.reset();
         self.rebuild = Some(Rebuild {
             replay,
             consumer,

@@ -297,3 +297,29 @@ async fn the_engine_stops_consuming_when_its_last_handle_is_dropped() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(store.progress().unwrap().applied_sequence, 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_after_a_long_idle_reports_at_its_pace_not_in_a_burst() {
+    let source = MemorySource::new();
+    let (_data, engine) = started(source.clone(), 5).await;
+    // Six report ticks' worth of idling before the rebuild begins.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    source.fault(Fault::StallReplay);
+    let reports = Arc::new(Mutex::new(0));
+    let rebuild = {
+        let (engine, reports) = (engine.clone(), reports.clone());
+        tokio::spawn(async move {
+            engine
+                .rebuild(move |_, _, _| *reports.lock().unwrap() += 1)
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let n = *reports.lock().unwrap();
+    assert!(
+        (1..=3).contains(&n),
+        "{n} reports in 600 ms, at one per 250 ms"
+    );
+    engine.stopping().cancel();
+    assert!(rebuild.await.unwrap().is_err(), "abandoned");
+}
