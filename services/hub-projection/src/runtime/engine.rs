@@ -746,8 +746,10 @@ impl Task {
                     .map_err(|e| Error::unavailable_from("the rebuild's fresh store failed", e))
             }))
         };
-        // The first report a tick from now, not a burst of the ticks
+        // Whoever asked hears at once that it runs and how far it has to
+        // go; then a report a tick from now, not a burst of the ticks
         // missed while no rebuild ran.
+        report(Progress::default(), target, false);
         self.reports.reset();
         self.rebuild = Some(Rebuild {
             replay,

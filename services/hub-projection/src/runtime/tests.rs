@@ -305,20 +305,28 @@ async fn a_rebuild_after_a_long_idle_reports_at_its_pace_not_in_a_burst() {
     // Six report ticks' worth of idling before the rebuild begins.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     source.fault(Fault::StallReplay);
-    let reports = Arc::new(Mutex::new(0));
+    let reports = Arc::new(Mutex::new(Vec::new()));
     let rebuild = {
         let (engine, reports) = (engine.clone(), reports.clone());
         tokio::spawn(async move {
             engine
-                .rebuild(move |_, _, _| *reports.lock().unwrap() += 1)
+                .rebuild(move |p, target, switched| {
+                    reports
+                        .lock()
+                        .unwrap()
+                        .push((p.applied_sequence, target, switched))
+                })
                 .await
         })
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let n = *reports.lock().unwrap();
+    let reports = reports.lock().unwrap().clone();
+    // At once: it runs, nothing applied yet, and where it is going.
+    assert_eq!(reports.first(), Some(&(0, 5, false)), "{reports:?}");
     assert!(
-        (1..=3).contains(&n),
-        "{n} reports in 600 ms, at one per 250 ms"
+        (1..=3).contains(&reports.len()),
+        "{} reports in 600 ms, at one per 250 ms: {reports:?}",
+        reports.len()
     );
     engine.stopping().cancel();
     assert!(rebuild.await.unwrap().is_err(), "abandoned");
