@@ -55,6 +55,13 @@ async fn closed(engine: Engine) -> std::path::PathBuf {
     active
 }
 
+/// Events 1..=`n` each applied once, at their own sequence, in order.
+fn each_once_in_order(store: &Store, n: u64) {
+    for (i, at) in applications(store, n).iter().enumerate() {
+        assert_eq!(at, &vec![i as u64 + 1], "event {} once, in order", i + 1);
+    }
+}
+
 async fn removed(path: &Path) -> bool {
     for _ in 0..500 {
         if !path.exists() {
@@ -102,9 +109,7 @@ async fn a_rebuild_replays_takes_the_tail_switches_readers_and_removes_the_old_s
     assert_ne!(fresh.path(), old_dir, "readers switched to the fresh store");
     let pointer = std::fs::read_to_string(data.path().join(ACTIVE_STORE)).unwrap();
     assert_eq!(data.path().join(pointer.trim()), fresh.path());
-    for (i, at) in applications(&fresh, 260).iter().enumerate() {
-        assert_eq!(at, &vec![i as u64 + 1], "event {} once, in order", i + 1);
-    }
+    each_once_in_order(&fresh, 260);
     let reports = reports.lock().unwrap().clone();
     let &(switched_at, tail, switched) = reports.last().unwrap();
     assert!(
@@ -269,9 +274,7 @@ async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_refuses_queries_unti
     let store = engine.store();
     assert_ne!(store.path(), old, "a fresh store");
     assert_eq!(store.schema().unwrap(), 2);
-    for (i, at) in applications(&store, 40).iter().enumerate() {
-        assert_eq!(at, &vec![i as u64 + 1], "event {} once", i + 1);
-    }
+    each_once_in_order(&store, 40);
     drop(store);
     assert!(removed(&old).await, "the old layout's store removed");
     engine.stop().await;
