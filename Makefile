@@ -14,7 +14,7 @@ DEBIAN_PACKAGES := protobuf-compiler clang libclang-dev python3-venv
 # Only the tests need a browser (the dashboard's browser test).
 TEST_PACKAGES := chromium
 
-.PHONY: bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help deny deny-advisories cargo-deny pinned-images
+.PHONY: bank-holidays bench bench-quick fuzz run cluster test build deps system-deps test-deps nats-server nextest lint fmt clean-var help deny deny-advisories cargo-deny pinned-images
 
 help:
 	@echo "make run    build and start the whole hub locally with demo data"
@@ -24,6 +24,7 @@ help:
 	@echo "make deny   licences, bans and sources of every dependency (deny.toml)"
 	@echo "make bench-quick / make bench   the hub against raw JetStream (BENCHMARKS.md)"
 	@echo "make fuzz   the fuzz targets, FUZZ_SECONDS each (fuzz/README.md)"
+	@echo "make bank-holidays   refresh seeds/bank-holidays.json from GOV.UK (then rebuild the activity projection)"
 
 # Installs the Debian packages given, those that are missing.
 define apt-install-missing
@@ -128,6 +129,16 @@ fuzz: system-deps
 	cd fuzz && for t in $(FUZZ_TARGETS); do \
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 || exit 1; \
 	done
+
+## England's bank holidays, for the activity projection's out-of-hours
+## count: GOV.UK's own file, checked before it replaces the shipped one
+## (services/activity-projection/src/calendar.rs says what follows).
+BANK_HOLIDAYS_URL := https://www.gov.uk/bank-holidays.json
+bank-holidays:
+	curl -fsSL $(BANK_HOLIDAYS_URL) -o seeds/bank-holidays.json.new
+	python3 -c 'import json,sys; d=json.load(open("seeds/bank-holidays.json.new")); assert d["england-and-wales"]["events"], "no england-and-wales events"'
+	mv seeds/bank-holidays.json.new seeds/bank-holidays.json
+	@echo "seeds/bank-holidays.json updated: build, then 'hubctl projection rebuild activity' to recount past transactions"
 
 ## Forget local data (NATS store, projections, the local hub secret).
 clean-var:

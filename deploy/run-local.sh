@@ -56,7 +56,7 @@ wait_for_line() { # file pattern what
   echo "$3 did not start; see $1" >&2; tail -20 "$1" >&2; exit 1
 }
 
-USERS="custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service key-service pickup-projection training-projection hub-operator"
+USERS="custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service key-service pickup-projection training-projection activity-projection hub-operator"
 pass_var() { echo "HUB_NATS_PASS_$(echo "$1" | tr 'a-z-' 'A-Z_')"; }
 # The settings a process needs to reach NATS as its own user (cluster only).
 as_user() { # user command...
@@ -86,7 +86,7 @@ if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
     HUB_TLS_CA_FILE=$VAR/tls/ca.pem
   for s in custody-service:50051 prison-service:50052 pharmacy-service:50053 \
     treatment-service:50054 ambulance-service:50055 identity-service:50056 \
-    pickup-projection:50061 training-projection:50062; do
+    pickup-projection:50061 training-projection:50062 activity-projection:50063; do
     export "HUB_$(echo "${s%%:*}" | tr 'a-z-' 'A-Z_')_ADDR=https://127.0.0.1:${s##*:}"
   done
   SCHEME=https
@@ -126,7 +126,7 @@ fi
 as_user hub-operator "$BIN/hubctl" nats init >$VAR/logs/nats-init.log 2>&1 \
   || { echo "hubctl nats init failed; see $VAR/logs/nats-init.log" >&2; cat $VAR/logs/nats-init.log >&2; exit 1; }
 
-SERVICES="key-service custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service pickup-projection training-projection"
+SERVICES="key-service custody-service prison-service pharmacy-service treatment-service ambulance-service identity-service pickup-projection training-projection activity-projection"
 for svc in $SERVICES; do
   # A projection's store holds positions in this stream: the cluster's
   # live apart from the single server's.
@@ -159,6 +159,7 @@ The hub is running (logs in $VAR/logs/).
   key-service         127.0.0.1:50057   metrics http://127.0.0.1:51057/metrics
   pickup-projection   127.0.0.1:50061   metrics http://127.0.0.1:51061/metrics
   training-projection 127.0.0.1:50062   metrics http://127.0.0.1:51062/metrics
+  activity-projection 127.0.0.1:50063   metrics http://127.0.0.1:51063/metrics
 
 Demo tokens (seeds/dev-tokens.json, local use only):
   custody_officer     dev-custody-officer-token (bradford, leeds)
@@ -180,6 +181,7 @@ Try ($([ "$SCHEME" = https ] && echo "after: source $VAR/env.sh, for TLS; ")the 
   $BIN/hubctl events tail --follow        (the stream itself, decoded, still pseudonymous;
                                           on make cluster, as the operator: see $VAR/nats-passwords.env)
   HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
+  HUB_TOKEN=dev-analyst-token $BIN/hubctl activity --partnership bradford
   HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
   HUB_TOKEN=dev-data-steward-token $BIN/hubctl identity duplicates --partnership bradford
   HUB_TOKEN=dev-leeds-carat-token $BIN/hubctl lookup --partnership bradford --prison-number A1234BC \\

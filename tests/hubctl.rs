@@ -304,6 +304,45 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
     assert_eq!(counts["paramedic_headcount"], 120, "{counts}");
     // 2 from the pharmacy, 1 on release, 1 with the training.
     assert_eq!(counts["naloxone_kits_supplied"], 4, "{counts}");
+
+    // And the activity projection: JSON with the reply's fields, CSV with
+    // the analyst's withheld counts marked.
+    let read = [
+        "activity",
+        "--partnership",
+        "bradford",
+        "--min-sequence",
+        &last,
+    ];
+    let json_args: Vec<&str> = std::iter::once("--json").chain(read).collect();
+    let activity = hubctl(&hub, Some(ADMIN), &json_args).await.json();
+    let year = &activity["year"];
+    assert_eq!(year["custody_advice"]["records"], 1, "{activity}");
+    assert_eq!(year["needle_exchange"]["transactions"], 1, "{activity}");
+    assert_eq!(year["overdose_attendances"]["attendances"], 1, "{activity}");
+    assert_eq!(year["naloxone_kits"]["total"], 4, "{activity}");
+    assert_eq!(year["referrals"][0]["source"], "custody", "{activity}");
+    assert_eq!(year["referrals"][0]["referred"], 1, "{activity}");
+    let fy = activity["financial_year"].as_str().unwrap().to_string();
+    let csv_args: Vec<&str> = read.into_iter().chain(["--csv"]).collect();
+    let csv = hubctl(&hub, Some(ANALYST), &csv_args).await;
+    assert!(
+        csv.stdout
+            .starts_with("partnership_code,financial_year,figure,label,year,q1,q2,q3,q4\r\n"),
+        "{}",
+        csv.stdout
+    );
+    let people = format!("bradford,{fy},custody_advice.people,Custody advice: people,withheld,");
+    let records = format!("bradford,{fy},custody_advice.records,Custody advice: records,1,");
+    for line in [people, records] {
+        assert!(csv.stdout.contains(&line), "{line} in {}", csv.stdout);
+    }
+    let table = hubctl(&hub, Some(ADMIN), &read).await;
+    assert!(
+        table.stdout.contains("Custody advice: records"),
+        "{}",
+        table.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

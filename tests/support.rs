@@ -146,6 +146,7 @@ pub struct Hub {
     pub keys: HubProcess,
     pub pickup: HubProcess,
     pub training: HubProcess,
+    pub activity: HubProcess,
     /// NATS user and password for the test's own plain client, when the
     /// server requires them.
     pub operator: Option<(String, String)>,
@@ -181,6 +182,7 @@ impl Hub {
             identity: start("identity-service")?,
             pickup: start("pickup-projection")?,
             training: start("training-projection")?,
+            activity: start("activity-projection")?,
             operator: None,
             dir,
             env,
@@ -198,6 +200,10 @@ impl Hub {
         env.push((
             "HUB_TRAINING_PROJECTION_ADDR".into(),
             self.training.addr().to_string(),
+        ));
+        env.push((
+            "HUB_ACTIVITY_PROJECTION_ADDR".into(),
+            self.activity.addr().to_string(),
         ));
         HubProcess::start("dashboard", &env, &self.dir.path().join("dashboard.log"))
             .expect("dashboard starts")
@@ -623,6 +629,7 @@ pub async fn hubctl(hub: &Hub, token: Option<&str>, args: &[&str]) -> Run {
         ("HUB_IDENTITY_SERVICE_ADDR", &hub.identity),
         ("HUB_PICKUP_PROJECTION_ADDR", &hub.pickup),
         ("HUB_TRAINING_PROJECTION_ADDR", &hub.training),
+        ("HUB_ACTIVITY_PROJECTION_ADDR", &hub.activity),
     ] {
         cmd.env(var, process.addr().to_string());
     }

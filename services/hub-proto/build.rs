@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "hub/projections/v1/pickup.proto",
     "hub/projections/v1/status.proto",
     "hub/projections/v1/training.proto",
+    "hub/projections/v1/activity.proto",
 ];
 
 fn main() -> std::io::Result<()> {

@@ -119,6 +119,8 @@ pub enum Action {
     ReadPickupSummary,
     /// Overdose-training counts.
     ReadTrainingCounts,
+    /// Harm-reduction activity counts (`GetActivity`).
+    ReadActivity,
     /// One person's pick-up entry (`LookupPerson`); outside the caller's
     /// partnerships only by breaking the glass, with a reason.
     LookupPerson,
@@ -145,6 +147,7 @@ impl Action {
             Action::ReadPickupList => "read the pick-up list (person-level rows)".into(),
             Action::ReadPickupSummary => "read pick-up summaries".into(),
             Action::ReadTrainingCounts => "read overdose-training counts".into(),
+            Action::ReadActivity => "read harm-reduction activity".into(),
             Action::LookupPerson => "look up a person's pick-up entry".into(),
             Action::ReadPotentialDuplicates => "list potential duplicates".into(),
             Action::ReadAudit => "read the audit of person-level reads".into(),
@@ -205,7 +208,9 @@ impl Role {
             (Role::Pharmacist, Command(Rpc::Pharmacy(_))) => true,
             (Role::Paramedic, Command(Rpc::Ambulance(_))) => true,
             // Analysts read counts, with small ones withheld.
-            (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary) => true,
+            (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary | ReadActivity) => {
+                true
+            }
             _ => false,
         }
     }
@@ -500,11 +505,17 @@ mod tests {
         assert!(!Role::PartnershipAnalyst.may(ReadPickupList));
         assert!(Role::PartnershipAnalyst.may(ReadPickupSummary));
         assert!(Role::PartnershipAnalyst.may(ReadTrainingCounts));
+        assert!(Role::PartnershipAnalyst.may(ReadActivity));
         assert!(!Role::PartnershipAnalyst.may(release));
         assert!(!Role::Pharmacist.may(ReadPickupList));
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(role.may(Operate), role == Role::Admin);
+            assert_eq!(
+                role.may(ReadActivity),
+                matches!(role, Role::PartnershipAnalyst | Role::Admin),
+                "activity is the analysts' and admins' (contract section 4)"
+            );
             assert_eq!(
                 role.may(Command(IdentityRpc::LinkPeople.into())),
                 matches!(role, Role::DataSteward | Role::Admin)

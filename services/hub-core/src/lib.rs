@@ -28,6 +28,7 @@ pub mod person;
 pub mod pseudonym;
 pub mod sealing;
 pub mod secret;
+pub mod stats;
 pub mod synthetic;
 pub mod time;
 pub mod validate;

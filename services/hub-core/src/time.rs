@@ -82,6 +82,48 @@ impl FinancialYear {
             _ => 4,
         })
     }
+
+    /// The last day of quarter `q` (1-4; anything else is read as 4).
+    pub fn quarter_last_day(self, q: u8) -> Date {
+        let (y, m, d) = match q {
+            1 => (self.start_year, 6, 30),
+            2 => (self.start_year, 9, 30),
+            3 => (self.start_year, 12, 31),
+            _ => (self.start_year + 1, 3, 31),
+        };
+        Date::new(y, m, d).expect("quarter ends are real days")
+    }
+
+    /// The first day of quarter `q` (1-4; anything else is read as 4).
+    pub fn quarter_first_day(self, q: u8) -> Date {
+        let (y, m) = match q {
+            1 => (self.start_year, 4),
+            2 => (self.start_year, 7),
+            3 => (self.start_year, 10),
+            _ => (self.start_year + 1, 1),
+        };
+        Date::new(y, m, 1).expect("quarter starts are real days")
+    }
+}
+
+/// The financial year and quarter (1-4) of the London day of `at`.
+pub fn period_of(at: Timestamp) -> (FinancialYear, u8) {
+    period_of_day(london_date(at))
+}
+
+/// The financial year and quarter (1-4) of `day`.
+pub fn period_of_day(day: Date) -> (FinancialYear, u8) {
+    let fy = FinancialYear::of(day);
+    (fy, fy.quarter(day).expect("a day is in its own year"))
+}
+
+/// The first instant after London's day `day` ends (midnight in London,
+/// whatever the clocks do that night).
+pub fn end_of_london_day(day: Date) -> Timestamp {
+    day.tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(london()).ok())
+        .map_or(Timestamp::MAX, |z| z.timestamp())
 }
 
 impl std::fmt::Display for FinancialYear {
@@ -94,6 +136,25 @@ impl std::fmt::Display for FinancialYear {
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    #[test]
+    fn quarters_start_and_end_where_the_contract_says() {
+        let fy = FinancialYear::parse("2026-27").unwrap();
+        assert_eq!(fy.quarter_first_day(1), date(2026, 4, 1));
+        assert_eq!(fy.quarter_last_day(1), date(2026, 6, 30));
+        assert_eq!(fy.quarter_first_day(4), date(2027, 1, 1));
+        assert_eq!(fy.quarter_last_day(4), date(2027, 3, 31));
+        for q in 1..=4 {
+            assert_eq!(period_of_day(fy.quarter_first_day(q)), (fy, q));
+            assert_eq!(period_of_day(fy.quarter_last_day(q)), (fy, q));
+        }
+        // 23:30 UTC on 31 March 2026 is already 1 April in London.
+        let t: Timestamp = "2026-03-31T23:30:00Z".parse().unwrap();
+        assert_eq!(period_of(t), (fy, 1));
+        // London's 28 March 2027 has 23 hours (clocks go forward at 01:00).
+        let end = end_of_london_day(date(2027, 3, 28));
+        assert_eq!(end, "2027-03-28T23:00:00Z".parse::<Timestamp>().unwrap());
+    }
 
     #[test]
     fn london_dates_follow_bst() {

@@ -9,6 +9,7 @@ use tonic::{Request, Status};
 use hub_core::{
     auth::{Action, Caller},
     partnerships::PartnershipRegister,
+    time::{london_today, FinancialYear},
     validate, Error,
 };
 use hub_runtime::{eventlog::EventLog, ApiError};
@@ -140,6 +141,36 @@ impl Projection {
         Ok(())
     }
 
+    /// The common start of a query for a partnership's financial year of
+    /// counts: who calls, that they may `action` for `partnership_code`,
+    /// the year (`financial_year`, default the current one in London; a
+    /// malformed one is `INVALID_ARGUMENT` naming the field), then
+    /// read-your-writes (`min_sequence`).
+    pub async fn year_query<T>(
+        &self,
+        request: &Request<T>,
+        action: Action,
+        partnership_code: &str,
+        financial_year: &str,
+        min_sequence: u64,
+    ) -> Result<YearQuery, Status> {
+        let caller = self.caller(request)?;
+        self.authorise(&caller, action, partnership_code)?;
+        let fy = if financial_year.is_empty() {
+            FinancialYear::of(london_today())
+        } else {
+            FinancialYear::parse(financial_year)
+                .map_err(|d| ApiError(Error::invalid("financial_year", d)))?
+        };
+        let applied_sequence = self.wait_for(min_sequence).await?;
+        Ok(YearQuery {
+            see_small_counts: caller.role.may(Action::SeeSmallCounts),
+            caller,
+            fy,
+            applied_sequence,
+        })
+    }
+
     /// Records a person-level read before its rows leave (see
     /// [`AuditTrail::record`]); if it cannot be recorded the read fails.
     pub async fn audit(
@@ -180,6 +211,19 @@ impl Projection {
             .into()
         })
     }
+}
+
+/// A query for a partnership's year, authorised (see
+/// [`Projection::year_query`]).
+#[derive(Debug, Clone)]
+pub struct YearQuery {
+    pub caller: Caller,
+    pub fy: FinancialYear,
+    /// What the reply is as of (at least the `min_sequence` asked for).
+    pub applied_sequence: u64,
+    /// Whether counts of 1 to 7 people are shown as they are; if not they
+    /// are withheld (contract section 5).
+    pub see_small_counts: bool,
 }
 
 #[cfg(test)]

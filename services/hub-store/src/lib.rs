@@ -94,6 +94,15 @@ pub enum KeyKind {
     Counter = 0x32,
     /// Headcount figures: partnership \0 org \0 occurred (RFC 3339) → u32.
     Headcount = 0x33,
+    /// partnership \0 root → a person's harm-reduction activity there
+    /// (advice, referrals, attendances, engagements: activity-projection).
+    ActivityPerson = 0x40,
+    /// partnership \0 year \0 quarter \0 set \0 member: distinct members
+    /// of a period (client codes, pharmacies), counted once.
+    ActivityMember = 0x41,
+    /// partnership \0 police force \0 trust \0 when (seconds, zero-padded)
+    /// \0 sequence → whether a no-routine-attendance protocol is in force.
+    AttendanceProtocol = 0x42,
 }
 
 /// Full key: kind byte, then the rest.
@@ -114,6 +123,55 @@ pub fn parts(items: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(p);
     }
     out
+}
+
+/// The key prefixes of a partnership's financial year (`year` as
+/// `2026-27`) in the layout counts use: `partnership \0 year \0` (its
+/// counters) and `partnership \0` (its dated rows, which a year reads
+/// from before it began).
+pub fn year_prefixes(partnership: &str, year: &str) -> (Vec<u8>, Vec<u8>) {
+    (
+        parts(&[partnership.as_bytes(), year.as_bytes(), b""]),
+        parts(&[partnership.as_bytes(), b""]),
+    )
+}
+
+/// The key of a fact about `subject` (its parts) as at `at` (seconds since
+/// 1970) and stream `sequence`: the time zero-padded, so one subject's
+/// rows sort by time, then by stream order. For figures that change over
+/// time, such as headcounts and protocols (see [`latest_before`]).
+pub fn dated_key(subject: &[&[u8]], at: i64, sequence: u64) -> Vec<u8> {
+    let when = format!("{:012}", at.max(0));
+    let seq = sequence.to_be_bytes();
+    let mut all: Vec<&[u8]> = subject.to_vec();
+    all.push(when.as_bytes());
+    all.push(&seq);
+    parts(&all)
+}
+
+/// Of `rows` keyed by [`dated_key`] with subjects of `subject_parts`
+/// parts, the value of each subject's last row before `end` (seconds
+/// since 1970): what was true at that moment. Rows of another shape are
+/// skipped.
+pub fn latest_before(rows: &Rows, subject_parts: usize, end: i64) -> BTreeMap<Vec<&[u8]>, &[u8]> {
+    let mut latest = BTreeMap::new();
+    for (key, value) in rows {
+        let f: Vec<&[u8]> = key.splitn(subject_parts + 2, |b| *b == 0).collect();
+        if f.len() != subject_parts + 2 {
+            continue;
+        }
+        let Some(secs) = std::str::from_utf8(f[subject_parts])
+            .ok()
+            .and_then(|w| w.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if secs < end {
+            // Rows are in key order, so in time order: the last wins.
+            latest.insert(f[..subject_parts].to_vec(), value.as_slice());
+        }
+    }
+    latest
 }
 
 /// Rows of a scan: (key without its kind byte, value), in key order.
@@ -141,6 +199,25 @@ pub trait Kv {
     fn scan(&self, kind: KeyKind, prefix: &[u8]) -> Result<Rows, Error>;
 }
 
+/// Adds `delta` to the big-endian u64 counter at `rest` of
+/// [`KeyKind::Counter`] (never below 0).
+pub fn bump<K: Kv>(kv: &mut K, rest: &[u8], delta: i64) -> Result<(), Error> {
+    let now = match kv.get(KeyKind::Counter, rest)? {
+        Some(b) => u64::from_be_bytes(
+            b.as_slice()
+                .try_into()
+                .map_err(|_| Error::Corrupt("a counter is not 8 bytes".into()))?,
+        ),
+        None => 0,
+    };
+    kv.put(
+        KeyKind::Counter,
+        rest,
+        now.saturating_add_signed(delta).to_be_bytes().to_vec(),
+    );
+    Ok(())
+}
+
 /// An in-memory [`Kv`] for tests of pure projection logic.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MemKv(pub BTreeMap<Vec<u8>, Vec<u8>>);
@@ -163,5 +240,48 @@ impl Kv for MemKv {
             .take_while(|(k, _)| k.starts_with(&start))
             .map(|(k, v)| (k[1..].to_vec(), v.clone()))
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latest_dated_row_before_a_moment_is_what_was_true_then() {
+        let mut kv = MemKv::default();
+        let at = |secs: i64, seq: u64, subject: &[&[u8]], v: u8| {
+            (dated_key(subject, secs, seq), vec![v])
+        };
+        for (k, v) in [
+            at(100, 1, &[b"leeds", b"force-a"], 1),
+            at(200, 2, &[b"leeds", b"force-a"], 2),
+            // The same second, later in the stream: it wins.
+            at(200, 3, &[b"leeds", b"force-a"], 3),
+            at(150, 4, &[b"leeds", b"force-b"], 9),
+            // Later than anything else, but an earlier row of its own.
+            at(1_000_000_000_000, 5, &[b"leeds", b"force-b"], 7),
+        ] {
+            kv.put(KeyKind::Headcount, &k, v);
+        }
+        let rows = kv.scan(KeyKind::Headcount, b"leeds\0").unwrap();
+        let at_201 = latest_before(&rows, 2, 201);
+        assert_eq!(at_201[&vec![&b"leeds"[..], &b"force-a"[..]]], &[3]);
+        assert_eq!(at_201[&vec![&b"leeds"[..], &b"force-b"[..]]], &[9]);
+        let at_150 = latest_before(&rows, 2, 150);
+        assert_eq!(at_150[&vec![&b"leeds"[..], &b"force-a"[..]]], &[1]);
+        assert!(
+            !at_150.contains_key(&vec![&b"leeds"[..], &b"force-b"[..]]),
+            "not before its first row"
+        );
+        assert!(
+            latest_before(&rows, 2, 100).is_empty(),
+            "the end is not included"
+        );
+        assert_eq!(
+            latest_before(&rows, 3, i64::MAX).len(),
+            0,
+            "rows of another shape are skipped"
+        );
     }
 }

@@ -242,7 +242,7 @@ pub struct NatsAccounts {
 
 impl NatsAccounts {
     /// Every user of deploy/nats/accounts.conf.
-    pub const USERS: [&'static str; 10] = [
+    pub const USERS: [&'static str; 11] = [
         "custody-service",
         "prison-service",
         "pharmacy-service",
@@ -252,6 +252,7 @@ impl NatsAccounts {
         "key-service",
         "pickup-projection",
         "training-projection",
+        "activity-projection",
         "hub-operator",
     ];
 

@@ -39,11 +39,13 @@ use hub_proto::{
     pharmacy::pharmacy_service_client::PharmacyServiceClient,
     prison::prison_service_client::PrisonServiceClient,
     projections::{
+        activity_service_client::ActivityServiceClient,
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
-        training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
-        GetProjectionStatusRequest, GetTrainingCountsRequest, ListPickupsRequest,
-        ListPotentialDuplicatesRequest, LookupPersonRequest, RebuildProjectionRequest,
+        training_counts_service_client::TrainingCountsServiceClient, GetActivityRequest,
+        GetPickupSummaryRequest, GetProjectionStatusRequest, GetTrainingCountsRequest,
+        ListPickupsRequest, ListPotentialDuplicatesRequest, LookupPersonRequest,
+        RebuildProjectionRequest,
     },
     treatment::treatment_service_client::TreatmentServiceClient,
 };
@@ -140,6 +142,15 @@ struct Cli {
         help_heading = "Connection"
     )]
     training_projection_addr: String,
+    /// activity-projection address.
+    #[arg(
+        long,
+        env = "HUB_ACTIVITY_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50063",
+        global = true,
+        help_heading = "Connection"
+    )]
+    activity_projection_addr: String,
     /// Print JSON instead of a table (one object per line for events tail).
     #[arg(long, global = true, help_heading = "Output")]
     json: bool,
@@ -212,6 +223,22 @@ enum Command {
         /// Financial year, e.g. 2026-27 (default: the current one).
         #[arg(long)]
         fy: Option<String>,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Harm-reduction activity for a financial year, by quarter: needle
+    /// exchange, custody advice, referrals and whether they reached
+    /// treatment within 28 days, overdose attendances, naloxone kits.
+    Activity {
+        #[arg(long)]
+        partnership: String,
+        /// Financial year, e.g. 2026-27 (default: the current one).
+        #[arg(long)]
+        fy: Option<String>,
+        /// Print CSV (as the dashboard's download) instead of a table;
+        /// --json wins over it.
+        #[arg(long)]
+        csv: bool,
         #[arg(long, default_value_t = 0)]
         min_sequence: u64,
     },
@@ -405,6 +432,7 @@ enum PersonCommand {
 enum Which {
     Pickup,
     Training,
+    Activity,
 }
 
 #[derive(Subcommand)]
@@ -691,6 +719,37 @@ async fn run(cli: Cli) -> Result<()> {
                 .into_inner();
             output::training(&c, cli.json);
         }
+        Command::Activity {
+            partnership,
+            fy,
+            csv,
+            min_sequence,
+        } => {
+            let mut activity = ActivityServiceClient::new(
+                channel(
+                    &cli.tls,
+                    "activity-projection",
+                    &cli.activity_projection_addr,
+                )
+                .await?,
+            );
+            let req = GetActivityRequest {
+                partnership_code: partnership,
+                financial_year: fy.unwrap_or_default(),
+                min_sequence,
+            };
+            let a = activity
+                .get_activity(caller.request(req)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            let format = match (cli.json, csv) {
+                (true, _) => output::Format::Json,
+                (_, true) => output::Format::Csv,
+                _ => output::Format::Table,
+            };
+            output::activity(&a, format);
+        }
         Command::Projection {
             command: ProjectionCommand::Status,
         } => {
@@ -698,6 +757,7 @@ async fn run(cli: Cli) -> Result<()> {
             for (name, addr) in [
                 ("pickup-projection", &cli.pickup_projection_addr),
                 ("training-projection", &cli.training_projection_addr),
+                ("activity-projection", &cli.activity_projection_addr),
             ] {
                 let mut status =
                     ProjectionStatusServiceClient::new(channel(&cli.tls, name, addr).await?);
@@ -716,6 +776,7 @@ async fn run(cli: Cli) -> Result<()> {
             let (name, addr) = match projection {
                 Which::Pickup => ("pickup-projection", &cli.pickup_projection_addr),
                 Which::Training => ("training-projection", &cli.training_projection_addr),
+                Which::Activity => ("activity-projection", &cli.activity_projection_addr),
             };
             let mut status =
                 ProjectionStatusServiceClient::new(channel(&cli.tls, name, addr).await?);

@@ -352,6 +352,39 @@ pub fn training(c: &TrainingCounts, as_json: bool) {
     }
 }
 
+/// Harm-reduction activity: a table of every figure by year and quarter,
+/// JSON, or CSV (the dashboard's download, line for line).
+pub fn activity(a: &hub_proto::projections::Activity, format: Format) {
+    use activity_projection::report;
+    let today = hub_core::time::london_today();
+    match format {
+        Format::Json => println!("{}", report::json(a)),
+        Format::Csv => print!("{}", report::csv(a, today)),
+        Format::Table => {
+            let rows: Vec<Vec<String>> = report::rows(a, today)
+                .into_iter()
+                .map(|r| std::iter::once(r.label).chain(r.cells).collect())
+                .collect();
+            println!(
+                "{} harm-reduction activity, {} (applied sequence {})",
+                a.partnership_code, a.financial_year, a.applied_sequence
+            );
+            table(&["", "YEAR", "Q1", "Q2", "Q3", "Q4"], &rows);
+            if !a.suppressed.is_empty() {
+                println!("withheld (1 to 7 people): {}", a.suppressed.join(", "));
+            }
+        }
+    }
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
 pub fn erasure(e: &PersonErasure, as_json: bool) {
     if as_json {
         println!(

@@ -613,10 +613,7 @@ impl PickupListService for PickupApi {
     }
 }
 
-/// `part ÷ whole × 100` to one decimal; absent when `whole` is 0.
-pub fn percent(part: u32, whole: u32) -> Option<f64> {
-    (whole > 0).then(|| (f64::from(part) * 1000.0 / f64::from(whole)).round() / 10.0)
-}
+pub use hub_core::stats::percent;
 
 /// Counts of list entries by status and by alert (every value listed, zeros
 /// included, so a dashboard can draw them all).
@@ -663,7 +660,7 @@ pub fn summarise(entries: &[PickupEntry]) -> PickupSummary {
 /// 0 and named in `suppressed`; a percentage computed from a withheld count
 /// is withheld too.
 pub fn suppress_small_counts(s: &mut PickupSummary) {
-    let small = |n: u32| (1..=7).contains(&n);
+    let small = hub_core::stats::withheld;
     for c in &mut s.by_status {
         if small(c.count) {
             c.count = 0;
@@ -728,13 +725,5 @@ mod tests {
         assert!(s.suppressed.contains(&"released".to_string()));
         assert_eq!(s.continuity_pct, None);
         assert!(s.suppressed.contains(&"continuity_pct".to_string()));
-    }
-
-    #[test]
-    fn percentages_to_one_decimal() {
-        assert_eq!(percent(1, 3), Some(33.3));
-        assert_eq!(percent(2, 3), Some(66.7));
-        assert_eq!(percent(0, 5), Some(0.0));
-        assert_eq!(percent(0, 0), None);
     }
 }

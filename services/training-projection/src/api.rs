@@ -5,16 +5,11 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use hub_core::{
-    auth::Action,
-    time::{london_today, FinancialYear},
-    validate::Violations,
-};
+use hub_core::auth::Action;
 use hub_projection::Projection;
 use hub_proto::projections::{
     training_counts_service_server::TrainingCountsService, GetTrainingCountsRequest, TrainingCounts,
 };
-use hub_runtime::ApiError;
 use hub_store::KeyKind;
 
 use crate::model::{self, YearRows};
@@ -28,19 +23,18 @@ impl TrainingCountsService for TrainingApi {
         request: Request<GetTrainingCountsRequest>,
     ) -> Result<Response<TrainingCounts>, Status> {
         let p = &self.0;
-        let caller = p.caller(&request)?;
-        let r = request.into_inner();
-        p.authorise(&caller, Action::ReadTrainingCounts, &r.partnership_code)?;
-        let mut v = Violations::new();
-        let fy = if r.financial_year.is_empty() {
-            Some(FinancialYear::of(london_today()))
-        } else {
-            v.check("financial_year", FinancialYear::parse(&r.financial_year))
-        };
-        v.finish(|| ()).map_err(ApiError)?;
-        let fy = fy.expect("checked");
-        let applied_sequence = p.wait_for(r.min_sequence).await?;
-        let (year, all) = model::prefixes(&r.partnership_code, fy);
+        let r = request.get_ref();
+        let q = p
+            .year_query(
+                &request,
+                Action::ReadTrainingCounts,
+                &r.partnership_code,
+                &r.financial_year,
+                r.min_sequence,
+            )
+            .await?;
+        let partnership = r.partnership_code.clone();
+        let (year, all) = model::prefixes(&partnership, q.fy);
         let rows = p
             .read(move |store| {
                 Ok::<_, hub_store::Error>(YearRows {
@@ -49,9 +43,9 @@ impl TrainingCountsService for TrainingApi {
                 })
             })
             .await?;
-        let mut counts = model::tally(&r.partnership_code, fy, &rows);
-        counts.applied_sequence = applied_sequence;
-        if !caller.role.may(Action::SeeSmallCounts) {
+        let mut counts = model::tally(&partnership, q.fy, &rows);
+        counts.applied_sequence = q.applied_sequence;
+        if !q.see_small_counts {
             model::suppress_small_counts(&mut counts);
         }
         Ok(Response::new(counts))

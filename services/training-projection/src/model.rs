@@ -20,14 +20,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::{civil::Date, Timestamp};
 
-use hub_core::time::{london_date, FinancialYear};
+use hub_core::time::{end_of_london_day, period_of, FinancialYear};
 use hub_projection::identity::{self, Changed, PersonModel};
 use hub_proto::{
     common::TrainingAudience,
     events::{event::Payload, Event},
     projections::{QuarterTrainingCounts, TrainingCounts},
 };
-use hub_store::{parts, Error, KeyKind, Kv, Rows};
+use hub_store::{bump, dated_key, latest_before, parts, Error, KeyKind, Kv, Rows};
 
 /// Who is counted: the contract's groups.
 pub const GROUPS: [&str; 6] = [
@@ -50,9 +50,8 @@ fn period(event: &Event) -> Option<(FinancialYear, u8, Timestamp)> {
         .occurred_at
         .as_ref()
         .and_then(|t| Timestamp::new(t.seconds, t.nanos).ok())?;
-    let day = london_date(t);
-    let fy = FinancialYear::of(day);
-    Some((fy, fy.quarter(day).expect("the day is in its own year"), t))
+    let (fy, q) = period_of(t);
+    Some((fy, q, t))
 }
 
 /// The counter of distinct people of `group` trained in `quarter` (1-4),
@@ -91,21 +90,6 @@ fn in_year<K: Kv>(
         }
     }
     Ok(false)
-}
-
-/// Adds `delta` to the counter at `key` (never below 0).
-fn bump<K: Kv>(kv: &mut K, key: &[u8], delta: i64) -> Result<(), Error> {
-    let now = match kv.get(KeyKind::Counter, key)? {
-        Some(b) => u64::from_be_bytes(
-            b.as_slice()
-                .try_into()
-                .map_err(|_| Error::Corrupt("counter".into()))?,
-        ),
-        None => 0,
-    };
-    let next = now.saturating_add_signed(delta);
-    kv.put(KeyKind::Counter, key, next.to_be_bytes().to_vec());
-    Ok(())
 }
 
 /// Records that `who` was trained; counts them once per quarter and once
@@ -176,16 +160,12 @@ fn headcount<K: Kv>(
     seq: u64,
     n: u32,
 ) {
-    // Seconds since 1970, zero-padded, so keys sort by time (then sequence).
-    let when = format!("{:012}", at.as_second().max(0));
-    let key = parts(&[
-        partnership.as_bytes(),
-        kind.as_bytes(),
-        org.as_bytes(),
-        when.as_bytes(),
-        &seq.to_be_bytes(),
-    ]);
-    kv.put(KeyKind::Headcount, &key, n.to_be_bytes().to_vec());
+    let subject = [partnership.as_bytes(), kind.as_bytes(), org.as_bytes()];
+    kv.put(
+        KeyKind::Headcount,
+        &dated_key(&subject, at.as_second(), seq),
+        n.to_be_bytes().to_vec(),
+    );
 }
 
 /// The group a person trained with `audience` counts in.
@@ -312,10 +292,7 @@ pub struct YearRows {
 
 /// The key prefixes of a partnership's year.
 pub fn prefixes(partnership: &str, fy: FinancialYear) -> (Vec<u8>, Vec<u8>) {
-    (
-        parts(&[partnership.as_bytes(), fy.to_string().as_bytes(), b""]),
-        parts(&[partnership.as_bytes(), b""]),
-    )
+    hub_store::year_prefixes(partnership, &fy.to_string())
 }
 
 #[derive(Default)]
@@ -328,42 +305,16 @@ struct Figures {
 
 /// The latest headcount per org of `kind` as at the end of `last_day`, summed.
 fn headcount_at(rows: &Rows, kind: &str, last_day: Date) -> u32 {
-    let end = last_day
-        .tomorrow()
-        .ok()
-        .and_then(|d| d.to_zoned(hub_core::time::london()).ok())
-        .map(|z| z.timestamp().as_second())
-        .unwrap_or(i64::MAX);
-    let mut latest: BTreeMap<&[u8], u32> = BTreeMap::new();
-    for (key, value) in rows {
-        let f: Vec<&[u8]> = key.splitn(5, |b| *b == 0).collect();
-        let [_, k, org, when, _] = f.as_slice() else {
-            continue;
-        };
-        if *k != kind.as_bytes() {
-            continue;
-        }
-        let Some(secs) = std::str::from_utf8(when)
-            .ok()
-            .and_then(|w| w.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        if secs >= end {
-            continue;
-        }
-        let Ok(n) = <[u8; 4]>::try_from(value.as_slice()) else {
-            continue;
-        };
-        latest.insert(org, u32::from_be_bytes(n)); // rows are in time order: the last wins
-    }
-    latest.values().sum()
+    latest_before(rows, 3, end_of_london_day(last_day).as_second())
+        .into_iter()
+        .filter(|(subject, _)| subject[1] == kind.as_bytes())
+        .filter_map(|(_, n)| <[u8; 4]>::try_from(n).ok())
+        .map(u32::from_be_bytes)
+        .sum()
 }
 
 /// Trained ÷ headcount × 100 to one decimal; absent when headcount is 0.
-pub fn percent(trained: u32, headcount: u32) -> Option<f64> {
-    (headcount > 0).then(|| (f64::from(trained) * 1000.0 / f64::from(headcount)).round() / 10.0)
-}
+pub use hub_core::stats::percent;
 
 /// A partnership's year and its quarters.
 pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingCounts {
@@ -404,7 +355,7 @@ pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingC
     year.custody_headcount = headcount_at(&rows.headcounts, CUSTODY, fy.last_day());
     year.paramedic_headcount = headcount_at(&rows.headcounts, AMBULANCE, fy.last_day());
     for (i, q) in quarters.iter_mut().enumerate() {
-        let last = quarter_last_day(fy, i as u8 + 1);
+        let last = fy.quarter_last_day(i as u8 + 1);
         q.custody_headcount = headcount_at(&rows.headcounts, CUSTODY, last);
         q.paramedic_headcount = headcount_at(&rows.headcounts, AMBULANCE, last);
     }
@@ -447,16 +398,6 @@ pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingC
     }
 }
 
-fn quarter_last_day(fy: FinancialYear, q: u8) -> Date {
-    let (y, m, d) = match q {
-        1 => (fy.start_year, 6, 30),
-        2 => (fy.start_year, 9, 30),
-        3 => (fy.start_year, 12, 31),
-        _ => (fy.start_year + 1, 3, 31),
-    };
-    Date::new(y, m, d).expect("quarter ends are real days")
-}
-
 /// Withholds counts of people from 1 to 7 (and percentages computed from
 /// them) for partnership analysts, naming each in `suppressed`.
 pub fn suppress_small_counts(c: &mut TrainingCounts) {
@@ -468,7 +409,7 @@ pub fn suppress_small_counts(c: &mut TrainingCounts) {
     ) {
         let mut withheld = BTreeSet::new();
         for (name, value) in fields {
-            if (1..=7).contains(value) {
+            if hub_core::stats::withheld(*value) {
                 *value = 0;
                 suppressed.push(format!("{prefix}{name}"));
                 withheld.insert(name);

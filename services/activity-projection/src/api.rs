@@ -1,0 +1,54 @@
+//! `ActivityService`: a partnership's harm-reduction activity for a
+//! financial year, with small counts of people withheld for partnership
+//! analysts.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use hub_core::auth::Action;
+use hub_projection::Projection;
+use hub_proto::projections::{
+    activity_service_server::ActivityService, Activity, GetActivityRequest,
+};
+use hub_store::KeyKind;
+
+use crate::model::{self, YearRows};
+
+pub struct ActivityApi(pub Arc<Projection>);
+
+#[tonic::async_trait]
+impl ActivityService for ActivityApi {
+    async fn get_activity(
+        &self,
+        request: Request<GetActivityRequest>,
+    ) -> Result<Response<Activity>, Status> {
+        let p = &self.0;
+        let r = request.get_ref();
+        let q = p
+            .year_query(
+                &request,
+                Action::ReadActivity,
+                &r.partnership_code,
+                &r.financial_year,
+                r.min_sequence,
+            )
+            .await?;
+        let partnership = r.partnership_code.clone();
+        let (year, all) = model::prefixes(&partnership, q.fy);
+        let rows = p
+            .read(move |store| {
+                Ok::<_, hub_store::Error>(YearRows {
+                    counters: store.scan(KeyKind::Counter, &year)?,
+                    protocols: store.scan(KeyKind::AttendanceProtocol, &all)?,
+                })
+            })
+            .await?;
+        let mut activity = model::tally(&partnership, q.fy, &rows);
+        activity.applied_sequence = q.applied_sequence;
+        if !q.see_small_counts {
+            model::suppress_small_counts(&mut activity);
+        }
+        Ok(Response::new(activity))
+    }
+}

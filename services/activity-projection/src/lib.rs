@@ -1,0 +1,32 @@
+//! `activity-projection`: builds and serves the harm-reduction activity
+//! partnership dashboards show: needle exchange (reach, returns,
+//! out-of-hours access), custody advice, referrals from every agency and
+//! whether they reached treatment within 28 days, ambulance overdose
+//! attendances and police-attendance protocols, and naloxone kits, per
+//! financial year and quarter. These are what the 2006/07 review scored
+//! weakest (criteria 8 and 9), and what the agencies record most.
+//!
+//! # Layout
+//! - [`model`]: pure apply and tally functions.
+//! - [`calendar`]: office hours and England's bank holidays.
+//! - [`report`]: a reply as JSON, as a table, as CSV (for hubctl and the
+//!   dashboard).
+//! - [`api`]: the activity service.
+//! - [`run`]: start-up; the consumer, status and rebuilds are
+//!   `hub-projection`'s.
+
+#[cfg(feature = "server")]
+pub mod api;
+pub mod calendar;
+pub mod model;
+pub mod report;
+
+pub const NAME: &str = "activity-projection";
+/// The layout of this projection's store.
+pub const SCHEMA: u32 = 1;
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50063";
+
+#[cfg(feature = "server")]
+mod serving;
+#[cfg(feature = "server")]
+pub use serving::run;

@@ -1,0 +1,346 @@
+//! The activity projection from outside: commands through the agency
+//! services, `GetActivity` through a gRPC client, as the people who read
+//! it (an admin, a partnership analyst) and people who may not.
+
+use hub_proto::{
+    ambulance::{ambulance_service_client::AmbulanceServiceClient, *},
+    common::{AdviceTopic, PersonRef},
+    custody::{custody_service_client::CustodyServiceClient, *},
+    pharmacy::{pharmacy_service_client::PharmacyServiceClient, *},
+    projections::{activity_service_client::ActivityServiceClient, *},
+    treatment::{treatment_service_client::TreatmentServiceClient, *},
+};
+use hub_tests::*;
+use tonic::Code;
+
+const CUSTODY_OFFICER: &str = "dev-custody-officer-token";
+const PARAMEDIC: &str = "dev-paramedic-token";
+
+/// An instant given in UTC.
+fn at(rfc3339: &str) -> Option<prost_types::Timestamp> {
+    let t: jiff::Timestamp = rfc3339.parse().expect("an instant");
+    Some(prost_types::Timestamp {
+        seconds: t.as_second(),
+        nanos: 0,
+    })
+}
+
+fn jolene() -> Option<PersonRef> {
+    Some(PersonRef {
+        nhs_number: "943 476 5919".into(),
+        given_name: "Jolene".into(),
+        family_name: "Featherstonehaugh".into(),
+        date_of_birth: "1985-03-02".into(),
+        ..Default::default()
+    })
+}
+
+fn by_nhs(nhs: &str) -> Option<PersonRef> {
+    Some(PersonRef {
+        nhs_number: nhs.into(),
+        ..Default::default()
+    })
+}
+
+struct Clients {
+    custody: CustodyServiceClient<tonic::transport::Channel>,
+    pharmacy: PharmacyServiceClient<tonic::transport::Channel>,
+    treatment: TreatmentServiceClient<tonic::transport::Channel>,
+    ambulance: AmbulanceServiceClient<tonic::transport::Channel>,
+    activity: ActivityServiceClient<tonic::transport::Channel>,
+    /// The last acknowledged sequence.
+    last: u64,
+}
+
+impl Clients {
+    async fn new(hub: &Hub) -> Self {
+        Self {
+            custody: CustodyServiceClient::new(Hub::channel(&hub.custody).await),
+            pharmacy: PharmacyServiceClient::new(Hub::channel(&hub.pharmacy).await),
+            treatment: TreatmentServiceClient::new(Hub::channel(&hub.treatment).await),
+            ambulance: AmbulanceServiceClient::new(Hub::channel(&hub.ambulance).await),
+            activity: ActivityServiceClient::new(Hub::channel(&hub.activity).await),
+            last: 0,
+        }
+    }
+
+    fn note(&mut self, ack: Result<tonic::Response<hub_proto::common::EventAck>, tonic::Status>) {
+        let seq = ack.expect("recorded").into_inner().stream_sequence;
+        self.last = self.last.max(seq);
+    }
+
+    async fn advice(&mut self, p: &str, when: &str, person: Option<PersonRef>, referred: bool) {
+        let r = RecordHarmReductionAdviceRequest {
+            request_id: request_id("advice"),
+            partnership_code: p.into(),
+            occurred_at: at(when),
+            custody_suite_code: "WYP01".into(),
+            person,
+            topics: vec![
+                AdviceTopic::OverdoseRisk as i32,
+                AdviceTopic::Naloxone as i32,
+            ],
+            referred_to_treatment: referred,
+        };
+        let ack = self
+            .custody
+            .record_harm_reduction_advice(authed(r, CUSTODY_OFFICER))
+            .await;
+        self.note(ack);
+    }
+
+    async fn engagement(&mut self, p: &str, when: &str, person: Option<PersonRef>) {
+        let r = RecordTreatmentEngagementRequest {
+            request_id: request_id("engaged"),
+            partnership_code: p.into(),
+            occurred_at: at(when),
+            service_code: "TRT01".into(),
+            person,
+        };
+        let ack = self
+            .treatment
+            .record_treatment_engagement(authed(r, ADMIN))
+            .await;
+        self.note(ack);
+    }
+
+    async fn needle_exchange(&mut self, when: &str, client_code: &str, packs: u32, returns: u32) {
+        let r = RecordNeedleExchangeRequest {
+            request_id: request_id("nx"),
+            partnership_code: "bradford".into(),
+            occurred_at: at(when),
+            pharmacy_code: "FW844".into(),
+            client_code: client_code.into(),
+            packs_given: packs,
+            returns,
+        };
+        let ack = self
+            .pharmacy
+            .record_needle_exchange(authed(r, PHARMACIST))
+            .await;
+        self.note(ack);
+    }
+
+    async fn attendance(&mut self, when: &str, person: Option<PersonRef>, police: bool) {
+        let r = RecordOverdoseAttendanceRequest {
+            request_id: request_id("attended"),
+            partnership_code: "bradford".into(),
+            occurred_at: at(when),
+            trust_code: "RX8".into(),
+            person,
+            naloxone_administered: true,
+            police_attended: police,
+            conveyed_to_hospital: false,
+        };
+        let ack = self
+            .ambulance
+            .record_overdose_attendance(authed(r, PARAMEDIC))
+            .await;
+        self.note(ack);
+    }
+
+    async fn protocol(&mut self, when: &str, force: &str, in_force: bool) {
+        let r = RecordAttendanceProtocolRequest {
+            request_id: request_id("protocol"),
+            partnership_code: "bradford".into(),
+            occurred_at: at(when),
+            trust_code: "RX8".into(),
+            police_force_code: force.into(),
+            in_force,
+        };
+        let ack = self
+            .ambulance
+            .record_attendance_protocol(authed(r, PARAMEDIC))
+            .await;
+        self.note(ack);
+    }
+
+    async fn activity(
+        &mut self,
+        p: &str,
+        fy: &str,
+        token: &str,
+    ) -> Result<Activity, tonic::Status> {
+        let r = GetActivityRequest {
+            partnership_code: p.into(),
+            financial_year: fy.into(),
+            min_sequence: self.last,
+        };
+        self.activity
+            .get_activity(authed(r, token))
+            .await
+            .map(|r| r.into_inner())
+    }
+}
+
+fn referrals<'a>(f: &'a ActivityFigures, source: &str) -> &'a Referrals {
+    f.referrals
+        .iter()
+        .find(|r| r.source == source)
+        .expect("every source listed")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_agencies_record_is_counted_per_partnership_with_small_counts_withheld_from_analysts()
+{
+    let hub = Hub::start().expect("hub");
+    let mut c = Clients::new(&hub).await;
+
+    // Bradford, October 2026 (Q3 of 2026-27). Jolene is advised in
+    // custody and referred; she engages with treatment 12 days later.
+    c.advice("bradford", "2026-10-05T20:00:00Z", jolene(), true)
+        .await;
+    c.engagement("bradford", "2026-10-17T10:00:00Z", by_nhs("943 476 5919"))
+        .await;
+    // Someone else is advised, not referred.
+    c.advice(
+        "bradford",
+        "2026-10-06T11:00:00Z",
+        by_nhs("401 023 2137"),
+        false,
+    )
+    .await;
+    // Needle exchange: Saturday 3 October (out of hours), Tuesday 6
+    // October 10:00 BST (in hours), twice by the same client.
+    c.needle_exchange("2026-10-03T10:00:00Z", "JF02031985F", 10, 4)
+        .await;
+    c.needle_exchange("2026-10-06T09:00:00Z", "JF02031985F", 5, 5)
+        .await;
+    c.needle_exchange("2026-10-06T15:00:00Z", "AB01011990M", 5, 0)
+        .await;
+    // An attendance of a named person, police there; one of nobody named.
+    c.attendance("2026-10-08T02:00:00Z", by_nhs("450 557 7104"), true)
+        .await;
+    c.attendance("2026-10-09T02:00:00Z", None, false).await;
+    c.protocol("2026-05-01T09:00:00Z", "WYP", true).await;
+
+    // Leeds records about the same NHS number: none of it is Bradford's.
+    c.advice(
+        "leeds",
+        "2026-10-05T20:00:00Z",
+        by_nhs("943 476 5919"),
+        true,
+    )
+    .await;
+    c.engagement("leeds", "2026-10-06T10:00:00Z", by_nhs("401 023 2137"))
+        .await;
+
+    let a = c
+        .activity("bradford", "2026-27", ADMIN)
+        .await
+        .expect("GetActivity");
+    assert!(a.applied_sequence >= c.last, "read-your-writes");
+    assert!(a.suppressed.is_empty(), "admins see small counts");
+    let year = a.year.clone().expect("the year");
+    let q3 = a.quarters[2].clone();
+    assert_eq!(a.quarters.len(), 4);
+    for f in [&year, &q3] {
+        let nx = f.needle_exchange.unwrap();
+        assert_eq!(
+            (
+                nx.transactions,
+                nx.clients,
+                nx.packs_given,
+                nx.returns,
+                nx.pharmacies
+            ),
+            (3, 2, 20, 9, 1)
+        );
+        assert_eq!(nx.return_rate_pct, Some(45.0));
+        assert_eq!(nx.out_of_hours_pct, Some(33.3));
+        let ca = f.custody_advice.unwrap();
+        assert_eq!((ca.records, ca.people, ca.referred_to_treatment), (2, 2, 1));
+        assert_eq!(
+            (ca.overdose_risk, ca.naloxone, ca.blood_borne_viruses),
+            (2, 2, 0)
+        );
+        let custody = referrals(f, "custody");
+        assert_eq!(
+            (
+                custody.referred,
+                custody.engaged_within_28_days,
+                custody.engaged_pct
+            ),
+            (1, 1, Some(100.0)),
+            "Leeds's engagement of another person changes nothing here"
+        );
+        let oa = f.overdose_attendances.unwrap();
+        assert_eq!(
+            (
+                oa.attendances,
+                oa.police_attended,
+                oa.people_named,
+                oa.followed_by_treatment_within_28_days
+            ),
+            (2, 1, 1, 0)
+        );
+        assert_eq!(oa.police_attended_pct, Some(50.0));
+        assert_eq!(oa.protocols_in_force, 1);
+        assert_eq!(referrals(f, "ambulance").referred, 1);
+    }
+    assert_eq!(
+        a.quarters[0].needle_exchange.unwrap().transactions,
+        0,
+        "Q1 had none"
+    );
+    assert_eq!(
+        a.quarters[0]
+            .overdose_attendances
+            .unwrap()
+            .protocols_in_force,
+        1,
+        "in force from May"
+    );
+
+    // Leeds sees only its own: one referral, not engaged (its engagement
+    // was of someone else).
+    let leeds = c.activity("leeds", "2026-27", ADMIN).await.unwrap();
+    let custody = referrals(leeds.year.as_ref().unwrap(), "custody");
+    assert_eq!((custody.referred, custody.engaged_within_28_days), (1, 0));
+    assert_eq!(leeds.year.unwrap().needle_exchange.unwrap().transactions, 0);
+
+    // The analyst: counts of 1 to 7 people withheld, named by path.
+    let a = c
+        .activity("bradford", "2026-27", ANALYST)
+        .await
+        .expect("analysts read activity");
+    let year = a.year.clone().unwrap();
+    assert_eq!(year.needle_exchange.unwrap().clients, 0);
+    assert_eq!(year.needle_exchange.unwrap().transactions, 3, "not people");
+    assert_eq!(referrals(&year, "custody").engaged_pct, None);
+    for name in [
+        "needle_exchange.clients",
+        "custody_advice.people",
+        "referrals.custody.referred",
+        "referrals.custody.engaged_within_28_days",
+        "referrals.custody.engaged_pct",
+        "overdose_attendances.people_named",
+        "q3.custody_advice.people",
+    ] {
+        assert!(
+            a.suppressed.iter().any(|s| s == name),
+            "{name} in {:?}",
+            a.suppressed
+        );
+    }
+    assert!(
+        !a.suppressed
+            .iter()
+            .any(|s| s.contains("transactions") || s.contains("pharmacy")),
+        "events and zero counts are shown: {:?}",
+        a.suppressed
+    );
+
+    // Who may not: an analyst outside their partnership, a worker, bad input.
+    let denied = c.activity("leeds", "2026-27", ANALYST).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let denied = c.activity("bradford", "2026-27", CARAT).await.unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied, "{denied:?}");
+    let bad = c.activity("bradford", "2026", ADMIN).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(
+        bad.message().contains("financial_year"),
+        "{}",
+        bad.message()
+    );
+}
