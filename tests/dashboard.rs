@@ -87,6 +87,63 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
         assert!(s.get(field).is_some(), "{field} in {s}");
     }
 
+    // The activity projection's figures, as JSON and as CSV; every reply
+    // also as CSV, withheld cells marked.
+    assert!(settled_status(&hub.activity).await.applied_sequence >= last);
+    let get = |path: &str, token: &str| {
+        http(
+            dash.addr(),
+            "GET",
+            path,
+            &[("Authorization", &bearer(token))],
+            None,
+        )
+        .unwrap()
+    };
+    let r = get("/api/partnerships/bradford/activity", ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let a = json(&r.body);
+    assert_eq!(a["year"]["naloxone_kits"]["training"], 9, "{a}");
+    assert_eq!(a["quarters"].as_array().unwrap().len(), 4, "{a}");
+    let fy = a["financial_year"].as_str().unwrap().to_string();
+    let r = get("/api/partnerships/bradford/activity?format=csv", ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!("bradford-activity-{fy}.csv")));
+    assert!(r
+        .body
+        .starts_with("partnership_code,financial_year,figure,label,year,q1,q2,q3,q4\r\n"));
+    let kits = format!("bradford,{fy},naloxone_kits.training,Naloxone kits: with training,9,");
+    assert!(r.body.contains(&kits), "{}", r.body);
+    let r = get("/api/partnerships/bradford/training?format=csv", ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for line in [
+        format!("bradford,{fy},service_users_trained,8,"),
+        format!("bradford,{fy},carers_trained,withheld,"),
+    ] {
+        assert!(r.body.contains(&line), "{line} in {}", r.body);
+    }
+    let r = get(
+        "/api/partnerships/bradford/pickup-summary?format=csv",
+        ANALYST,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .starts_with("partnership_code,financial_year,figure,value\r\n"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(",by_status.SCHEDULED,"), "{}", r.body);
+    let r = get("/api/partnerships/bradford/activity?format=xml", ANALYST);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("format"), "{}", r.body);
+    let r = get("/api/partnerships/leeds/activity?format=csv", ANALYST);
+    assert_eq!(r.status, 403, "{}", r.body);
+
     // Refusals, as HTTP.
     let r = http(
         dash.addr(),

@@ -9,9 +9,10 @@
 //! - [`run`] and the routes: `/` and `/partnerships/<code>` (pages),
 //!   `/login`, `/logout`, `/auth/start` and `/auth/callback` (signing in
 //!   at the identity provider: [`oidc`]),
-//!   `/api/partnerships/<code>/training` and
-//!   `/api/partnerships/<code>/pickup-summary` (JSON), `/healthz`,
-//!   `/metrics`.
+//!   `/api/partnerships/<code>/training`,
+//!   `/api/partnerships/<code>/pickup-summary` and
+//!   `/api/partnerships/<code>/activity` (JSON, or CSV with
+//!   `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
 //! - [`page`]: the HTML, rendered on the server (no script, no framework).
 //! - Callers: `authorization: Bearer <token>`, or a signed-in session
 //!   ([`session`]): the browser keeps only an opaque id, the token stays
@@ -19,6 +20,7 @@
 //! - Every response: `Cache-Control: no-store`, a Content-Security-Policy
 //!   allowing only the dashboard's one script (by hash) and no framing.
 
+pub mod csv;
 pub mod oidc;
 pub mod page;
 pub mod session;
@@ -46,10 +48,11 @@ use hub_proto::admin::{
     admin_service_client::AdminServiceClient, AuditRecord, ListAuditRecordsRequest,
 };
 use hub_proto::projections::{
+    activity_service_client::ActivityServiceClient,
     pickup_list_service_client::PickupListServiceClient,
-    training_counts_service_client::TrainingCountsServiceClient, GetPickupSummaryRequest,
-    GetTrainingCountsRequest, ListPickupsRequest, PickupSummary, TrainingCounts,
-    WatchPickupsRequest,
+    training_counts_service_client::TrainingCountsServiceClient, Activity, GetActivityRequest,
+    GetPickupSummaryRequest, GetTrainingCountsRequest, ListPickupsRequest, PickupSummary,
+    TrainingCounts, WatchPickupsRequest,
 };
 use hub_runtime::{config::CommonArgs, prometheus};
 
@@ -85,6 +88,13 @@ pub struct Config {
         default_value = "127.0.0.1:50062"
     )]
     pub training_projection_addr: String,
+    /// activity-projection's gRPC address.
+    #[arg(
+        long,
+        env = "HUB_ACTIVITY_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50063"
+    )]
+    pub activity_projection_addr: String,
     /// A signed-in session ends after this long without a request.
     #[arg(long, env = "HUB_DASHBOARD_SESSION_IDLE", default_value = "30m",
           value_parser = hub_runtime::config::parse_duration)]
@@ -116,6 +126,7 @@ struct App {
     partnerships: PartnershipRegister,
     pickup: Channel,
     training: Channel,
+    activity: Channel,
     /// Cancelled when the dashboard stops: open live pages end at once,
     /// so the drain is not held for its whole time limit.
     stopping: hub_runtime::shutdown::Stopping,
@@ -171,6 +182,10 @@ pub async fn run(
             "HUB_TRAINING_PROJECTION_ADDR",
             &config.training_projection_addr,
         )?,
+        activity: tls.client.channel(
+            "HUB_ACTIVITY_PROJECTION_ADDR",
+            &config.activity_projection_addr,
+        )?,
         stopping: hub_runtime::shutdown::Stopping::new(),
     });
     let router = Router::new()
@@ -187,6 +202,7 @@ pub async fn run(
         .route("/auth/callback", get(oidc_callback))
         .route("/api/partnerships/{code}/training", get(training_json))
         .route("/api/partnerships/{code}/pickup-summary", get(summary_json))
+        .route("/api/partnerships/{code}/activity", get(activity_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
@@ -283,11 +299,64 @@ fn http_error(status: tonic::Status) -> Response {
 struct YearQuery {
     fy: Option<String>,
     as_of: Option<String>,
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
+/// How the JSON API answers: the reply's JSON, or CSV made from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+impl YearQuery {
+    /// The format asked for; `None` for anything but `json` or `csv`
+    /// (answered with [`bad_format`]).
+    fn format(&self) -> Option<Format> {
+        match self.format.as_deref() {
+            None | Some("json") => Some(Format::Json),
+            Some("csv") => Some(Format::Csv),
+            Some(_) => None,
+        }
+    }
+}
+
+/// A 400 naming `format`.
+fn bad_format() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({"error": "InvalidArgument", "message": "format: must be json or csv"})),
+    )
+        .into_response()
+}
+
+/// A reply as JSON, or as a CSV download named after what it is.
+fn answer(
+    format: Format,
+    json: serde_json::Value,
+    name: String,
+    csv: impl FnOnce(&serde_json::Value) -> String,
+) -> Response {
+    match format {
+        Format::Json => Json(json).into_response(),
+        Format::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.csv\""),
+                ),
+            ],
+            csv(&json),
+        )
+            .into_response(),
+    }
 }
 
 async fn training_counts(
     app: &App,
-    token: &str,
+    token: String,
     code: &str,
     fy: Option<String>,
 ) -> Result<TrainingCounts, tonic::Status> {
@@ -297,14 +366,14 @@ async fn training_counts(
         min_sequence: 0,
     };
     TrainingCountsServiceClient::new(app.training.clone())
-        .get_training_counts(with_token(request, token))
+        .get_training_counts(with_token(request, &token))
         .await
         .map(|r| r.into_inner())
 }
 
 async fn pickup_summary(
     app: &App,
-    token: &str,
+    token: String,
     code: &str,
     q: &YearQuery,
 ) -> Result<PickupSummary, tonic::Status> {
@@ -315,7 +384,7 @@ async fn pickup_summary(
         min_sequence: 0,
     };
     PickupListServiceClient::new(app.pickup.clone())
-        .get_pickup_summary(with_token(request, token))
+        .get_pickup_summary(with_token(request, &token))
         .await
         .map(|r| r.into_inner())
 }
@@ -328,19 +397,47 @@ fn unauthorised_json() -> Response {
         .into_response()
 }
 
+/// One JSON API request: the caller's token, the format asked for, then
+/// `fetch` with the token and `render` of what it got (a gRPC refusal as
+/// its HTTP status).
+async fn api<T, Fut>(
+    app: &App,
+    headers: &HeaderMap,
+    q: &YearQuery,
+    fetch: impl FnOnce(String) -> Fut,
+    render: impl FnOnce(T, Format) -> Response,
+) -> Response
+where
+    Fut: Future<Output = Result<T, tonic::Status>>,
+{
+    let Some((token, _)) = token(app, headers) else {
+        return unauthorised_json();
+    };
+    let Some(format) = q.format() else {
+        return bad_format();
+    };
+    match fetch(token).await {
+        Ok(reply) => render(reply, format),
+        Err(s) => http_error(s),
+    }
+}
+
 async fn training_json(
     State(app): State<Arc<App>>,
     Path(code): Path<String>,
     Query(q): Query<YearQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((token, _)) = token(&app, &headers) else {
-        return unauthorised_json();
-    };
-    match training_counts(&app, &token, &code, q.fy).await {
-        Ok(c) => Json(hub_proto::json::training_counts(&c)).into_response(),
-        Err(s) => http_error(s),
-    }
+    let fetch = |token: String| training_counts(&app, token, &code, q.fy.clone());
+    api(&app, &headers, &q, fetch, |c, format| {
+        answer(
+            format,
+            hub_proto::json::training_counts(&c),
+            format!("{code}-training-{}", c.financial_year),
+            |v| csv::year_table(v, &code, london_today()),
+        )
+    })
+    .await
 }
 
 async fn summary_json(
@@ -349,13 +446,52 @@ async fn summary_json(
     Query(q): Query<YearQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((token, _)) = token(&app, &headers) else {
-        return unauthorised_json();
+    let fetch = |token: String| pickup_summary(&app, token, &code, &q);
+    api(&app, &headers, &q, fetch, |s, format| {
+        answer(
+            format,
+            hub_proto::json::pickup_summary(&s),
+            format!("{code}-pickup-summary-{}", s.financial_year),
+            |v| csv::figures(v, &code),
+        )
+    })
+    .await
+}
+
+async fn activity(
+    app: &App,
+    token: String,
+    code: &str,
+    fy: Option<String>,
+) -> Result<Activity, tonic::Status> {
+    let request = GetActivityRequest {
+        partnership_code: code.into(),
+        financial_year: fy.unwrap_or_default(),
+        min_sequence: 0,
     };
-    match pickup_summary(&app, &token, &code, &q).await {
-        Ok(s) => Json(hub_proto::json::pickup_summary(&s)).into_response(),
-        Err(s) => http_error(s),
-    }
+    ActivityServiceClient::new(app.activity.clone())
+        .get_activity(with_token(request, &token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn activity_json(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let fetch = |token: String| activity(&app, token, &code, q.fy.clone());
+    api(&app, &headers, &q, fetch, |a, format| {
+        // The same table, line for line, as `hubctl activity --csv`.
+        answer(
+            format,
+            activity_projection::report::json(&a),
+            format!("{code}-activity-{}", a.financial_year),
+            |_| activity_projection::report::csv(&a, london_today()),
+        )
+    })
+    .await
 }
 
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
@@ -413,14 +549,15 @@ async fn partnership_page(
         None => FinancialYear::of(london_today()),
     };
     let fy_text = Some(fy.to_string());
-    let training = training_counts(&app, &token, &code, fy_text.clone()).await;
+    let training = training_counts(&app, token.clone(), &code, fy_text.clone()).await;
     let summary = pickup_summary(
         &app,
-        &token,
+        token.clone(),
         &code,
         &YearQuery {
             fy: fy_text,
             as_of: q.as_of.clone(),
+            format: None,
         },
     )
     .await;

@@ -1,7 +1,9 @@
 //! The demo scenario, recorded through the public RPCs of all five agency
 //! services: per partnership, custody and ambulance workforce and training
 //! through the financial year, pharmacy staff training, service users and
-//! carers trained (some twice), needle exchange, overdose attendances, and
+//! carers trained (some twice), needle exchange at all hours, custody
+//! advice, naloxone from pharmacies, referrals from custody, pharmacies and treatment (some followed
+//! by engagement), overdose attendances, a police attendance protocol, and
 //! made-up people leaving prison over six weeks with consent mostly given,
 //! checklists partly done, releases, pick-ups met and missed, and
 //! engagements; then one person handed over from the first partnership to
@@ -136,6 +138,17 @@ pub async fn seed(
             nanos: 0,
         })
     };
+    // The same at `hour` o'clock London time (past days only).
+    let at_hour = |day: jiff::civil::Date, hour: i8| -> Result<prost_types::Timestamp> {
+        if day >= today {
+            return at(day);
+        }
+        let t = day.at(hour, 0, 0, 0).to_zoned(london.clone())?.timestamp();
+        Ok(prost_types::Timestamp {
+            seconds: t.as_second(),
+            nanos: 0,
+        })
+    };
     let days_so_far = (today - year_start).get_days().max(1) as u64;
     let day_this_year =
         |rng: &mut Rng| year_start + jiff::Span::new().days(rng.below(days_so_far) as i64);
@@ -253,27 +266,112 @@ pub async fn seed(
                 }
             );
         }
-        for i in 0..15 {
+        // Needle exchange through the year, at all hours (some out of
+        // hours: evenings, weekends, bank holidays).
+        for i in 0..60 {
             let day = day_this_year(&mut rng);
+            let hour = [9, 10, 11, 12, 13, 14, 15, 16, 17, 19][rng.below(10) as usize];
             send!(
                 pharmacy.record_needle_exchange,
                 RecordNeedleExchangeRequest {
                     request_id: id("nsp", i),
                     partnership_code: p.clone(),
-                    occurred_at: Some(at(day)?),
-                    pharmacy_code: pharmacy.clone(),
-                    client_code: client_code(seed + 100 + rng.below(10)),
+                    occurred_at: Some(at_hour(day, hour)?),
+                    pharmacy_code: org(&p, &format!("PH{}", 1 + rng.below(3))),
+                    client_code: client_code(seed + 100 + rng.below(25)),
                     packs_given: 1 + rng.below(5) as u32,
                     returns: rng.below(4) as u32
                 }
             );
         }
-        for i in 0..8 {
+        // Naloxone from the pharmacies, to people who use drugs and carers.
+        for i in 0..12 {
             let day = day_this_year(&mut rng);
-            let person = (i % 2 == 0).then(|| PersonRef {
-                client_code: client_code(seed + 100 + rng.below(10)),
+            send!(
+                pharmacy.record_naloxone_supply,
+                RecordNaloxoneSupplyRequest {
+                    request_id: id("naloxone", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at(day)?),
+                    pharmacy_code: org(&p, &format!("PH{}", 1 + rng.below(3))),
+                    person: Some(PersonRef {
+                        client_code: client_code(seed + 100 + rng.below(25)),
+                        ..Default::default()
+                    }),
+                    kits: 1 + rng.below(2) as u32
+                }
+            );
+        }
+        // Custody advice and referrals from custody, pharmacies and the
+        // treatment agency, of people some of whom then engage with
+        // treatment (within 28 days or not).
+        let known: Vec<String> = (0..40).map(|_| nhs_number(&mut rng)).collect();
+        let someone = |rng: &mut Rng| {
+            Some(PersonRef {
+                nhs_number: known[rng.below(known.len() as u64) as usize].clone(),
                 ..Default::default()
-            });
+            })
+        };
+        let mut referred = Vec::new();
+        for i in 0..60 {
+            let day = day_this_year(&mut rng);
+            let person = someone(&mut rng);
+            let topics: Vec<i32> = (1..=5).filter(|_| rng.below(2) == 0).collect();
+            let referred_to_treatment = rng.below(2) == 0;
+            send!(
+                custody.record_harm_reduction_advice,
+                RecordHarmReductionAdviceRequest {
+                    request_id: id("advice", i),
+                    partnership_code: p.clone(),
+                    occurred_at: Some(at_hour(day, 22)?),
+                    custody_suite_code: suite.clone(),
+                    person: person.clone(),
+                    topics: if topics.is_empty() { vec![3] } else { topics },
+                    referred_to_treatment
+                }
+            );
+            if referred_to_treatment {
+                referred.push((day, person));
+            }
+        }
+        for i in 0..40 {
+            let day = day_this_year(&mut rng);
+            let person = someone(&mut rng);
+            if i % 2 == 0 {
+                send!(
+                    pharmacy.record_referral,
+                    hub_proto::pharmacy::RecordReferralRequest {
+                        request_id: id("pharmacy-referral", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(day)?),
+                        pharmacy_code: pharmacy.clone(),
+                        person: person.clone(),
+                        reason: "asked about treatment".into()
+                    }
+                );
+            } else {
+                send!(
+                    treatment.record_referral,
+                    hub_proto::treatment::RecordReferralRequest {
+                        request_id: id("referral", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(day)?),
+                        service_code: service.clone(),
+                        person: person.clone(),
+                        source_agency: "self".into(),
+                        reason: "self-referral".into()
+                    }
+                );
+            }
+            referred.push((day, person));
+        }
+        for i in 0..16 {
+            let day = day_this_year(&mut rng);
+            // Crews learn who the patient is about half the time.
+            let person = if i % 2 == 0 { someone(&mut rng) } else { None };
+            if person.is_some() {
+                referred.push((day, person.clone()));
+            }
             send!(
                 ambulance.record_overdose_attendance,
                 RecordOverdoseAttendanceRequest {
@@ -288,6 +386,33 @@ pub async fn seed(
                 }
             );
         }
+        for (i, (day, person)) in referred.into_iter().enumerate() {
+            let engaged_on = day + jiff::Span::new().days(2 + rng.below(40) as i64);
+            if engaged_on <= today && rng.below(10) < 6 {
+                send!(
+                    treatment.record_treatment_engagement,
+                    RecordTreatmentEngagementRequest {
+                        request_id: id("referral-engaged", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(engaged_on)?),
+                        service_code: service.clone(),
+                        person
+                    }
+                );
+            }
+        }
+        // The police force's no-routine-attendance protocol with the trust.
+        send!(
+            ambulance.record_attendance_protocol,
+            RecordAttendanceProtocolRequest {
+                request_id: id("protocol", 0),
+                partnership_code: p.clone(),
+                occurred_at: Some(at(year_start)?),
+                trust_code: trust.clone(),
+                police_force_code: org(&p, "POL"),
+                in_force: true
+            }
+        );
         // People leaving prison: some released in the last three weeks, most in the coming four.
         for i in 0..people {
             let person = PersonRef {
