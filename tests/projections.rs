@@ -621,6 +621,23 @@ async fn a_multi_agency_story_matches_values_worked_out_by_hand() {
         (s.released, s.engaged_within_21_days, s.continuity_pct),
         (3, 1, Some(33.3))
     );
+    // The funnel of those three (P5, P6, P7, all from LEI): nobody was
+    // flagged, triaged or given an appointment before release; P7 was met
+    // at the gate and engaged within 21 days.
+    let stages = |f: &hub_proto::projections::ContinuityFunnel| {
+        [
+            f.released,
+            f.flagged,
+            f.triaged,
+            f.appointment_booked,
+            f.met_at_gate,
+            f.engaged_within_21_days,
+        ]
+    };
+    assert_eq!(stages(s.funnel.as_ref().unwrap()), [3, 0, 0, 0, 1, 1]);
+    assert_eq!(s.funnel_by_prison.len(), 1);
+    assert_eq!(s.funnel_by_prison[0].prison_code, "LEI");
+    assert_eq!(stages(&s.funnel_by_prison[0]), [3, 0, 0, 0, 1, 1]);
     assert!(s.suppressed.is_empty());
     // An analyst sees every count of 1 to 7 withheld, zeros shown.
     let a = c.summary("2026-03-25", "2025-26", ANALYST).await;
@@ -640,6 +657,9 @@ async fn a_multi_agency_story_matches_values_worked_out_by_hand() {
         "released",
         "engaged_within_21_days",
         "continuity_pct",
+        "funnel.released",
+        "funnel.met_at_gate",
+        "funnel_by_prison.LEI.engaged_within_21_days",
     ] {
         assert!(
             a.suppressed.iter().any(|s| s == name),

@@ -5,8 +5,9 @@
 use serde_json::{json, Value};
 
 use crate::projections::{
-    ConsentState, ListPickupsResponse, ListPotentialDuplicatesResponse, LookupPersonResponse,
-    PickupAlert, PickupEntry, PickupStatus, PickupSummary, QuarterTrainingCounts, TrainingCounts,
+    ConsentState, ContinuityFunnel, ListPickupsResponse, ListPotentialDuplicatesResponse,
+    LookupPersonResponse, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
+    QuarterTrainingCounts, TrainingCounts,
 };
 
 pub fn status_name(v: i32) -> &'static str {
@@ -87,11 +88,26 @@ pub fn pickup_summary(s: &PickupSummary) -> Value {
         .iter()
         .map(|c| (alert_name(c.alert).to_string(), json!(c.count)))
         .collect();
+    let stages = |f: &ContinuityFunnel| {
+        json!({
+            "released": f.released, "flagged": f.flagged, "triaged": f.triaged,
+            "appointment_booked": f.appointment_booked, "met_at_gate": f.met_at_gate,
+            "engaged_within_21_days": f.engaged_within_21_days,
+        })
+    };
+    // By prison as an object keyed by prison code: the paths `suppressed`
+    // names (`funnel_by_prison.LEI.flagged`) are paths in this JSON.
+    let by_prison: serde_json::Map<_, _> = s
+        .funnel_by_prison
+        .iter()
+        .map(|f| (f.prison_code.clone(), stages(f)))
+        .collect();
     json!({
         "financial_year": s.financial_year, "by_status": by_status, "by_alert": by_alert,
         "released": s.released, "engaged_within_21_days": s.engaged_within_21_days,
-        "continuity_pct": s.continuity_pct, "suppressed": s.suppressed,
-        "applied_sequence": s.applied_sequence,
+        "continuity_pct": s.continuity_pct,
+        "funnel": stages(&s.funnel.clone().unwrap_or_default()), "funnel_by_prison": by_prison,
+        "suppressed": s.suppressed, "applied_sequence": s.applied_sequence,
     })
 }
 

@@ -241,6 +241,44 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
         ),
         shown("continuity_pct", pct(s.continuity_pct))
     );
+    // The funnel: where people released in the year were lost.
+    let funnels = s
+        .funnel
+        .iter()
+        .map(|f| ("funnel".to_string(), "all prisons".to_string(), f))
+        .chain(s.funnel_by_prison.iter().map(|f| {
+            (
+                format!("funnel_by_prison.{}", f.prison_code),
+                f.prison_code.clone(),
+                f,
+            )
+        }));
+    let rows: Vec<Vec<String>> = funnels
+        .map(|(path, label, f)| {
+            let cell = |name: &str, n: u32| shown(&format!("{path}.{name}"), n.to_string());
+            vec![
+                label,
+                cell("released", f.released),
+                cell("flagged", f.flagged),
+                cell("triaged", f.triaged),
+                cell("appointment_booked", f.appointment_booked),
+                cell("met_at_gate", f.met_at_gate),
+                cell("engaged_within_21_days", f.engaged_within_21_days),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "",
+            "RELEASED",
+            "FLAGGED",
+            "TRIAGED",
+            "APPOINTMENT",
+            "MET AT GATE",
+            "ENGAGED ≤21 DAYS",
+        ],
+        &rows,
+    );
     if !s.suppressed.is_empty() {
         println!("withheld (1 to 7 people): {}", s.suppressed.join(", "));
     }

@@ -599,11 +599,14 @@ impl PickupListService for PickupApi {
         let rows = p
             .read(move |store| store.range(KeyKind::ContinuityByDate, &from, Some(&to)))
             .await?;
-        let (released, engaged) = model::continuity(&rows);
+        let (funnel, by_prison) =
+            model::funnel(&rows).map_err(unreadable("the continuity rows"))?;
         let mut summary = summarise(&entries);
-        summary.released = released;
-        summary.engaged_within_21_days = engaged;
-        summary.continuity_pct = percent(engaged, released);
+        summary.released = funnel.released;
+        summary.engaged_within_21_days = funnel.engaged_within_21_days;
+        summary.continuity_pct = percent(funnel.engaged_within_21_days, funnel.released);
+        summary.funnel = Some(funnel);
+        summary.funnel_by_prison = by_prison;
         summary.financial_year = fy.to_string();
         summary.applied_sequence = applied_sequence;
         if !caller.role.may(Action::SeeSmallCounts) {
@@ -693,6 +696,30 @@ pub fn suppress_small_counts(s: &mut PickupSummary) {
     if pct_withheld && s.continuity_pct.is_some() {
         s.continuity_pct = None;
         s.suppressed.push("continuity_pct".into());
+    }
+    let funnels = s
+        .funnel
+        .iter_mut()
+        .map(|f| ("funnel".to_string(), f))
+        .chain(
+            s.funnel_by_prison
+                .iter_mut()
+                .map(|f| (format!("funnel_by_prison.{}", f.prison_code), f)),
+        );
+    for (path, f) in funnels {
+        for (name, n) in [
+            ("released", &mut f.released),
+            ("flagged", &mut f.flagged),
+            ("triaged", &mut f.triaged),
+            ("appointment_booked", &mut f.appointment_booked),
+            ("met_at_gate", &mut f.met_at_gate),
+            ("engaged_within_21_days", &mut f.engaged_within_21_days),
+        ] {
+            if small(*n) {
+                *n = 0;
+                s.suppressed.push(format!("{path}.{name}"));
+            }
+        }
     }
 }
 

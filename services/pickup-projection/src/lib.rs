@@ -24,8 +24,10 @@ pub mod retention;
 
 pub const NAME: &str = "pickup-projection";
 /// The layout of this projection's store. Stores of an older layout are
-/// rebuilt from the stream when the projection starts.
-pub const SCHEMA: u32 = 3;
+/// rebuilt from the stream when the projection starts. 4: continuity rows
+/// carry the funnel's stages (flagged, triaged, appointment, met at the
+/// gate) and the by-date index holds the row.
+pub const SCHEMA: u32 = 4;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50061";
 
 #[cfg(feature = "server")]

@@ -51,7 +51,7 @@ use hub_projection::identity::{self, Changed, PersonModel};
 use hub_proto::{
     common::ConsentPurpose,
     events::{event::Payload, Event, Sealed},
-    projections::{ConsentState, PickupAlert, PickupEntry, PickupStatus},
+    projections::{ConsentState, ContinuityFunnel, PickupAlert, PickupEntry, PickupStatus},
 };
 use hub_store::{parts, Error, KeyKind, Kv};
 
@@ -118,6 +118,9 @@ pub struct Episode {
     /// Day treatment engagement was recorded (London), YYYY-MM-DD.
     #[prost(string, tag = "10")]
     pub engaged_on: String,
+    /// Met at the gate (a gate pick-up recorded as met).
+    #[prost(bool, tag = "11")]
+    pub met_at_gate: bool,
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -155,7 +158,8 @@ pub struct SealedName {
     pub sealed: Option<Sealed>,
 }
 
-/// A released episode's continuity facts.
+/// A released episode's continuity facts: what happened on the way from
+/// prison to treatment (the continuity funnel).
 #[derive(Clone, PartialEq, Message)]
 pub struct ContinuityRow {
     #[prost(string, tag = "1")]
@@ -164,6 +168,19 @@ pub struct ContinuityRow {
     pub released_on: String,
     #[prost(string, tag = "3")]
     pub engaged_on: String,
+    #[prost(string, tag = "4")]
+    pub prison_code: String,
+    /// Flagged as an imminent release (here, or before a handover).
+    #[prost(bool, tag = "5")]
+    pub flagged: bool,
+    /// Triaged before release (here, or before a handover).
+    #[prost(bool, tag = "6")]
+    pub triaged: bool,
+    /// A community appointment was booked.
+    #[prost(bool, tag = "7")]
+    pub appointment_booked: bool,
+    #[prost(bool, tag = "8")]
+    pub met_at_gate: bool,
 }
 
 impl Episode {
@@ -222,6 +239,7 @@ fn list_position(record: Option<&PersonRecord>) -> Option<(String, String)> {
 fn continuity_row(record: Option<&PersonRecord>) -> Option<(u64, ContinuityRow)> {
     let r = record.filter(|r| r.here())?;
     let e = r.episode.as_ref()?;
+    let c = e.checklist.clone().unwrap_or_default();
     (!e.released_on.is_empty()).then(|| {
         (
             e.opened_sequence,
@@ -229,6 +247,11 @@ fn continuity_row(record: Option<&PersonRecord>) -> Option<(u64, ContinuityRow)>
                 partnership_code: e.partnership_code.clone(),
                 released_on: e.released_on.clone(),
                 engaged_on: e.engaged_on.clone(),
+                prison_code: e.prison_code.clone(),
+                flagged: c.flagged_imminent || c.received_flagged_imminent,
+                triaged: c.triage_completed || c.received_triage_completed,
+                appointment_booked: !c.appointment_at.is_empty(),
+                met_at_gate: e.met_at_gate,
             },
         )
     })
@@ -250,11 +273,8 @@ fn continuity_keys(p: &str, root: &str, episode: u64, row: &ContinuityRow) -> [V
 fn put_continuity<K: Kv>(kv: &mut K, p: &str, root: &str, episode: u64, row: &ContinuityRow) {
     let [of, by_date] = continuity_keys(p, root, episode, row);
     kv.put(KeyKind::ContinuityOf, &of, row.encode_to_vec());
-    kv.put(
-        KeyKind::ContinuityByDate,
-        &by_date,
-        row.engaged_on.as_bytes().to_vec(),
-    );
+    // The row itself, so that a year's funnel is one range scan.
+    kv.put(KeyKind::ContinuityByDate, &by_date, row.encode_to_vec());
 }
 
 fn delete_continuity<K: Kv>(kv: &mut K, p: &str, root: &str, episode: u64, row: &ContinuityRow) {
@@ -458,6 +478,9 @@ fn fold_fact(rec: &mut PersonRecord, p: &str, event: &Event, sequence: u64) {
                         e.status = PickupStatus::Missed as i32
                     }
                     _ => {}
+                }
+                if g.met && e.status() == PickupStatus::PickedUp {
+                    e.met_at_gate = true;
                 }
                 if e.released_on.is_empty() && e.status() != PickupStatus::Scheduled {
                     e.released_on = on.clone();
@@ -694,31 +717,96 @@ pub fn continuity_range(partnership: &str, fy: FinancialYear) -> (Vec<u8>, Vec<u
 /// Days after release within which engagement counts as continuity.
 pub const CONTINUITY_DAYS: i32 = 21;
 
-/// From a year's `ContinuityByDate` rows: people released, and of those,
-/// people with treatment engagement recorded within 21 days of a release.
-pub fn continuity(rows: &[(Vec<u8>, Vec<u8>)]) -> (u32, u32) {
+/// What happened to one person released in the year (any of their
+/// release episodes there, by prison or in all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Stages {
+    flagged: bool,
+    triaged: bool,
+    appointment_booked: bool,
+    met_at_gate: bool,
+    engaged_within_21_days: bool,
+}
+
+impl Stages {
+    fn of(row: &ContinuityRow) -> Self {
+        let engaged = row
+            .released_on
+            .parse::<Date>()
+            .ok()
+            .zip(row.engaged_on.parse::<Date>().ok())
+            .is_some_and(|(r, e)| (0..=CONTINUITY_DAYS).contains(&(e - r).get_days()));
+        Self {
+            flagged: row.flagged,
+            triaged: row.triaged,
+            appointment_booked: row.appointment_booked,
+            met_at_gate: row.met_at_gate,
+            engaged_within_21_days: engaged,
+        }
+    }
+
+    fn or(self, o: Self) -> Self {
+        Self {
+            flagged: self.flagged || o.flagged,
+            triaged: self.triaged || o.triaged,
+            appointment_booked: self.appointment_booked || o.appointment_booked,
+            met_at_gate: self.met_at_gate || o.met_at_gate,
+            engaged_within_21_days: self.engaged_within_21_days || o.engaged_within_21_days,
+        }
+    }
+}
+
+fn tally_funnel<'a>(
+    prison_code: &str,
+    people: impl Iterator<Item = &'a Stages>,
+) -> ContinuityFunnel {
+    let mut f = ContinuityFunnel {
+        prison_code: prison_code.to_string(),
+        ..Default::default()
+    };
+    for s in people {
+        f.released += 1;
+        f.flagged += u32::from(s.flagged);
+        f.triaged += u32::from(s.triaged);
+        f.appointment_booked += u32::from(s.appointment_booked);
+        f.met_at_gate += u32::from(s.met_at_gate);
+        f.engaged_within_21_days += u32::from(s.engaged_within_21_days);
+    }
+    f
+}
+
+/// From a year's `ContinuityByDate` rows: the continuity funnel of the
+/// people released (each counted once however many episodes), in all and
+/// by prison (sorted by prison code).
+pub fn funnel(
+    rows: &[(Vec<u8>, Vec<u8>)],
+) -> Result<(ContinuityFunnel, Vec<ContinuityFunnel>), Error> {
     use std::collections::BTreeMap;
-    let mut people: BTreeMap<&[u8], bool> = BTreeMap::new();
-    for (key, engaged_on) in rows {
+    let mut all: BTreeMap<&[u8], Stages> = BTreeMap::new();
+    let mut by_prison: BTreeMap<String, BTreeMap<&[u8], Stages>> = BTreeMap::new();
+    for (key, value) in rows {
         let fields: Vec<&[u8]> = key.splitn(4, |b| *b == 0).collect();
-        let (Some(released), Some(root)) = (fields.get(1), fields.get(2)) else {
+        let Some(root) = fields.get(2) else {
             continue;
         };
-        let within = std::str::from_utf8(released)
-            .ok()
-            .and_then(|r| r.parse::<Date>().ok())
-            .zip(
-                std::str::from_utf8(engaged_on)
-                    .ok()
-                    .and_then(|e| e.parse::<Date>().ok()),
-            )
-            .is_some_and(|(r, e)| (0..=CONTINUITY_DAYS).contains(&(e - r).get_days()));
-        *people.entry(root).or_default() |= within;
+        let row: ContinuityRow = decode(value, "continuity row")?;
+        let stages = Stages::of(&row);
+        let e = all.entry(root).or_default();
+        *e = e.or(stages);
+        let e = by_prison
+            .entry(row.prison_code.clone())
+            .or_default()
+            .entry(root)
+            .or_default();
+        *e = e.or(stages);
     }
-    (
-        people.len() as u32,
-        people.values().filter(|e| **e).count() as u32,
-    )
+    Ok((
+        tally_funnel("", all.values()),
+        by_prison
+            .iter()
+            .map(|(prison, people)| tally_funnel(prison, people.values()))
+            .collect(),
+    ))
 }
 
 /// Decodes a stored record (the read side).
@@ -807,7 +895,7 @@ mod tests {
                 .collect()
         }
 
-        fn continuity(&self, partnership: &str, fy: &str) -> (u32, u32) {
+        fn funnel(&self, partnership: &str, fy: &str) -> (ContinuityFunnel, Vec<ContinuityFunnel>) {
             let (from, to) = continuity_range(partnership, FinancialYear::parse(fy).unwrap());
             let rows: Vec<_> = self
                 .kv
@@ -816,7 +904,13 @@ mod tests {
                 .into_iter()
                 .filter(|(k, _)| *k >= from && *k < to)
                 .collect();
-            continuity(&rows)
+            funnel(&rows).unwrap()
+        }
+
+        /// People released, and of those engaged within 21 days.
+        fn continuity(&self, partnership: &str, fy: &str) -> (u32, u32) {
+            let (all, _) = self.funnel(partnership, fy);
+            (all.released, all.engaged_within_21_days)
         }
     }
 
@@ -1078,6 +1172,83 @@ mod tests {
         assert_eq!(w.continuity("bradford", "2026-27"), (3, 1));
         assert_eq!(w.continuity("bradford", "2025-26"), (0, 0));
         assert_eq!(w.continuity("leeds", "2026-27"), (0, 0));
+    }
+
+    #[test]
+    fn the_funnel_follows_each_person_released_in_the_year_by_prison_and_in_all() {
+        let mut w = World::new();
+        let flag = || {
+            Payload::ImminentReleaseFlagged(ImminentReleaseFlagged {
+                prison_code: "LEI".into(),
+            })
+        };
+        let triage = || {
+            Payload::PreReleaseTriageRecorded(PreReleaseTriageRecorded {
+                prison_code: "LEI".into(),
+            })
+        };
+        let appointment = || {
+            Payload::CommunityAppointmentBooked(CommunityAppointmentBooked {
+                service_code: "TRT01".into(),
+                appointment_at: at("2026-10-20"),
+            })
+        };
+        // a: the whole way: flagged, triaged, appointment, met, engaged in 5 days.
+        w.given(&["a"], "2026-10-01", release_date("2026-10-10"))
+            .given(&["a"], "2026-10-02", flag())
+            .given(&["a"], "2026-10-03", triage())
+            .given(&["a"], "2026-10-04", appointment())
+            .given(&["a"], "2026-10-10", released())
+            .given(&["a"], "2026-10-10", pickup(true))
+            .given(&["a"], "2026-10-15", engaged());
+        // b: flagged only; not met; engaged after 22 days (lost for continuity).
+        w.given(&["b"], "2026-10-01", release_date("2026-10-10"))
+            .given(&["b"], "2026-10-02", flag())
+            .given(&["b"], "2026-10-10", released())
+            .given(&["b"], "2026-10-10", pickup(false))
+            .given(&["b"], "2026-11-01", engaged());
+        // c: from another prison, nothing before release; met at the gate.
+        w.given(
+            &["c"],
+            "2026-10-01",
+            Payload::ReleaseDateRecorded(ReleaseDateRecorded {
+                prison_code: "WDI".into(),
+                release_date: "2026-10-12".into(),
+            }),
+        )
+        .given(&["c"], "2026-10-12", released())
+        .given(&["c"], "2026-10-12", pickup(true));
+        // d: not released yet: not in the funnel.
+        w.given(&["d"], "2026-10-01", release_date("2027-01-10"))
+            .given(&["d"], "2026-10-02", flag());
+        let (all, by_prison) = w.funnel("bradford", "2026-27");
+        let stages = |f: &ContinuityFunnel| {
+            [
+                f.released,
+                f.flagged,
+                f.triaged,
+                f.appointment_booked,
+                f.met_at_gate,
+                f.engaged_within_21_days,
+            ]
+        };
+        assert_eq!(stages(&all), [3, 2, 1, 1, 2, 1]);
+        assert_eq!(
+            by_prison
+                .iter()
+                .map(|f| f.prison_code.as_str())
+                .collect::<Vec<_>>(),
+            ["LEI", "WDI"]
+        );
+        assert_eq!(stages(&by_prison[0]), [2, 2, 1, 1, 1, 1]);
+        assert_eq!(stages(&by_prison[1]), [1, 0, 0, 0, 1, 0]);
+        // a comes back and is released again unflagged: still one person,
+        // whose stages are what happened on any release that year.
+        w.given(&["a"], "2026-12-01", release_date("2026-12-05"))
+            .given(&["a"], "2026-12-05", released());
+        let (all, _) = w.funnel("bradford", "2026-27");
+        assert_eq!(stages(&all), [3, 2, 1, 1, 2, 1]);
+        assert_eq!(w.funnel("leeds", "2026-27").0.released, 0);
     }
 
     #[test]
