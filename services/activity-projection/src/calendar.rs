@@ -18,7 +18,7 @@
 use std::{collections::BTreeSet, sync::OnceLock};
 
 use jiff::{
-    civil::{Date, Weekday},
+    civil::{Date, DateTime, Weekday},
     Timestamp,
 };
 
@@ -92,7 +92,11 @@ pub fn covers(day: Date) -> bool {
 /// Whether a transaction at `at` was outside Monday–Friday 09:00–17:00
 /// (London time; 17:00 itself is out of hours) or on a bank holiday.
 pub fn out_of_hours(at: Timestamp) -> bool {
-    let local = at.to_zoned(london());
+    out_of_hours_local(at.to_zoned(london()).datetime())
+}
+
+/// [`out_of_hours`] of a London wall-clock time.
+pub fn out_of_hours_local(local: DateTime) -> bool {
     let weekend = matches!(local.weekday(), Weekday::Saturday | Weekday::Sunday);
     weekend || !(9..17).contains(&local.hour()) || is_bank_holiday(local.date())
 }

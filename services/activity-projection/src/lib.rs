@@ -22,8 +22,10 @@ pub mod model;
 pub mod report;
 
 pub const NAME: &str = "activity-projection";
-/// The layout of this projection's store.
-pub const SCHEMA: u32 = 1;
+/// The layout of this projection's store; a store of an older layout is
+/// rebuilt from the stream at start. 2: a year's counts of events are the
+/// sum of its quarters' (1 kept them for the year too).
+pub const SCHEMA: u32 = 2;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50063";
 
 #[cfg(feature = "server")]

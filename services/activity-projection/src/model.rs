@@ -5,9 +5,10 @@
 //! - **Counts of events** (needle-exchange transactions, packs, returns,
 //!   custody advice records by topic, attendances, kits) and **distinct
 //!   codes** (client codes, pharmacies) are counters per partnership,
-//!   year and quarter, moved once per event by the consumer's commit. A
-//!   year's counter is kept beside its quarters', so a query reads a
-//!   handful of counters however long the year was.
+//!   year and quarter, moved once per event by the consumer's commit (a
+//!   year's count of events is the sum of its quarters'; distinct codes
+//!   are counted for the year itself too), so a query reads a handful of
+//!   counters however long the year was.
 //! - **Counts of people** (people advised in custody, people referred by
 //!   each source and whether they reached treatment, people named at
 //!   overdose attendances) follow who is whom in the partnership
@@ -267,7 +268,8 @@ impl PersonModel for People {
     }
 }
 
-/// Adds `n` to the event counter `name` of the period and of its year.
+/// Adds `n` to the event counter `name` of the period (a year's is the
+/// sum of its quarters': see [`additive`]).
 fn add<K: Kv>(
     kv: &mut K,
     p: &str,
@@ -275,13 +277,24 @@ fn add<K: Kv>(
     name: &str,
     n: u64,
 ) -> Result<(), Error> {
-    let n = i64::try_from(n).unwrap_or(i64::MAX);
-    bump(kv, &counter_key(p, fy, q, name), n)?;
-    bump(kv, &counter_key(p, fy, 0, name), n)
+    bump(
+        kv,
+        &counter_key(p, fy, q, name),
+        i64::try_from(n).unwrap_or(i64::MAX),
+    )
+}
+
+/// Whether the year's figure `name` is the sum of its quarters' (counts of
+/// events), rather than kept for the year itself (distinct people, client
+/// codes and pharmacies: someone in two quarters is one in the year).
+fn additive(name: &str) -> bool {
+    !(name.starts_with("ref.") || matches!(name, "ca.people" | "nx.clients" | "nx.pharmacies"))
 }
 
 /// Counts `member` of the set `name` once in the period and once in its
-/// year.
+/// year. A member already in the quarter is in the year too (both are
+/// written together), so the year is looked up only for one new to the
+/// quarter: most needle-exchange clients come back within a quarter.
 fn distinct<K: Kv>(
     kv: &mut K,
     p: &str,
@@ -300,10 +313,11 @@ fn distinct<K: Kv>(
             name.as_bytes(),
             member.as_bytes(),
         ]);
-        if kv.get(KeyKind::ActivityMember, &key)?.is_none() {
-            kv.put(KeyKind::ActivityMember, &key, Vec::new());
-            bump(kv, &counter_key(p, fy, q, name), 1)?;
+        if kv.get(KeyKind::ActivityMember, &key)?.is_some() {
+            break;
         }
+        kv.put(KeyKind::ActivityMember, &key, Vec::new());
+        bump(kv, &counter_key(p, fy, q, name), 1)?;
     }
     Ok(())
 }
@@ -317,13 +331,15 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Chan
     if p.is_empty() {
         return Ok(Vec::new());
     }
-    let period = period_of_day(london_date(at));
+    // London's wall clock, once: the period and office hours both read it.
+    let local = at.to_zoned(hub_core::time::london()).datetime();
+    let period = period_of_day(local.date());
     match &event.payload {
         Some(Payload::NeedleExchangeRecorded(n)) => {
             add(kv, p, period, "nx.transactions", 1)?;
             add(kv, p, period, "nx.packs", u64::from(n.packs_given))?;
             add(kv, p, period, "nx.returns", u64::from(n.returns))?;
-            if calendar::out_of_hours(at) {
+            if calendar::out_of_hours_local(local) {
                 add(kv, p, period, "nx.out_of_hours", 1)?;
             }
             let client = if event.client_key.is_empty() {
@@ -500,6 +516,15 @@ pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> Activity 
             String::from_utf8_lossy(name).into_owned(),
             u64::from_be_bytes(n),
         );
+    }
+    let sums: Vec<(String, u64)> = counters[1..]
+        .iter()
+        .flatten()
+        .filter(|(name, _)| additive(name))
+        .map(|(name, n)| (name.clone(), *n))
+        .collect();
+    for (name, n) in sums {
+        *counters[0].entry(name).or_default() += n;
     }
     let at_end = |q: u8| {
         let last = if q == 0 {

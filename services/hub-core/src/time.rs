@@ -4,9 +4,15 @@
 use jiff::{civil::Date, tz::TimeZone, Timestamp};
 
 /// Europe/London from the tz database (bundled, so a machine without
-/// tzdata gets the same answer).
+/// tzdata gets the same answer). Looked up once: projections ask for it
+/// for every event they apply.
 pub fn london() -> TimeZone {
-    TimeZone::get("Europe/London").expect("Europe/London is in the bundled tz database")
+    static LONDON: std::sync::OnceLock<TimeZone> = std::sync::OnceLock::new();
+    LONDON
+        .get_or_init(|| {
+            TimeZone::get("Europe/London").expect("Europe/London is in the bundled tz database")
+        })
+        .clone()
 }
 
 /// The calendar date in London at `at`.
