@@ -11,10 +11,12 @@ use hub_proto::{
     pharmacy::{pharmacy_service_client::PharmacyServiceClient, *},
     prison::{prison_service_client::PrisonServiceClient, *},
     projections::{
+        activity_service_client::ActivityServiceClient,
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, ConsentState,
-        GetPickupSummaryRequest, GetProjectionStatusRequest, GetTrainingCountsRequest,
+        GetActivityRequest, GetPickupSummaryRequest, GetProjectionStatusRequest,
+        GetTrainingCountsRequest,
         ListPickupsRequest, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
         RebuildProjectionRequest, TrainingCounts, WatchPickupsRequest,
     },
@@ -795,9 +797,11 @@ async fn killed_projections_during_a_flood_count_every_event_once() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         hub.training.kill();
         hub.pickup.kill();
+        hub.activity.kill();
         tokio::time::sleep(Duration::from_millis(50)).await;
         hub.training.restart().unwrap();
         hub.pickup.restart().unwrap();
+        hub.activity.restart().unwrap();
     }
     let (mut total, mut last) = (0, 0);
     for c in clients {
@@ -822,9 +826,26 @@ async fn killed_projections_during_a_flood_count_every_event_once() {
         counts.naloxone_kits_supplied, total,
         "every supply counted exactly once"
     );
+    let activity = ActivityServiceClient::new(Hub::channel(&hub.activity).await)
+        .get_activity(authed(
+            GetActivityRequest {
+                partnership_code: "bradford".into(),
+                financial_year: "2026-27".into(),
+                min_sequence: last,
+            },
+            ADMIN,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        activity.year.unwrap().naloxone_kits.unwrap().pharmacy,
+        total,
+        "every supply counted exactly once by the activity projection too"
+    );
     let messages = hub.stream_messages().await;
     assert_eq!(messages, 240);
-    for process in [&hub.training, &hub.pickup] {
+    for process in [&hub.training, &hub.pickup, &hub.activity] {
         let s = status(process).await;
         let s = if s.applied_sequence < last {
             status(process).await
@@ -844,7 +865,28 @@ async fn a_rebuild_replays_into_a_fresh_store_and_switches_readers() {
     let list_before = c.list("bradford", "2026-03-25", CARAT).await;
     let counts_before = c.counts("2026-27", ADMIN).await;
     let summary_before = c.summary("2026-03-25", "2025-26", CARAT).await;
-    for process in [&hub.pickup, &hub.training] {
+    let activity = |fy: &'static str| {
+        let channel = Hub::channel(&hub.activity);
+        async move {
+            let mut a = ActivityServiceClient::new(channel.await)
+                .get_activity(authed(
+                    GetActivityRequest {
+                        partnership_code: "bradford".into(),
+                        financial_year: fy.into(),
+                        min_sequence: 0,
+                    },
+                    ADMIN,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            a.applied_sequence = 0;
+            a
+        }
+    };
+    settled_status(&hub.activity).await;
+    let activity_before = (activity("2025-26").await, activity("2026-27").await);
+    for process in [&hub.pickup, &hub.training, &hub.activity] {
         let mut client = ProjectionStatusServiceClient::new(Hub::channel(process).await);
         let mut progress = client
             .rebuild_projection(authed(RebuildProjectionRequest {}, ADMIN))
@@ -878,6 +920,21 @@ async fn a_rebuild_replays_into_a_fresh_store_and_switches_readers() {
     let mut s = c.summary("2026-03-25", "2025-26", CARAT).await;
     s.applied_sequence = summary_before.applied_sequence;
     assert_eq!(s, summary_before);
+    assert_eq!(
+        (activity("2025-26").await, activity("2026-27").await),
+        activity_before,
+        "the rebuilt activity store says what the live one said"
+    );
+    let recorded = |a: &hub_proto::projections::Activity| {
+        let y = a.year.as_ref().unwrap();
+        y.custody_advice.unwrap().records
+            + y.overdose_attendances.unwrap().attendances
+            + y.naloxone_kits.unwrap().total
+    };
+    assert!(
+        recorded(&activity_before.0) + recorded(&activity_before.1) > 0,
+        "the story has activity to compare: {activity_before:?}"
+    );
     // New events land in the rebuilt store.
     record!(
         c,
