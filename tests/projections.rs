@@ -11,12 +11,10 @@ use hub_proto::{
     pharmacy::{pharmacy_service_client::PharmacyServiceClient, *},
     prison::{prison_service_client::PrisonServiceClient, *},
     projections::{
-        activity_service_client::ActivityServiceClient,
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, ConsentState,
-        GetActivityRequest, GetPickupSummaryRequest, GetProjectionStatusRequest,
-        GetTrainingCountsRequest,
+        GetPickupSummaryRequest, GetProjectionStatusRequest, GetTrainingCountsRequest,
         ListPickupsRequest, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
         RebuildProjectionRequest, TrainingCounts, WatchPickupsRequest,
     },
@@ -826,18 +824,9 @@ async fn killed_projections_during_a_flood_count_every_event_once() {
         counts.naloxone_kits_supplied, total,
         "every supply counted exactly once"
     );
-    let activity = ActivityServiceClient::new(Hub::channel(&hub.activity).await)
-        .get_activity(authed(
-            GetActivityRequest {
-                partnership_code: "bradford".into(),
-                financial_year: "2026-27".into(),
-                min_sequence: last,
-            },
-            ADMIN,
-        ))
+    let activity = bradford_activity(Hub::channel(&hub.activity).await, "2026-27", last)
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
     assert_eq!(
         activity.year.unwrap().naloxone_kits.unwrap().pharmacy,
         total,
@@ -865,24 +854,13 @@ async fn a_rebuild_replays_into_a_fresh_store_and_switches_readers() {
     let list_before = c.list("bradford", "2026-03-25", CARAT).await;
     let counts_before = c.counts("2026-27", ADMIN).await;
     let summary_before = c.summary("2026-03-25", "2025-26", CARAT).await;
-    let activity = |fy: &'static str| {
-        let channel = Hub::channel(&hub.activity);
-        async move {
-            let mut a = ActivityServiceClient::new(channel.await)
-                .get_activity(authed(
-                    GetActivityRequest {
-                        partnership_code: "bradford".into(),
-                        financial_year: fy.into(),
-                        min_sequence: 0,
-                    },
-                    ADMIN,
-                ))
-                .await
-                .unwrap()
-                .into_inner();
-            a.applied_sequence = 0;
-            a
-        }
+    let activity_process = &hub.activity;
+    let activity = |fy: &'static str| async move {
+        let mut a = bradford_activity(Hub::channel(activity_process).await, fy, 0)
+            .await
+            .unwrap();
+        a.applied_sequence = 0;
+        a
     };
     settled_status(&hub.activity).await;
     let activity_before = (activity("2025-26").await, activity("2026-27").await);

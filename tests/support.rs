@@ -540,6 +540,29 @@ pub async fn bradford_training(
         .map(tonic::Response::into_inner)
 }
 
+/// Bradford's activity in financial year `fy` as an admin, once
+/// `min_sequence` is applied.
+pub async fn bradford_activity(
+    activity: Channel,
+    fy: &str,
+    min_sequence: u64,
+) -> Result<hub_proto::projections::Activity, tonic::Status> {
+    use hub_proto::projections::{
+        activity_service_client::ActivityServiceClient, GetActivityRequest,
+    };
+    ActivityServiceClient::new(activity)
+        .get_activity(authed(
+            GetActivityRequest {
+                partnership_code: "bradford".into(),
+                financial_year: fy.into(),
+                min_sequence,
+            },
+            ADMIN,
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
 /// Waits (up to 30 s) for a training projection's health to be `status`
 /// (`tonic_health::ServingStatus` as a number).
 pub async fn training_health_becomes(training: &HubProcess, status: i32) {
