@@ -99,8 +99,29 @@ pub async fn stream_messages(js: &jetstream::Context) -> Vec<StreamMessage> {
         .last_sequence;
     let mut out = Vec::new();
     for seq in 1..=last {
-        if let Ok(m) = stream.get_raw_message(seq).await {
-            out.push(m);
+        // A sequence the stream does not hold is skipped; any other error
+        // (a cluster still electing a leader after a server came back, a
+        // timeout) is asked again, never read as a missing message, which
+        // would look like a lost command.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            match stream.get_raw_message(seq).await {
+                Ok(m) => {
+                    out.push(m);
+                    break;
+                }
+                Err(e)
+                    if e.kind()
+                        == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+                {
+                    break
+                }
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("reading sequence {seq} again: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("reading sequence {seq} of HUB_EVENTS: {e}"),
+            }
         }
     }
     out
