@@ -142,6 +142,9 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
             "Criterion 7",
             "Criterion 10",
             "Continuity of care",
+            "From prison to treatment",
+            "Harm-reduction activity",
+            "Needle exchange: out of hours %",
         ] {
             assert!(
                 text.contains(shown),

@@ -70,12 +70,20 @@ async fn each_process_has_only_the_permissions_it_needs() {
     // stream by sequence: the same answer, nothing recorded twice; and a
     // request id reused for another body is refused.
     let id = request_id("lp-retry");
-    let first = send(&hub, "prison", "RecordReleaseDate", CARAT, "bradford", &id)
+    // The very same request twice (built once: its occurred_at is the
+    // clock's second, and a retry straddling a second would be another body).
+    let retried = release_date(&id, "bradford");
+    let mut prison = hub.prison().await;
+    let first = prison
+        .record_release_date(authed(retried.clone(), CARAT))
         .await
-        .unwrap();
-    let again = send(&hub, "prison", "RecordReleaseDate", CARAT, "bradford", &id)
+        .unwrap()
+        .into_inner();
+    let again = prison
+        .record_release_date(authed(retried, CARAT))
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
     assert!(again.duplicate && !first.duplicate);
     assert_eq!(
         (again.event_id, again.stream_sequence),

@@ -555,12 +555,18 @@ async fn partnership_page(
         token.clone(),
         &code,
         &YearQuery {
-            fy: fy_text,
+            fy: fy_text.clone(),
             as_of: q.as_of.clone(),
             format: None,
         },
     )
     .await;
+    // Activity, for those who may read it (analysts, admins).
+    let activity_figures = if caller.role.may(Action::ReadActivity) {
+        Some(activity(&app, token.clone(), &code, fy_text.clone()).await)
+    } else {
+        None
+    };
     // Admins and the partnership's data stewards see who broke the glass.
     let break_glass = if caller.role.may(Action::ReadAudit) && caller.may_act_for(&code) {
         Some(break_glass_reads(&app, &token, &code).await)
@@ -585,6 +591,7 @@ async fn partnership_page(
         fy,
         &training,
         &summary,
+        activity_figures.as_ref(),
         break_glass.as_ref(),
     ))
     .into_response()

@@ -6,7 +6,7 @@ use hub_core::{auth::Caller, partnerships::Partnership, time::FinancialYear};
 use hub_proto::{
     admin::AuditRecord,
     json::{alert_name, consent_name, status_name},
-    projections::{PickupEntry, PickupSummary, TrainingCounts},
+    projections::{Activity, PickupEntry, PickupSummary, TrainingCounts},
 };
 
 /// Escapes text for HTML.
@@ -293,6 +293,69 @@ fn summary_section(s: &PickupSummary) -> String {
     body
 }
 
+/// The continuity funnel: of the people released in the year, how many
+/// got each step, in all and by prison.
+fn funnel_section(s: &PickupSummary) -> String {
+    let rows = hub_proto::json::funnels(s);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut body = String::from(
+        "<table><caption>From prison to treatment: of the people released this year, how many were</caption>\
+<thead><tr><th scope=\"col\" class=\"left\">Prison</th><th scope=\"col\">Released</th><th scope=\"col\">Flagged as imminent</th>\
+<th scope=\"col\">Triaged</th><th scope=\"col\">Appointment booked</th><th scope=\"col\">Met at the gate</th>\
+<th scope=\"col\">In treatment within 21 days</th></tr></thead><tbody>",
+    );
+    for (path, label, f) in rows {
+        let c = |name: &str, n: u32| {
+            cell(
+                n.to_string(),
+                withheld(&s.suppressed, &format!("{path}.{name}")),
+            )
+        };
+        body.push_str(&format!(
+            "<tr><th scope=\"row\" class=\"left\">{}</th>{}{}{}{}{}{}</tr>",
+            esc(&label),
+            c("released", f.released),
+            c("flagged", f.flagged),
+            c("triaged", f.triaged),
+            c("appointment_booked", f.appointment_booked),
+            c("met_at_gate", f.met_at_gate),
+            c("engaged_within_21_days", f.engaged_within_21_days),
+        ));
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// Harm-reduction activity by year and quarter, as `hubctl activity`
+/// prints it: withheld counts say so, quarters not begun say so.
+fn activity_section(a: &Activity) -> String {
+    use activity_projection::report::{rows, NOT_BEGUN, WITHHELD};
+    let mut body = String::from(
+        "<table><caption>Harm-reduction activity: needle exchange, custody advice, referrals and treatment, overdose attendances, naloxone</caption>\
+<thead><tr><th scope=\"col\" class=\"left\">Figure</th><th scope=\"col\">Year</th><th scope=\"col\">Q1</th><th scope=\"col\">Q2</th>\
+<th scope=\"col\">Q3</th><th scope=\"col\">Q4</th></tr></thead><tbody>",
+    );
+    for r in rows(a, hub_core::time::london_today()) {
+        body.push_str(&format!(
+            "<tr><th scope=\"row\" class=\"left\">{}</th>",
+            esc(&r.label)
+        ));
+        for v in &r.cells {
+            body.push_str(&match v.as_str() {
+                WITHHELD => cell(String::new(), true),
+                NOT_BEGUN => "<td class=\"withheld\">not yet begun</td>".to_string(),
+                "" => "<td>–</td>".to_string(),
+                v => format!("<td>{}</td>", esc(v)),
+            });
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
 fn unavailable(what: &str, status: &tonic::Status) -> String {
     let why = match status.code() {
         tonic::Code::PermissionDenied => "Your role may not see these figures.".to_string(),
@@ -352,6 +415,7 @@ pub fn partnership(
     fy: FinancialYear,
     training: &Result<TrainingCounts, tonic::Status>,
     summary: &Result<PickupSummary, tonic::Status>,
+    activity: Option<&Result<Activity, tonic::Status>>,
     break_glass: Option<&Result<Vec<AuditRecord>, tonic::Status>>,
 ) -> String {
     let prev = FinancialYear {
@@ -374,8 +438,16 @@ pub fn partnership(
         Err(s) => body.push_str(&unavailable("Overdose training", s)),
     }
     match summary {
-        Ok(s) => body.push_str(&summary_section(s)),
+        Ok(s) => {
+            body.push_str(&summary_section(s));
+            body.push_str(&funnel_section(s));
+        }
         Err(s) => body.push_str(&unavailable("Prison-gate pick-ups", s)),
+    }
+    match activity {
+        Some(Ok(a)) => body.push_str(&activity_section(a)),
+        Some(Err(s)) => body.push_str(&unavailable("Harm-reduction activity", s)),
+        None => {}
     }
     if let Some(records) = break_glass {
         body.push_str(&break_glass_section(records));

@@ -77,6 +77,23 @@ pub fn pickups(reply: &ListPickupsResponse) -> Value {
     })
 }
 
+/// The summary's funnels, in all then by prison: each with the path its
+/// withheld counts are named under (`funnel`, `funnel_by_prison.LEI`) and
+/// a label for people (`All prisons`, `LEI`).
+pub fn funnels(s: &PickupSummary) -> Vec<(String, String, &ContinuityFunnel)> {
+    s.funnel
+        .iter()
+        .map(|f| ("funnel".to_string(), "All prisons".to_string(), f))
+        .chain(s.funnel_by_prison.iter().map(|f| {
+            (
+                format!("funnel_by_prison.{}", f.prison_code),
+                f.prison_code.clone(),
+                f,
+            )
+        }))
+        .collect()
+}
+
 pub fn pickup_summary(s: &PickupSummary) -> Value {
     let by_status: serde_json::Map<_, _> = s
         .by_status

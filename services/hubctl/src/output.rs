@@ -242,17 +242,7 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
         shown("continuity_pct", pct(s.continuity_pct))
     );
     // The funnel: where people released in the year were lost.
-    let funnels = s
-        .funnel
-        .iter()
-        .map(|f| ("funnel".to_string(), "all prisons".to_string(), f))
-        .chain(s.funnel_by_prison.iter().map(|f| {
-            (
-                format!("funnel_by_prison.{}", f.prison_code),
-                f.prison_code.clone(),
-                f,
-            )
-        }));
+    let funnels = hub_proto::json::funnels(s).into_iter();
     let rows: Vec<Vec<String>> = funnels
         .map(|(path, label, f)| {
             let cell = |name: &str, n: u32| shown(&format!("{path}.{name}"), n.to_string());
