@@ -624,16 +624,7 @@ async fn a_multi_agency_story_matches_values_worked_out_by_hand() {
     // The funnel of those three (P5, P6, P7, all from LEI): nobody was
     // flagged, triaged or given an appointment before release; P7 was met
     // at the gate and engaged within 21 days.
-    let stages = |f: &hub_proto::projections::ContinuityFunnel| {
-        [
-            f.released,
-            f.flagged,
-            f.triaged,
-            f.appointment_booked,
-            f.met_at_gate,
-            f.engaged_within_21_days,
-        ]
-    };
+    let stages = |f: &hub_proto::projections::ContinuityFunnel| f.stages().map(|(_, n)| n);
     assert_eq!(stages(s.funnel.as_ref().unwrap()), [3, 0, 0, 0, 1, 1]);
     assert_eq!(s.funnel_by_prison.len(), 1);
     assert_eq!(s.funnel_by_prison[0].prison_code, "LEI");

@@ -307,22 +307,15 @@ fn funnel_section(s: &PickupSummary) -> String {
 <th scope=\"col\">In treatment within 21 days</th></tr></thead><tbody>",
     );
     for (path, label, f) in rows {
-        let c = |name: &str, n: u32| {
-            cell(
-                n.to_string(),
-                withheld(&s.suppressed, &format!("{path}.{name}")),
-            )
-        };
         body.push_str(&format!(
-            "<tr><th scope=\"row\" class=\"left\">{}</th>{}{}{}{}{}{}</tr>",
-            esc(&label),
-            c("released", f.released),
-            c("flagged", f.flagged),
-            c("triaged", f.triaged),
-            c("appointment_booked", f.appointment_booked),
-            c("met_at_gate", f.met_at_gate),
-            c("engaged_within_21_days", f.engaged_within_21_days),
+            "<tr><th scope=\"row\" class=\"left\">{}</th>",
+            esc(&label)
         ));
+        for (name, n) in f.stages() {
+            let hidden = withheld(&s.suppressed, &format!("{path}.{name}"));
+            body.push_str(&cell(n.to_string(), hidden));
+        }
+        body.push_str("</tr>");
     }
     body.push_str("</tbody></table>");
     body

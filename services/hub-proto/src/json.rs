@@ -77,6 +77,32 @@ pub fn pickups(reply: &ListPickupsResponse) -> Value {
     })
 }
 
+impl ContinuityFunnel {
+    /// The funnel's stages in order, by their field names.
+    pub fn stages(&self) -> [(&'static str, u32); 6] {
+        [
+            ("released", self.released),
+            ("flagged", self.flagged),
+            ("triaged", self.triaged),
+            ("appointment_booked", self.appointment_booked),
+            ("met_at_gate", self.met_at_gate),
+            ("engaged_within_21_days", self.engaged_within_21_days),
+        ]
+    }
+
+    /// The same, to change (withholding small counts).
+    pub fn stages_mut(&mut self) -> [(&'static str, &mut u32); 6] {
+        [
+            ("released", &mut self.released),
+            ("flagged", &mut self.flagged),
+            ("triaged", &mut self.triaged),
+            ("appointment_booked", &mut self.appointment_booked),
+            ("met_at_gate", &mut self.met_at_gate),
+            ("engaged_within_21_days", &mut self.engaged_within_21_days),
+        ]
+    }
+}
+
 /// The summary's funnels, in all then by prison: each with the path its
 /// withheld counts are named under (`funnel`, `funnel_by_prison.LEI`) and
 /// a label for people (`All prisons`, `LEI`).
@@ -105,12 +131,12 @@ pub fn pickup_summary(s: &PickupSummary) -> Value {
         .iter()
         .map(|c| (alert_name(c.alert).to_string(), json!(c.count)))
         .collect();
-    let stages = |f: &ContinuityFunnel| {
-        json!({
-            "released": f.released, "flagged": f.flagged, "triaged": f.triaged,
-            "appointment_booked": f.appointment_booked, "met_at_gate": f.met_at_gate,
-            "engaged_within_21_days": f.engaged_within_21_days,
-        })
+    let stages = |f: &ContinuityFunnel| -> Value {
+        f.stages()
+            .into_iter()
+            .map(|(name, n)| (name.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     };
     // By prison as an object keyed by prison code: the paths `suppressed`
     // names (`funnel_by_prison.LEI.flagged`) are paths in this JSON.

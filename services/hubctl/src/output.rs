@@ -245,16 +245,13 @@ pub fn pickup_summary(s: &PickupSummary, as_json: bool) {
     let funnels = hub_proto::json::funnels(s).into_iter();
     let rows: Vec<Vec<String>> = funnels
         .map(|(path, label, f)| {
-            let cell = |name: &str, n: u32| shown(&format!("{path}.{name}"), n.to_string());
-            vec![
-                label,
-                cell("released", f.released),
-                cell("flagged", f.flagged),
-                cell("triaged", f.triaged),
-                cell("appointment_booked", f.appointment_booked),
-                cell("met_at_gate", f.met_at_gate),
-                cell("engaged_within_21_days", f.engaged_within_21_days),
-            ]
+            std::iter::once(label)
+                .chain(
+                    f.stages()
+                        .into_iter()
+                        .map(|(name, n)| shown(&format!("{path}.{name}"), n.to_string())),
+                )
+                .collect()
         })
         .collect();
     table(

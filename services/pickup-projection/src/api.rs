@@ -707,14 +707,7 @@ pub fn suppress_small_counts(s: &mut PickupSummary) {
                 .map(|f| (format!("funnel_by_prison.{}", f.prison_code), f)),
         );
     for (path, f) in funnels {
-        for (name, n) in [
-            ("released", &mut f.released),
-            ("flagged", &mut f.flagged),
-            ("triaged", &mut f.triaged),
-            ("appointment_booked", &mut f.appointment_booked),
-            ("met_at_gate", &mut f.met_at_gate),
-            ("engaged_within_21_days", &mut f.engaged_within_21_days),
-        ] {
+        for (name, n) in f.stages_mut() {
             if small(*n) {
                 *n = 0;
                 s.suppressed.push(format!("{path}.{name}"));

@@ -1222,16 +1222,7 @@ mod tests {
         w.given(&["d"], "2026-10-01", release_date("2027-01-10"))
             .given(&["d"], "2026-10-02", flag());
         let (all, by_prison) = w.funnel("bradford", "2026-27");
-        let stages = |f: &ContinuityFunnel| {
-            [
-                f.released,
-                f.flagged,
-                f.triaged,
-                f.appointment_booked,
-                f.met_at_gate,
-                f.engaged_within_21_days,
-            ]
-        };
+        let stages = |f: &ContinuityFunnel| f.stages().map(|(_, n)| n);
         assert_eq!(stages(&all), [3, 2, 1, 1, 2, 1]);
         assert_eq!(
             by_prison
