@@ -130,7 +130,10 @@ SERVICES="key-service custody-service prison-service pharmacy-service treatment-
 for svc in $SERVICES; do
   # A projection's store holds positions in this stream: the cluster's
   # live apart from the single server's.
-  HUB_DATA_DIR=./$VAR/$svc as_user "$svc" "$BIN/$svc" >"$VAR/logs/$svc.log" 2>&1 &
+  # `exec` in the background subshell: $! is the service itself, so
+  # stopping the hub (Ctrl-C, a failed step, a process that exited) stops
+  # it, rather than its subshell and leaving the service running.
+  (HUB_DATA_DIR=./$VAR/$svc as_user "$svc" exec "$BIN/$svc") >"$VAR/logs/$svc.log" 2>&1 &
   pids+=($!)
 done
 for svc in $SERVICES; do

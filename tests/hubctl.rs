@@ -1003,3 +1003,60 @@ async fn stewards_decide_who_is_whom_and_breaking_the_glass_is_audited_from_the_
     assert_eq!(table.code, 0, "{}", table.stderr);
     assert!(table.stdout.contains(why), "{}", table.stdout);
 }
+
+/// `make run`'s demo, as `deploy/run-local.sh` runs it: every command it
+/// sends is accepted (a request id used twice for different commands would
+/// be refused and end the demo), a second run that day records nothing
+/// new, and the activity projection has a year to show.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_records_everything_once_and_again_nothing() {
+    let hub = Hub::start().unwrap();
+    let first = hubctl(&hub, Some(ADMIN), &["seed", "demo"]).await;
+    assert!(
+        first.stdout.contains("events recorded, 0 already there"),
+        "{}\n{}",
+        first.stdout,
+        first.stderr
+    );
+    let recorded: u64 = first
+        .stdout
+        .split("events recorded")
+        .next()
+        .and_then(|s| s.rsplit(' ').nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a count in {}", first.stdout));
+    assert!(recorded > 500, "{}", first.stdout);
+    let again = hubctl(&hub, Some(ADMIN), &["seed", "demo"]).await;
+    assert!(
+        again
+            .stdout
+            .contains(&format!(": 0 events recorded, {recorded} already there")),
+        "{}\n{}",
+        again.stdout,
+        again.stderr
+    );
+    let last = hub.stream_messages().await.to_string();
+    let activity = hubctl(
+        &hub,
+        Some(ADMIN),
+        &[
+            "--json",
+            "activity",
+            "--partnership",
+            "bradford",
+            "--min-sequence",
+            &last,
+        ],
+    )
+    .await
+    .json();
+    let year = &activity["year"];
+    for figure in [
+        &year["needle_exchange"]["transactions"],
+        &year["custody_advice"]["records"],
+        &year["overdose_attendances"]["attendances"],
+        &year["naloxone_kits"]["pharmacy"],
+    ] {
+        assert!(figure.as_u64().unwrap() > 0, "{activity}");
+    }
+}

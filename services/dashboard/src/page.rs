@@ -132,6 +132,9 @@ fn pct(p: Option<f64>) -> String {
     p.map_or("–".into(), |v| format!("{v:.1}%"))
 }
 
+/// The cell of a quarter that has not begun.
+const NOT_BEGUN_CELL: &str = "<td class=\"withheld\">not yet begun</td>";
+
 fn training_section(c: &TrainingCounts) -> String {
     type Get = fn(&TrainingCounts) -> String;
     type GetQ = fn(&hub_proto::projections::QuarterTrainingCounts) -> String;
@@ -207,10 +210,18 @@ fn training_section(c: &TrainingCounts) -> String {
         "<table><caption>Overdose training</caption><thead><tr><th scope=\"col\"></th><th scope=\"col\">Year</th>\
 <th scope=\"col\">Q1 Apr–Jun</th><th scope=\"col\">Q2 Jul–Sep</th><th scope=\"col\">Q3 Oct–Dec</th><th scope=\"col\">Q4 Jan–Mar</th></tr></thead><tbody>",
     );
+    // A quarter that has not begun has no figures yet: never a 0.
+    let fy = FinancialYear::parse(&c.financial_year).ok();
+    let today = hub_core::time::london_today();
+    let begun = |q: u32| fy.is_none_or(|fy| fy.quarter_first_day(q as u8) <= today);
     for (label, field, year, quarter) in rows {
         body.push_str(&format!("<tr><th scope=\"row\">{}</th>", esc(label)));
         body.push_str(&cell(year(c), withheld(&c.suppressed, field)));
         for q in &c.quarters {
+            if !begun(q.quarter) {
+                body.push_str(NOT_BEGUN_CELL);
+                continue;
+            }
             body.push_str(&cell(
                 quarter(q),
                 withheld(&c.suppressed, &format!("q{}.{field}", q.quarter)),
@@ -234,7 +245,12 @@ fn training_section(c: &TrainingCounts) -> String {
         ]
         .iter()
         .any(|f| withheld(&c.suppressed, &format!("q{}.{f}", q.quarter)));
-        if hidden {
+        if !begun(q.quarter) {
+            body.push_str(&format!(
+                "<div>Q{} <span class=\"withheld\">not yet begun</span></div>",
+                q.quarter
+            ));
+        } else if hidden {
             body.push_str(&format!(
                 "<div>Q{} <span class=\"withheld\">withheld</span></div>",
                 q.quarter
@@ -338,7 +354,7 @@ fn activity_section(a: &Activity) -> String {
         for v in &r.cells {
             body.push_str(&match v.as_str() {
                 WITHHELD => cell(String::new(), true),
-                NOT_BEGUN => "<td class=\"withheld\">not yet begun</td>".to_string(),
+                NOT_BEGUN => NOT_BEGUN_CELL.to_string(),
                 "" => "<td>–</td>".to_string(),
                 v => format!("<td>{}</td>", esc(v)),
             });
@@ -541,6 +557,26 @@ pub fn pickups(who: &Who, p: &Partnership, entries: &[PickupEntry]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quarters_not_begun_say_so_never_zero() {
+        let year = |start_year: i16| TrainingCounts {
+            financial_year: FinancialYear { start_year }.to_string(),
+            quarters: (1..=4)
+                .map(|q| hub_proto::projections::QuarterTrainingCounts {
+                    quarter: q,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let this = FinancialYear::of(hub_core::time::london_today()).start_year;
+        let future = training_section(&year(this + 1));
+        // Eleven figures and the chart, each for four quarters.
+        assert_eq!(future.matches("not yet begun").count(), 12 * 4, "{future}");
+        let past = training_section(&year(this - 1));
+        assert!(!past.contains("not yet begun"), "{past}");
+    }
 
     #[test]
     fn contract_names_read_as_words() {

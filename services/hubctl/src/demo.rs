@@ -290,7 +290,7 @@ pub async fn seed(
             send!(
                 pharmacy.record_naloxone_supply,
                 RecordNaloxoneSupplyRequest {
-                    request_id: id("naloxone", i),
+                    request_id: id("pharmacy-naloxone", i),
                     partnership_code: p.clone(),
                     occurred_at: Some(at(day)?),
                     pharmacy_code: org(&p, &format!("PH{}", 1 + rng.below(3))),
