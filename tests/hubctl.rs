@@ -284,20 +284,7 @@ async fn every_command_rpc_has_a_subcommand_that_records_it_once() {
 
     // What the training projection counted from them.
     let last = sequences.last().unwrap().to_string();
-    let counts = hubctl(
-        &hub,
-        Some(ADMIN),
-        &[
-            "--json",
-            "training",
-            "--partnership",
-            "bradford",
-            "--min-sequence",
-            &last,
-        ],
-    )
-    .await
-    .json();
+    let counts = bradford_json(&hub, ADMIN, "training", &last).await;
     assert_eq!(counts["prison_leavers_trained"], 1, "{counts}");
     assert_eq!(counts["custody_officers_trained"], 1, "{counts}");
     assert_eq!(counts["custody_officer_headcount"], 40, "{counts}");
@@ -696,19 +683,8 @@ async fn record_batch_uploads_a_file_and_a_second_upload_records_nothing_twice()
 /// kits supplied.
 async fn name_and_kits(hub: &Hub, min_sequence: u64) -> (serde_json::Value, serde_json::Value) {
     let min = min_sequence.to_string();
-    let read = |token, what| {
-        let args = [
-            "--json",
-            what,
-            "--partnership",
-            "bradford",
-            "--min-sequence",
-            &min,
-        ];
-        async move { hubctl(hub, Some(token), &args).await.json() }
-    };
-    let list = read(CARAT, "pickups").await;
-    let counts = read(ADMIN, "training").await;
+    let list = bradford_json(hub, CARAT, "pickups", &min).await;
+    let counts = bradford_json(hub, ADMIN, "training", &min).await;
     (
         list["entries"][0]["display_name"].clone(),
         counts["naloxone_kits_supplied"].clone(),
@@ -1036,20 +1012,7 @@ async fn the_demo_records_everything_once_and_again_nothing() {
         again.stderr
     );
     let last = hub.stream_messages().await.to_string();
-    let activity = hubctl(
-        &hub,
-        Some(ADMIN),
-        &[
-            "--json",
-            "activity",
-            "--partnership",
-            "bradford",
-            "--min-sequence",
-            &last,
-        ],
-    )
-    .await
-    .json();
+    let activity = bradford_json(&hub, ADMIN, "activity", &last).await;
     let year = &activity["year"];
     for figure in [
         &year["needle_exchange"]["transactions"],
@@ -1059,4 +1022,18 @@ async fn the_demo_records_everything_once_and_again_nothing() {
     ] {
         assert!(figure.as_u64().unwrap() > 0, "{activity}");
     }
+}
+
+/// `hubctl --json <what> --partnership bradford --min-sequence <min>` as
+/// `token`.
+async fn bradford_json(hub: &Hub, token: &str, what: &str, min: &str) -> serde_json::Value {
+    let args = [
+        "--json",
+        what,
+        "--partnership",
+        "bradford",
+        "--min-sequence",
+        min,
+    ];
+    hubctl(hub, Some(token), &args).await.json()
 }
