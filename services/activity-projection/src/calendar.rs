@@ -3,9 +3,12 @@
 //! Europe/London, or on an England bank holiday.
 //!
 //! # The bank holidays
-//! `seeds/bank-holidays.json` is GOV.UK's list in its own format
-//! (<https://www.gov.uk/bank-holidays.json>, the `england-and-wales`
-//! division; the other divisions may be present and are ignored). It is
+//! `seeds/bank-holidays.json` is England and Wales's bank holidays in
+//! GOV.UK's format (<https://www.gov.uk/bank-holidays.json>, the
+//! `england-and-wales` division; other divisions may be present and are
+//! ignored). The copy shipped first (2018–2028) was written out by hand
+//! from the published dates, the machine it was made on having no
+//! internet: `make bank-holidays` replaces it with GOV.UK's own file. It is
 //! compiled in, so the rule stays a pure function and every replica and
 //! every rebuild counts the same days. GOV.UK publishes about two years
 //! ahead: `make bank-holidays` fetches the current file, and after a new
