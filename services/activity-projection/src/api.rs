@@ -25,26 +25,22 @@ impl ActivityService for ActivityApi {
     ) -> Result<Response<Activity>, Status> {
         let p = &self.0;
         let r = request.get_ref();
-        let q = p
-            .year_query(
+        let (q, counters, protocols) = p
+            .year_rows(
                 &request,
                 Action::ReadActivity,
-                &r.partnership_code,
-                &r.financial_year,
-                r.min_sequence,
+                (&r.partnership_code, &r.financial_year, r.min_sequence),
+                KeyKind::AttendanceProtocol,
             )
             .await?;
-        let partnership = r.partnership_code.clone();
-        let (year, all) = model::prefixes(&partnership, q.fy);
-        let rows = p
-            .read(move |store| {
-                Ok::<_, hub_store::Error>(YearRows {
-                    counters: store.scan(KeyKind::Counter, &year)?,
-                    protocols: store.scan(KeyKind::AttendanceProtocol, &all)?,
-                })
-            })
-            .await?;
-        let mut activity = model::tally(&partnership, q.fy, &rows);
+        let mut activity = model::tally(
+            &r.partnership_code,
+            q.fy,
+            &YearRows {
+                counters,
+                protocols,
+            },
+        );
         activity.applied_sequence = q.applied_sequence;
         if !q.see_small_counts {
             model::suppress_small_counts(&mut activity);

@@ -414,11 +414,6 @@ pub struct YearRows {
     pub protocols: Rows,
 }
 
-/// The key prefixes of a partnership's year.
-pub fn prefixes(partnership: &str, fy: FinancialYear) -> (Vec<u8>, Vec<u8>) {
-    hub_store::year_prefixes(partnership, &fy.to_string())
-}
-
 /// Police forces whose latest protocol record (per trust) before `end`
 /// says one is in force, with any trust.
 fn protocols_in_force(rows: &Rows, end: Timestamp) -> u32 {

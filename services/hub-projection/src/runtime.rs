@@ -13,6 +13,7 @@ use hub_core::{
     validate, Error,
 };
 use hub_runtime::{eventlog::EventLog, ApiError};
+use hub_store::{KeyKind, Rows};
 
 use crate::{consumer::ApplyFn, source::EventSource, trail::AuditTrail};
 
@@ -169,6 +170,39 @@ impl Projection {
             fy,
             applied_sequence,
         })
+    }
+
+    /// [`Self::year_query`], then the year's rows of `partnership_code`:
+    /// its counters of the year (`Counter` under `partnership \0 year \0`)
+    /// and its dated rows of kind `dated` (under `partnership \0`, every
+    /// year: a period reads the latest before its end), read on the
+    /// blocking pool.
+    pub async fn year_rows<T>(
+        &self,
+        request: &Request<T>,
+        action: Action,
+        (partnership_code, financial_year, min_sequence): (&str, &str, u64),
+        dated: KeyKind,
+    ) -> Result<(YearQuery, Rows, Rows), Status> {
+        let q = self
+            .year_query(
+                request,
+                action,
+                partnership_code,
+                financial_year,
+                min_sequence,
+            )
+            .await?;
+        let (year, all) = hub_store::year_prefixes(partnership_code, &q.fy.to_string());
+        let (counters, rows) = self
+            .read(move |store| {
+                Ok::<_, hub_store::Error>((
+                    store.scan(KeyKind::Counter, &year)?,
+                    store.scan(dated, &all)?,
+                ))
+            })
+            .await?;
+        Ok((q, counters, rows))
     }
 
     /// Records a person-level read before its rows leave (see

@@ -24,26 +24,22 @@ impl TrainingCountsService for TrainingApi {
     ) -> Result<Response<TrainingCounts>, Status> {
         let p = &self.0;
         let r = request.get_ref();
-        let q = p
-            .year_query(
+        let (q, counters, headcounts) = p
+            .year_rows(
                 &request,
                 Action::ReadTrainingCounts,
-                &r.partnership_code,
-                &r.financial_year,
-                r.min_sequence,
+                (&r.partnership_code, &r.financial_year, r.min_sequence),
+                KeyKind::Headcount,
             )
             .await?;
-        let partnership = r.partnership_code.clone();
-        let (year, all) = model::prefixes(&partnership, q.fy);
-        let rows = p
-            .read(move |store| {
-                Ok::<_, hub_store::Error>(YearRows {
-                    counters: store.scan(KeyKind::Counter, &year)?,
-                    headcounts: store.scan(KeyKind::Headcount, &all)?,
-                })
-            })
-            .await?;
-        let mut counts = model::tally(&partnership, q.fy, &rows);
+        let mut counts = model::tally(
+            &r.partnership_code,
+            q.fy,
+            &YearRows {
+                counters,
+                headcounts,
+            },
+        );
         counts.applied_sequence = q.applied_sequence;
         if !q.see_small_counts {
             model::suppress_small_counts(&mut counts);

@@ -290,11 +290,6 @@ pub struct YearRows {
     pub headcounts: Rows,
 }
 
-/// The key prefixes of a partnership's year.
-pub fn prefixes(partnership: &str, fy: FinancialYear) -> (Vec<u8>, Vec<u8>) {
-    hub_store::year_prefixes(partnership, &fy.to_string())
-}
-
 #[derive(Default)]
 struct Figures {
     people: BTreeMap<String, u32>,
@@ -516,7 +511,7 @@ mod tests {
 
         fn counts(&self, fy: &str) -> TrainingCounts {
             let fy = FinancialYear::parse(fy).unwrap();
-            let (year, all) = prefixes("bradford", fy);
+            let (year, all) = hub_store::year_prefixes("bradford", &fy.to_string());
             tally(
                 "bradford",
                 fy,

@@ -50,7 +50,7 @@ impl World {
 
     fn activity(&self, fy: &str) -> Activity {
         let fy = FinancialYear::parse(fy).unwrap();
-        let (year, all) = prefixes(P, fy);
+        let (year, all) = hub_store::year_prefixes(P, &fy.to_string());
         tally(
             P,
             fy,
