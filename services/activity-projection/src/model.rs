@@ -493,24 +493,8 @@ fn figures(quarter: u8, c: &BTreeMap<String, u64>, protocols: u32) -> ActivityFi
 /// A partnership's year and its quarters.
 pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> Activity {
     let mut counters: [BTreeMap<String, u64>; 5] = Default::default();
-    for (key, value) in &rows.counters {
-        let f: Vec<&[u8]> = key.splitn(4, |b| *b == 0).collect();
-        let [_, _, q, name] = f.as_slice() else {
-            continue;
-        };
-        let (Some(q), Ok(n)) = (
-            std::str::from_utf8(q)
-                .ok()
-                .and_then(|q| q.parse::<usize>().ok())
-                .filter(|q| *q <= 4),
-            <[u8; 8]>::try_from(value.as_slice()),
-        ) else {
-            continue;
-        };
-        counters[q].insert(
-            String::from_utf8_lossy(name).into_owned(),
-            u64::from_be_bytes(n),
-        );
+    for (q, name, n) in hub_store::year_counters(&rows.counters) {
+        counters[q].insert(String::from_utf8_lossy(name).into_owned(), n);
     }
     let sums: Vec<(String, u64)> = counters[1..]
         .iter()

@@ -136,6 +136,26 @@ pub fn year_prefixes(partnership: &str, year: &str) -> (Vec<u8>, Vec<u8>) {
     )
 }
 
+/// The counters of a year, as [`year_prefixes`] scans them (keys
+/// `partnership \0 year \0 quarter \0 name`, big-endian u64 values):
+/// `(quarter (0 for the year, 1-4), name, value)`; rows of another shape
+/// are skipped.
+pub fn year_counters(rows: &Rows) -> impl Iterator<Item = (usize, &[u8], u64)> {
+    rows.iter().filter_map(|(key, value)| {
+        let f: Vec<&[u8]> = key.splitn(4, |b| *b == 0).collect();
+        let [_, _, q, name] = f.as_slice() else {
+            return None;
+        };
+        let q = std::str::from_utf8(q)
+            .ok()?
+            .parse::<usize>()
+            .ok()
+            .filter(|q| *q <= 4)?;
+        let n = <[u8; 8]>::try_from(value.as_slice()).ok()?;
+        Some((q, *name, u64::from_be_bytes(n)))
+    })
+}
+
 /// The key of a fact about `subject` (its parts) as at `at` (seconds since
 /// 1970) and stream `sequence`: the time zero-padded, so one subject's
 /// rows sort by time, then by stream order. For figures that change over

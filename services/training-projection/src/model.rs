@@ -315,27 +315,13 @@ pub use hub_core::stats::percent;
 pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingCounts {
     let mut year = Figures::default();
     let mut quarters: [Figures; 4] = Default::default();
-    for (key, value) in &rows.counters {
-        let f: Vec<&[u8]> = key.splitn(4, |b| *b == 0).collect();
-        let [_, _, q, name] = f.as_slice() else {
-            continue;
-        };
-        let (Some(q), Ok(n)) = (
-            std::str::from_utf8(q)
-                .ok()
-                .and_then(|q| q.parse::<usize>().ok())
-                .filter(|q| *q <= 4),
-            <[u8; 8]>::try_from(value.as_slice()),
-        ) else {
-            continue;
-        };
-        let n = u64::from_be_bytes(n);
+    for (q, name, n) in hub_store::year_counters(&rows.counters) {
         let figures = if q == 0 {
             &mut year
         } else {
             &mut quarters[q - 1]
         };
-        if *name == KITS.as_bytes() {
+        if name == KITS.as_bytes() {
             if q > 0 {
                 year.kits += n;
                 quarters[q - 1].kits += n;
