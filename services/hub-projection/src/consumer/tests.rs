@@ -39,6 +39,7 @@ fn rig(source: MemorySource) -> Rig {
         changes: broadcast::channel(16).0,
         fault: fault_tx,
         schema: 1,
+        ignores: &[],
     };
     Rig {
         source,
@@ -403,4 +404,123 @@ async fn a_live_store_far_behind_catches_up_as_a_replay_then_follows_and_acknowl
     let modes: Vec<(u64, Mode)> = rig.source.deliveries().iter().map(|d| (d.1, d.2)).collect();
     assert_eq!(modes, vec![(1, Mode::Replay), (n + 1, Mode::Live)]);
     assert_eq!(rig.source.acked(), n + 3, "live messages are acknowledged");
+}
+
+/// The event type the skipping tests' projection ignores.
+const IGNORED: &[&str] = &["needle_exchange_recorded"];
+
+impl Rig {
+    /// Pushes events `range`, those for which `ignored` holds under a
+    /// subject of the ignored type, the others under one it uses.
+    fn push_mixed(&self, range: std::ops::RangeInclusive<u64>, ignored: impl Fn(u64) -> bool) {
+        for n in range {
+            let subject = if ignored(n) {
+                "hub.events.pharmacy.bradford.needle_exchange_recorded"
+            } else {
+                "hub.events.prison.bradford.release_date_recorded"
+            };
+            assert_eq!(self.source.push(subject, event(n)), n);
+        }
+    }
+
+    /// Each event of `1..=n` applied once at its own sequence, except the
+    /// `left_out`, never applied.
+    fn assert_applied_except(&self, n: u64, left_out: impl Fn(u64) -> bool) {
+        for (i, at) in self.applications(n).iter().enumerate() {
+            let i = i as u64 + 1;
+            let expected = if left_out(i) { vec![] } else { vec![i] };
+            assert_eq!(at, &expected, "event {i} applications");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replay_leaves_out_what_the_projection_ignores_counts_it_applied_and_live_takes_all() {
+    let mut rig = rig(MemorySource::with_chunk(7));
+    rig.consumer.ignores = IGNORED;
+    let n = REPLAY_BATCH as u64 + 500;
+    // Two in three ignored, and the last 40 all: the last message the
+    // replay takes vouches for them.
+    let ignored = move |i: u64| !i.is_multiple_of(3) || i > n - 40;
+    rig.push_mixed(1..=n, ignored);
+    replay_until(&rig, n).await;
+    let progress = rig.store.progress().expect("progress");
+    assert_eq!(
+        progress.applied_sequence, n,
+        "the replay reached its target"
+    );
+    assert_eq!(
+        progress.events_applied, n,
+        "what was left out counts as applied"
+    );
+    rig.assert_applied_except(n, ignored);
+    assert!(
+        rig.source.handed().iter().all(|s| !ignored(*s)),
+        "nothing ignored was handed over"
+    );
+    // Live, every message is taken, and the store (whose last applied
+    // message lies 40 before its position) passes the history check.
+    rig.push_mixed(n + 1..=n + 6, |_| true);
+    rig.live_until(n + 6).await;
+    rig.assert_applied_except(n + 6, |i| i <= n && ignored(i));
+    assert_eq!(
+        rig.store.progress().expect("progress").events_applied,
+        n + 6
+    );
+    let modes: Vec<Mode> = rig.source.deliveries().iter().map(|d| d.2).collect();
+    assert_eq!(modes, vec![Mode::Replay, Mode::Live]);
+}
+
+#[tokio::test]
+async fn a_message_lost_in_a_skipping_replay_is_noticed_by_the_consumers_own_count() {
+    let mut rig = rig(MemorySource::with_chunk(7));
+    rig.consumer.ignores = IGNORED;
+    let n = 3_000;
+    let ignored = |i: u64| !i.is_multiple_of(3);
+    rig.push_mixed(1..=n, ignored);
+    // Taken messages' stream sequences are 3 apart: only the consumer's
+    // own count shows one missing.
+    let lost = 1_500;
+    rig.source.fault(Fault::Lose(lost));
+    replay_until(&rig, n).await;
+    rig.assert_applied_except(n, ignored);
+    let froms: Vec<u64> = rig.source.deliveries().iter().map(|d| d.1).collect();
+    assert_eq!(
+        froms,
+        vec![1, lost - 2],
+        "recreated right after the last applied"
+    );
+    assert_eq!(rig.store.progress().expect("progress").events_applied, n);
+}
+
+#[tokio::test]
+async fn a_replay_with_nothing_it_uses_up_to_its_target_moves_the_store_there_and_history_still_holds(
+) {
+    let mut rig = rig(MemorySource::with_chunk(7));
+    rig.consumer.ignores = IGNORED;
+    rig.push_mixed(1..=10, |i| i > 4);
+    replay_until(&rig, 4).await;
+    replay_until(&rig, 10).await;
+    let progress = rig.store.progress().expect("progress");
+    assert_eq!(
+        (progress.applied_sequence, progress.events_applied),
+        (10, 10)
+    );
+    let froms: Vec<u64> = rig.source.deliveries().iter().map(|d| d.1).collect();
+    assert_eq!(froms, vec![1], "no delivery opened for nothing");
+    rig.assert_applied_except(10, |i| i > 4);
+    // The stream restored from another backup in which message 4, the
+    // last the store applied, differs: refused though the position is 10.
+    rig.source.replace(
+        (1..=11)
+            .map(|n| {
+                let payload = if n == 4 { event(104) } else { event(n) };
+                (format!("hub.events.prison.bradford.x{n}"), payload.into())
+            })
+            .collect(),
+    );
+    let live = rig.run_live();
+    let refused = rig.refused("message 4 is not the one").await;
+    live.abort();
+    assert!(refused, "refused: {:?}", *rig.fault.borrow());
 }
