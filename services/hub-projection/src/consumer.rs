@@ -57,8 +57,7 @@ pub const REPLAY_BATCH: usize = 16 * BATCH;
 pub const CATCH_UP: u64 = 4 * REPLAY_BATCH as u64;
 
 /// The store's key (under `KeyKind::Meta`) for the digest of the last
-/// message applied, followed by its sequence (8 bytes, big-endian; older
-/// stores kept the digest alone, of the message at their position).
+/// message applied.
 const APPLIED_DIGEST: &[u8] = b"applied_digest";
 /// How often a store from another history is checked again.
 const HISTORY_RECHECK: Duration = Duration::from_secs(5);
@@ -88,8 +87,6 @@ pub struct Consumer {
     pub(crate) fault: watch::Sender<Option<String>>,
     /// The layout version an empty store is marked with once it opens.
     pub(crate) schema: u32,
-    /// The event types `apply` never uses: a replay leaves them out.
-    pub(crate) ignores: &'static [&'static str],
 }
 
 /// What the stream holds at the store's position.
@@ -175,15 +172,12 @@ impl Consumer {
                 None if durable => (Mode::Live, until),
                 None => (Mode::Replay, until),
             };
-            let delivery = match self.open(progress, mode, until_now).await {
-                Ok(Some(d)) => d,
-                Ok(None) => {
-                    // Nothing it uses up to its target: the store takes
-                    // the target as applied, and the loop goes on from it.
-                    self.skip_to(&store, progress, until_now.unwrap_or_default())
-                        .await?;
-                    continue;
-                }
+            let delivery = match self
+                .source
+                .deliver(self.name, progress.applied_sequence + 1, mode)
+                .await
+            {
+                Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(projection = self.name, error = %e, "cannot create the consumer; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -215,60 +209,6 @@ impl Consumer {
         }
     }
 
-    /// The delivery from the store's position: a replay to a known target
-    /// leaves out the event types the projection ignores (decision record
-    /// 0009); `None` when that leaves nothing up to the target.
-    async fn open(
-        &self,
-        progress: Progress,
-        mode: Mode,
-        until: Option<u64>,
-    ) -> Result<Option<Box<dyn Delivery>>, SourceError> {
-        let from = progress.applied_sequence + 1;
-        match until {
-            Some(until) if mode == Mode::Replay && !self.ignores.is_empty() => {
-                self.source
-                    .deliver_skipping(self.name, from, until, self.ignores)
-                    .await
-            }
-            _ => self.source.deliver(self.name, from, mode).await.map(Some),
-        }
-    }
-
-    /// Commits `until` as applied when nothing up to it is of a type the
-    /// projection uses (the messages in between count as applied).
-    async fn skip_to(
-        &self,
-        store: &Arc<Store>,
-        progress: Progress,
-        until: u64,
-    ) -> Result<(), Error> {
-        if until <= progress.applied_sequence {
-            return Ok(());
-        }
-        let next = Progress {
-            applied_sequence: until,
-            events_applied: progress.events_applied + (until - progress.applied_sequence),
-            ..progress
-        };
-        let store = store.clone();
-        on_storage(move || {
-            let mut txn = store.txn();
-            // A digest kept alone was of the message at the position,
-            // which moves: it keeps its sequence from now on.
-            if let Some(mut kept) = store.get(KeyKind::Meta, APPLIED_DIGEST)? {
-                if kept.len() == 16 {
-                    kept.extend_from_slice(&progress.applied_sequence.to_be_bytes());
-                    txn.put(KeyKind::Meta, APPLIED_DIGEST, kept);
-                }
-            }
-            txn.commit(next)
-        })
-        .await?;
-        let _ = self.progress.send(next);
-        Ok(())
-    }
-
     /// The stream's last sequence when the store is more than
     /// [`CATCH_UP`] events behind it (`None` when it is not, or when the
     /// stream does not answer: the live consumer then catches up as well).
@@ -289,25 +229,16 @@ impl Consumer {
         let Some(expected) = expected else {
             return Ok(History::Same);
         };
-        // Since skipping replays, the digest names the message it is of
-        // (the last one applied, which may lie before the position).
-        let (expected, at) = match expected.split_at_checked(16) {
-            Some((digest, at)) if at.len() == 8 => (
-                digest.to_vec(),
-                u64::from_be_bytes(at.try_into().unwrap_or_default()),
-            ),
-            _ => (expected, applied),
-        };
         let verdict = match self.source.bounds().await {
             Err(e) => History::Unknown(e),
             Ok((_, last)) if last < applied => History::Other(format!(
                 "the store has applied the stream up to sequence {applied}, but the stream ends at {last}"
             )),
-            Ok((first, _)) if at < first => History::Same,
-            Ok(_) => match self.source.stored(at).await {
+            Ok((first, _)) if applied < first => History::Same,
+            Ok(_) => match self.source.stored(applied).await {
                 Err(e) => History::Unknown(e),
                 Ok(msg) if digest(&msg.payload) != expected => History::Other(format!(
-                    "the stream's message {at} is not the one the store applied"
+                    "the stream's message {applied} is not the one the store applied"
                 )),
                 Ok(_) => History::Same,
             },
@@ -514,7 +445,7 @@ impl Consumer {
         let mut last = None;
         let mut changed = Vec::new();
         let mut interrupted = None;
-        let mut applied_message = None;
+        let mut applied_payload = None;
         for item in batch {
             let msg = match item {
                 Ok(m) => m,
@@ -528,14 +459,10 @@ impl Consumer {
                 last = Some(seq); // redelivered: already applied
                 continue;
             }
-            // A delivery that lost what it took before this message (even
-            // its first) has a gap; one of every subject may start past
-            // the store's position when the stream no longer holds what
-            // lies between (its own limits).
-            if msg.after.is_none() || (!fresh && msg.after != Some(next.applied_sequence)) {
+            if !fresh && seq != next.applied_sequence + 1 {
                 interrupted = Some(format!(
-                    "gap: expected what follows {}, got {seq}",
-                    next.applied_sequence
+                    "gap: expected {}, got {seq}",
+                    next.applied_sequence + 1
                 ));
                 break;
             }
@@ -556,21 +483,16 @@ impl Consumer {
                     next.parked += 1;
                 }
             }
-            // What the delivery left out counts as applied: this
-            // projection's fold would not have used it.
-            next.events_applied += msg.skipped();
-            next.applied_sequence = msg.through;
-            applied_message = Some((seq, msg.payload));
+            next.applied_sequence = seq;
+            applied_payload = Some(msg.payload);
             last = Some(seq);
-            if until.is_some_and(|u| msg.through >= u) {
+            if until.is_some_and(|u| seq >= u) {
                 break;
             }
         }
         if next != progress {
-            if let Some((seq, payload)) = applied_message {
-                let mut kept = digest(&payload);
-                kept.extend_from_slice(&seq.to_be_bytes());
-                txn.put(KeyKind::Meta, APPLIED_DIGEST, kept);
+            if let Some(payload) = applied_payload {
+                txn.put(KeyKind::Meta, APPLIED_DIGEST, digest(&payload));
             }
             txn.commit(next)?;
             // Watchers first: whoever sees the new progress (a query with
@@ -596,7 +518,7 @@ impl Consumer {
 /// the delivery failed.
 fn reaches(batch: &[Result<Delivered, SourceError>], until: u64) -> bool {
     match batch.last() {
-        Some(Ok(m)) => m.through >= until,
+        Some(Ok(m)) => m.sequence >= until,
         Some(Err(_)) => true,
         None => false,
     }

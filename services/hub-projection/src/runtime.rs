@@ -33,8 +33,6 @@ pub struct Parts {
     pub source: Arc<dyn EventSource>,
     /// How it folds one event into its store.
     pub apply: Arc<ApplyFn>,
-    /// The event types `apply` never uses (see [`crate::Spec::ignores`]).
-    pub ignores: &'static [&'static str],
     pub auth: Arc<hub_runtime::authn::Authenticator>,
     pub partnerships: PartnershipRegister,
     /// The audit trail of person-level reads (`None`: counts only).
@@ -73,13 +71,12 @@ impl Projection {
             log,
             source,
             apply,
-            ignores,
             auth,
             partnerships,
             trail,
         } = parts;
         Ok(Arc::new(Self {
-            engine: Engine::open(name, &data_dir, schema, source, apply, ignores)?,
+            engine: Engine::open(name, &data_dir, schema, source, apply)?,
             log,
             auth,
             partnerships: Arc::new(partnerships),

@@ -41,12 +41,6 @@ pub struct Spec {
     pub schema: u32,
     /// How it folds one event into its store.
     pub apply: Arc<ApplyFn>,
-    /// The event types (`hub_proto::event_type`) `apply` never uses: it
-    /// leaves the store as it was for every event of them. A replay leaves
-    /// them out (decision record 0009); the live consumer still takes
-    /// every message. A test of the projection's model shows each is
-    /// left alone.
-    pub ignores: &'static [&'static str],
 }
 
 /// Opens the store (rebuilding it if the spec's layout version is newer
@@ -70,7 +64,6 @@ pub async fn serve(
         service_name,
         schema,
         apply,
-        ignores,
     } = spec;
     let args = &config.common;
     let grpc_addr = listener
@@ -101,7 +94,6 @@ pub async fn serve(
         source: Arc::new(JetStreamSource::new(log.clone())),
         log,
         apply,
-        ignores,
         auth,
         partnerships,
         trail,

@@ -62,47 +62,13 @@ pub enum SourceError {
     Ack(#[source] BoxError),
 }
 
-/// One message as delivered: its stream sequence, subject and payload,
-/// and what the delivery vouches for around it.
+/// One message as delivered: its stream sequence, subject and payload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivered {
     pub sequence: u64,
     /// Shares the message's bytes: read only when a message is parked.
     pub subject: async_nats::Subject,
     pub payload: Bytes,
-    /// The sequence after which this message is the next one the delivery
-    /// takes: `sequence - 1` for a delivery of every subject; for one that
-    /// leaves some out ([`EventSource::deliver_skipping`]), the message it
-    /// handed over before (or its start), `None` when one it took was lost
-    /// on the way. The consumer's gap check.
-    pub after: Option<u64>,
-    /// How far the delivery has handed over everything it takes:
-    /// `sequence`, or its target when the server says nothing more it
-    /// takes follows (a skipping replay's last message).
-    pub through: u64,
-}
-
-impl Delivered {
-    /// A message of a delivery that takes every subject.
-    pub fn every(sequence: u64, subject: async_nats::Subject, payload: Bytes) -> Self {
-        Self {
-            sequence,
-            subject,
-            payload,
-            after: Some(sequence - 1),
-            through: sequence,
-        }
-    }
-
-    /// Messages of the stream this one stands for besides itself, left out
-    /// by the delivery (their types ignored): before it, and after it up
-    /// to `through`.
-    pub fn skipped(&self) -> u64 {
-        let before = self
-            .after
-            .map_or(0, |after| self.sequence.saturating_sub(after + 1));
-        before + (self.through - self.sequence)
-    }
 }
 
 /// One message as stored, read by sequence.
@@ -137,66 +103,6 @@ pub trait EventSource: Send + Sync + 'static {
         from: u64,
         mode: Mode,
     ) -> Result<Box<dyn Delivery>, SourceError>;
-    /// A replay's delivery from `from` (for the consumer `name`) that
-    /// leaves out events of the `ignored` types, up to `until`, which the
-    /// stream holds already: the messages of every other subject in order,
-    /// the last vouching ([`Delivered::through`]) for everything up to
-    /// `until`. `None` when it would hand over nothing up to `until`.
-    async fn deliver_skipping(
-        &self,
-        name: &str,
-        from: u64,
-        until: u64,
-        ignored: &'static [&'static str],
-    ) -> Result<Option<Box<dyn Delivery>>, SourceError>;
-}
-
-/// The event type a subject names: its last token under `hub.events.`
-/// (`hub.events.<agency>.<partnership>.<event_type>`); `None` for the
-/// hub's other records (audit, admin).
-fn event_type(subject: &str) -> Option<&str> {
-    let mut tokens = subject.split('.');
-    let shape = [tokens.next(), tokens.next()] == [Some("hub"), Some("events")];
-    let rest: Vec<&str> = tokens.collect();
-    (shape && rest.len() == 3).then(|| rest[2])
-}
-
-/// Whether `subject` holds an event of one of the `ignored` types.
-fn ignores(subject: &str, ignored: &[&str]) -> bool {
-    event_type(subject).is_some_and(|t| ignored.contains(&t))
-}
-
-/// The filter subjects that take every subject of `subjects` (those the
-/// stream holds) except events of the `ignored` types:
-/// `hub.events.<agency>.*.<event_type>` for each agency and type kept,
-/// `<first>.<second>.>` for the hub's other records, and any other
-/// subject as it is. No two overlap (JetStream refuses overlapping
-/// filters). `None` when nothing would be left out: a delivery of every
-/// subject then does as well, and cheaper.
-pub fn skipping_filters<'a>(
-    subjects: impl IntoIterator<Item = &'a str>,
-    ignored: &[&str],
-) -> Option<Vec<String>> {
-    let mut kept = std::collections::BTreeSet::new();
-    let mut left_out = false;
-    for subject in subjects {
-        match event_type(subject) {
-            Some(t) if ignored.contains(&t) => left_out = true,
-            Some(t) => {
-                let agency = subject.split('.').nth(2).unwrap_or_default();
-                kept.insert(format!("hub.events.{agency}.*.{t}"));
-            }
-            None => {
-                let tokens: Vec<&str> = subject.split('.').collect();
-                if tokens.len() > 2 && tokens[1] != "events" {
-                    kept.insert(format!("{}.{}.>", tokens[0], tokens[1]));
-                } else {
-                    kept.insert(subject.to_string());
-                }
-            }
-        }
-    }
-    left_out.then(|| kept.into_iter().collect())
 }
 
 /// Messages in order, a chunk at a time.
@@ -271,77 +177,6 @@ impl EventSource for JetStreamSource {
         from: u64,
         mode: Mode,
     ) -> Result<Box<dyn Delivery>, SourceError> {
-        let config = consumer_config(name, from, mode);
-        let delivery = self.open(config, None).await?;
-        Ok(Box::new(delivery.expect("a delivery of every subject")))
-    }
-
-    async fn deliver_skipping(
-        &self,
-        name: &str,
-        from: u64,
-        until: u64,
-        ignored: &'static [&'static str],
-    ) -> Result<Option<Box<dyn Delivery>>, SourceError> {
-        // Every subject the stream holds now: every message up to `until`
-        // is on one of them.
-        let subjects = self.subjects().await?;
-        let Some(filters) = skipping_filters(subjects.iter().map(String::as_str), ignored) else {
-            return self.deliver(name, from, Mode::Replay).await.map(Some);
-        };
-        if filters.is_empty() {
-            return Ok(None);
-        }
-        tracing::info!(
-            projection = name,
-            from,
-            until,
-            ignored = ?ignored,
-            filters = filters.len(),
-            "replaying, leaving out the event types the projection ignores"
-        );
-        let mut config = consumer_config(name, from, Mode::Replay);
-        config.filter_subjects = filters;
-        let skipping = Skipping {
-            until,
-            last: Some((0, from - 1)),
-        };
-        let delivery = self.open(config, Some(skipping)).await?;
-        Ok(delivery.map(|d| Box::new(d) as Box<dyn Delivery>))
-    }
-}
-
-impl JetStreamSource {
-    /// Every subject the stream holds a message on.
-    async fn subjects(&self) -> Result<Vec<String>, SourceError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            SourceError::Consumer(format!("listing the stream's subjects: {e}").into())
-        };
-        let stream = self
-            .log
-            .jetstream()
-            .get_stream_no_info(self.log.stream_name())
-            .await
-            .map_err(|e| failed(&e))?;
-        let mut listed = stream
-            .info_with_subjects(">")
-            .await
-            .map_err(|e| failed(&e))?;
-        let mut subjects = Vec::new();
-        while let Some(item) = listed.next().await {
-            subjects.push(item.map_err(|e| failed(&e))?.0);
-        }
-        Ok(subjects)
-    }
-
-    /// Creates the consumer `config` describes (replacing any of its name)
-    /// and starts pulling; `None` when a skipping replay's consumer has
-    /// nothing to hand over (it would only wait).
-    async fn open(
-        &self,
-        config: pull::Config,
-        skipping: Option<Skipping>,
-    ) -> Result<Option<JetStreamDelivery>, SourceError> {
         let consumer_error =
             |e: &dyn std::fmt::Display| SourceError::Consumer(e.to_string().into());
         let stream = self
@@ -350,6 +185,7 @@ impl JetStreamSource {
             .get_stream_no_info(self.log.stream_name())
             .await
             .map_err(|e| consumer_error(&e))?;
+        let config = consumer_config(name, from, mode);
         // Never resume an old consumer of the same name (a rebuild's are
         // new each time; the durable one is replaced), so a consumer always
         // starts right after what the store holds.
@@ -360,10 +196,6 @@ impl JetStreamSource {
             .create_consumer(config)
             .await
             .map_err(|e| consumer_error(&e))?;
-        if skipping.is_some() && consumer.cached_info().num_pending == 0 {
-            let _ = stream.delete_consumer(&consumer.cached_info().name).await;
-            return Ok(None);
-        }
         let messages = consumer
             .stream()
             .max_messages_per_batch(PULL_BATCH)
@@ -372,36 +204,10 @@ impl JetStreamSource {
             .messages()
             .await
             .map_err(|e| consumer_error(&e))?;
-        Ok(Some(JetStreamDelivery {
+        Ok(Box::new(JetStreamDelivery {
             chunks: messages.ready_chunks(CHUNK),
             held: Vec::new(),
-            skipping,
         }))
-    }
-}
-
-/// Where a skipping replay stands: its target, and the consumer and
-/// stream sequences of the last message it took (`None` once one was lost).
-struct Skipping {
-    until: u64,
-    last: Option<(u64, u64)>,
-}
-
-impl Skipping {
-    /// What the delivery vouches for around the message at stream
-    /// `sequence`, its `consumer`-th, with `pending` more after it.
-    fn vouch(&mut self, consumer: u64, sequence: u64, pending: u64) -> (Option<u64>, u64) {
-        let after = match self.last {
-            Some((c, s)) if c + 1 == consumer => Some(s),
-            _ => None,
-        };
-        self.last = Some((consumer, sequence));
-        let through = if pending == 0 {
-            sequence.max(self.until)
-        } else {
-            sequence
-        };
-        (after, through)
     }
 }
 
@@ -409,9 +215,6 @@ struct JetStreamDelivery {
     chunks: futures::stream::ReadyChunks<pull::Stream>,
     /// The last chunk's messages, to acknowledge through.
     held: Vec<(u64, jetstream::Message)>,
-    /// A replay leaving some subjects out: its sequences are not
-    /// contiguous, its consumer's are.
-    skipping: Option<Skipping>,
 }
 
 #[tonic::async_trait]
@@ -428,8 +231,8 @@ impl Delivery for JetStreamDelivery {
                     break;
                 }
             };
-            let info = match message.info() {
-                Ok(info) => info,
+            let sequence = match message.info() {
+                Ok(info) => info.stream_sequence,
                 Err(e) => {
                     out.push(Err(SourceError::Delivery(
                         format!("message without JetStream info: {e}").into(),
@@ -437,14 +240,11 @@ impl Delivery for JetStreamDelivery {
                     break;
                 }
             };
-            let sequence = info.stream_sequence;
-            let mut delivered =
-                Delivered::every(sequence, message.subject.clone(), message.payload.clone());
-            if let Some(skipping) = self.skipping.as_mut() {
-                (delivered.after, delivered.through) =
-                    skipping.vouch(info.consumer_sequence, sequence, info.pending);
-            }
-            out.push(Ok(delivered));
+            out.push(Ok(Delivered {
+                sequence,
+                subject: message.subject.clone(),
+                payload: message.payload.clone(),
+            }));
             self.held.push((sequence, message));
         }
         Some(out)
@@ -618,54 +418,6 @@ impl EventSource for MemorySource {
         mode: Mode,
     ) -> Result<Box<dyn Delivery>, SourceError> {
         self.unavailable()?;
-        Ok(Box::new(self.open(name, from, mode, None)))
-    }
-
-    async fn deliver_skipping(
-        &self,
-        name: &str,
-        from: u64,
-        until: u64,
-        ignored: &'static [&'static str],
-    ) -> Result<Option<Box<dyn Delivery>>, SourceError> {
-        self.unavailable()?;
-        let (any_ignored, any_taken) = {
-            let s = self.lock();
-            let skip = from.saturating_sub(s.first) as usize;
-            (
-                s.messages
-                    .iter()
-                    .any(|(subject, _)| ignores(subject, ignored)),
-                s.messages
-                    .iter()
-                    .skip(skip)
-                    .any(|(subject, _)| !ignores(subject, ignored)),
-            )
-        };
-        if !any_ignored {
-            return self.deliver(name, from, Mode::Replay).await.map(Some);
-        }
-        if !any_taken {
-            return Ok(None);
-        }
-        let skipping = Skipping {
-            until,
-            last: Some((0, from - 1)),
-        };
-        let delivery = self.open(name, from, Mode::Replay, Some((ignored, skipping)));
-        Ok(Some(Box::new(delivery)))
-    }
-}
-
-impl MemorySource {
-    /// A delivery from `from`, with the faults scripted for it.
-    fn open(
-        &self,
-        name: &str,
-        from: u64,
-        mode: Mode,
-        skipping: Option<(&'static [&'static str], Skipping)>,
-    ) -> MemoryDelivery {
         let mut next = from;
         if self.take(|f| *f == Fault::RedeliverUnacked).is_some() {
             next = self.lock().acked + 1;
@@ -680,7 +432,7 @@ impl MemorySource {
         };
         let stall = mode == Mode::Replay && self.take(|f| *f == Fault::StallReplay).is_some();
         self.lock().deliveries.push((name.into(), from, mode));
-        MemoryDelivery {
+        Ok(Box::new(MemoryDelivery {
             source: self.clone(),
             last: self.last.subscribe(),
             next,
@@ -688,9 +440,7 @@ impl MemorySource {
             end_after,
             stall,
             mode,
-            skipping,
-            taken: 0,
-        }
+        }))
     }
 }
 
@@ -702,11 +452,6 @@ struct MemoryDelivery {
     end_after: Option<usize>,
     stall: bool,
     mode: Mode,
-    /// A replay leaving events of these types out, as a filtered consumer
-    /// does.
-    skipping: Option<(&'static [&'static str], Skipping)>,
-    /// Messages taken so far (the consumer's sequence).
-    taken: u64,
 }
 
 #[tonic::async_trait]
@@ -759,28 +504,16 @@ impl MemoryDelivery {
             };
             let sequence = self.next;
             self.next += 1;
-            if let Some((ignored, _)) = &self.skipping {
-                if ignores(&subject, ignored) {
-                    continue;
-                }
-            }
-            self.taken += 1;
             if self.lose == Some(sequence) {
                 self.lose = None;
                 continue;
             }
             s.handed.push(sequence);
-            let mut delivered = Delivered::every(sequence, subject.into(), payload);
-            if let Some((ignored, skipping)) = self.skipping.as_mut() {
-                let rest = (sequence + 1 - s.first) as usize;
-                let pending = s.messages[rest..]
-                    .iter()
-                    .filter(|(subject, _)| !ignores(subject, ignored))
-                    .count();
-                (delivered.after, delivered.through) =
-                    skipping.vouch(self.taken, sequence, pending as u64);
-            }
-            out.push(Ok(delivered));
+            out.push(Ok(Delivered {
+                sequence,
+                subject: subject.into(),
+                payload,
+            }));
             if let Some(n) = self.end_after.as_mut() {
                 *n -= 1;
             }
@@ -839,70 +572,5 @@ pub(crate) mod testing {
                     .collect()
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Whether the NATS filter subject `filter` matches `subject`.
-    fn matches(filter: &str, subject: &str) -> bool {
-        let (f, s): (Vec<_>, Vec<_>) = (filter.split('.').collect(), subject.split('.').collect());
-        for (i, token) in f.iter().enumerate() {
-            match *token {
-                ">" => return s.len() > i,
-                "*" if i < s.len() => {}
-                t if s.get(i) == Some(&t) => {}
-                _ => return false,
-            }
-        }
-        f.len() == s.len()
-    }
-
-    #[test]
-    fn a_skipping_replays_filters_take_every_other_subject_once_and_never_overlap() {
-        let subjects = [
-            "hub.events.pharmacy.bradford.needle_exchange_recorded",
-            "hub.events.pharmacy.leeds.needle_exchange_recorded",
-            "hub.events.pharmacy.leeds.naloxone_supplied",
-            "hub.events.prison.bradford.release_date_recorded",
-            "hub.events.prison.leeds.release_date_recorded",
-            "hub.events.identity.leeds.people_linked",
-            "hub.audit.bradford",
-            "hub.audit.leeds",
-            "hub.admin.person_erased",
-            "hub.events.odd",
-            "hub.other",
-        ];
-        let ignored = ["needle_exchange_recorded"];
-        let filters = skipping_filters(subjects, &ignored).expect("something left out");
-        assert_eq!(
-            filters,
-            [
-                "hub.admin.>",
-                "hub.audit.>",
-                "hub.events.identity.*.people_linked",
-                "hub.events.odd",
-                "hub.events.pharmacy.*.naloxone_supplied",
-                "hub.events.prison.*.release_date_recorded",
-                "hub.other",
-            ]
-        );
-        for subject in subjects {
-            let taken = filters.iter().filter(|f| matches(f, subject)).count();
-            let expected = usize::from(!subject.ends_with("needle_exchange_recorded"));
-            assert_eq!(taken, expected, "{subject}: matched by {taken} filters");
-        }
-        // Nothing ignored in the stream: a delivery of every subject.
-        assert_eq!(
-            skipping_filters(subjects[2..].iter().copied(), &ignored),
-            None
-        );
-        // Only ignored subjects: nothing to take.
-        assert_eq!(
-            skipping_filters(subjects[..2].iter().copied(), &ignored),
-            Some(vec![])
-        );
     }
 }

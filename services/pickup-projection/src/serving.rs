@@ -55,9 +55,6 @@ pub async fn run(
         service_name: "hub.projections.v1.PickupListService",
         schema: SCHEMA,
         apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
-        // Every type counts here: a needle exchange's client code is seen
-        // (retention), custody advice names people, and so on.
-        ignores: &[],
     };
     hub_projection::serve(
         spec,

@@ -231,15 +231,6 @@ impl PersonModel for Trainings {
     }
 }
 
-/// The event types this projection never uses (`hub_projection::Spec::
-/// ignores`): a rebuild leaves them out. A needle exchange names one key,
-/// its client code, so it trains no one and joins no two keys of a person
-/// (the identity layer joins only keys an event names together): two
-/// thirds of a national year's events that a training rebuild need not
-/// read. (The pick-up projection keeps them: a client code's last visit
-/// counts for retention there.)
-pub const IGNORES: &[&str] = &["needle_exchange_recorded"];
-
 /// Applies one event at stream `sequence`.
 pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Changed>, Error> {
     // People count only where they were trained.
@@ -524,51 +515,6 @@ mod tests {
             audience: audience as i32,
             naloxone_kit_supplied: kit,
         })
-    }
-
-    #[test]
-    fn the_event_types_it_ignores_leave_the_store_as_it_was() {
-        let mut w = World::new();
-        w.given(
-            &["client", "nhs"],
-            "2026-05-01T10:00:00Z",
-            training(TrainingAudience::ServiceUser, true),
-        )
-        .given(
-            &["carer"],
-            "2026-05-02T10:00:00Z",
-            training(TrainingAudience::Carer, false),
-        );
-        let before = w.kv.0.clone();
-        let samples = [Payload::NeedleExchangeRecorded(NeedleExchangeRecorded {
-            pharmacy_code: "FA001".into(),
-            packs_given: 3,
-            returns: 1,
-        })];
-        let types: Vec<_> = samples.iter().map(hub_proto::event_type).collect();
-        assert_eq!(types, IGNORES, "a sample of each ignored type");
-        for payload in samples {
-            // As the pharmacy service records them: the client code is the
-            // one key, known here already or not.
-            for key in ["client", "carer", "someone-new"] {
-                for at in ["2026-05-01T10:00:00Z", "2027-01-01T00:00:00Z"] {
-                    let t: Timestamp = at.parse().unwrap();
-                    let event = Event {
-                        person_key: key.into(),
-                        client_key: key.into(),
-                        partnership_code: "bradford".into(),
-                        occurred_at: Some(prost_types::Timestamp {
-                            seconds: t.as_second(),
-                            nanos: 0,
-                        }),
-                        payload: Some(payload.clone()),
-                        ..Default::default()
-                    };
-                    assert_eq!(apply(&mut w.kv, &event, 99).unwrap(), Vec::new());
-                }
-            }
-        }
-        assert_eq!(w.kv.0, before, "nothing written, nothing removed");
     }
 
     #[test]

@@ -22,7 +22,6 @@ pub async fn run(
         service_name: "hub.projections.v1.TrainingCountsService",
         schema: SCHEMA,
         apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
-        ignores: model::IGNORES,
     };
     hub_projection::serve(spec, config, listener, shutdown, None, |projection| {
         tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(

@@ -220,7 +220,6 @@ impl Engine {
         schema: u32,
         source: Arc<dyn EventSource>,
         apply: Arc<ApplyFn>,
-        ignores: &'static [&'static str],
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
@@ -266,7 +265,6 @@ impl Engine {
                 changes: changes.clone(),
                 fault: fault_tx,
                 schema,
-                ignores,
             },
             slot,
             upgrading: upgrading_tx,

@@ -33,12 +33,6 @@ async fn applied(engine: &Engine, sequence: u64) {
     .expect("progress");
 }
 
-/// The test engine over `source`, its stores under `data`, writing layout
-/// `schema`.
-fn open(data: &std::path::Path, schema: u32, source: MemorySource) -> Engine {
-    Engine::open("test", data, schema, Arc::new(source), apply(), &[]).unwrap()
-}
-
 /// A temporary folder, `source` holding events 1..=`events`, and an engine
 /// (layout 1) over it that has applied them.
 async fn started(source: MemorySource, events: u64) -> (tempfile::TempDir, Engine) {
@@ -46,7 +40,7 @@ async fn started(source: MemorySource, events: u64) -> (tempfile::TempDir, Engin
     if events > 0 {
         push(&source, 1..=events);
     }
-    let engine = open(data.path(), 1, source);
+    let engine = Engine::open("test", data.path(), 1, Arc::new(source), apply()).unwrap();
     engine.start();
     applied(&engine, events).await;
     (data, engine)
@@ -155,7 +149,7 @@ async fn leftovers_of_an_interrupted_rebuild_are_removed_at_start_and_the_active
     // What a rebuild cut short leaves: a store that never took over.
     let leftover = data.path().join("store-1764000000000");
     drop(Store::open(&leftover).unwrap());
-    let engine = open(data.path(), 1, source);
+    let engine = Engine::open("test", data.path(), 1, Arc::new(source), apply()).unwrap();
     assert!(!leftover.exists(), "removed at start");
     assert_eq!(engine.store().path(), active);
     assert_eq!(
@@ -169,7 +163,7 @@ async fn leftovers_of_an_interrupted_rebuild_are_removed_at_start_and_the_active
 async fn one_rebuild_at_a_time_and_queries_wait_for_their_own_writes() {
     let data = tempfile::tempdir().unwrap();
     let source = MemorySource::new();
-    let engine = open(data.path(), 1, source.clone());
+    let engine = Engine::open("test", data.path(), 1, Arc::new(source.clone()), apply()).unwrap();
     engine.start();
     // Read-your-writes: a query for a sequence not yet applied waits for it.
     let waiting = {
@@ -256,7 +250,7 @@ async fn a_store_of_an_older_layout_is_rebuilt_at_start_and_refuses_queries_unti
     let old = closed(engine).await;
 
     // The next version writes layout 2.
-    let engine = open(data.path(), 2, source.clone());
+    let engine = Engine::open("test", data.path(), 2, Arc::new(source.clone()), apply()).unwrap();
     let refused = engine.wait_for(1).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
     assert!(
