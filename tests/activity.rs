@@ -82,9 +82,16 @@ impl Clients {
             ],
             referred_to_treatment: referred,
         };
+        // The custody officer's token covers West Yorkshire's Bradford and
+        // Leeds; advice elsewhere is recorded by an admin.
+        let token = if ["bradford", "leeds"].contains(&p) {
+            CUSTODY_OFFICER
+        } else {
+            ADMIN
+        };
         let ack = self
             .custody
-            .record_harm_reduction_advice(authed(r, CUSTODY_OFFICER))
+            .record_harm_reduction_advice(authed(r, token))
             .await;
         self.note(ack);
     }
@@ -343,4 +350,186 @@ async fn what_agencies_record_is_counted_per_partnership_with_small_counts_withh
         "{}",
         bad.message()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_national_comparison_sets_every_partnership_beside_england_and_covers_a_lone_small_count(
+) {
+    let hub = Hub::start().expect("hub");
+    let mut c = Clients::new(&hub).await;
+    // People advised in custody, 2026-27: Bradford 9, Leeds 3, Wakefield
+    // 12. Leeds's 3 is withheld from analysts, and Bradford's 9, the
+    // smallest count beside it, with it: England's 24 would otherwise
+    // give Leeds's away.
+    for (p, n) in [("bradford", 9), ("leeds", 3), ("wakefield", 12)] {
+        for i in 0..n {
+            let person = Some(PersonRef {
+                pnc_id: format!("26/{i}{p}"),
+                ..Default::default()
+            });
+            c.advice(p, "2026-06-01T10:00:00Z", person, false).await;
+        }
+    }
+    c.needle_exchange("2026-06-02T10:00:00Z", "JF02031985F", 10, 5)
+        .await;
+
+    let national = |token: &'static str, fy: &'static str, min_sequence: u64| {
+        let mut client = c.activity.clone();
+        async move {
+            client
+                .get_national_comparison(authed(
+                    GetNationalComparisonRequest {
+                        financial_year: fy.into(),
+                        min_sequence,
+                    },
+                    token,
+                ))
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let row = |n: &NationalComparison, code: &str| {
+        n.partnerships
+            .iter()
+            .find(|r| r.partnership_code == code)
+            .cloned()
+            .expect("every partnership of the register has a row")
+    };
+
+    let admin = national(ADMIN, "2026-27", c.last).await.expect("admin");
+    assert!(admin.applied_sequence >= c.last, "read-your-writes");
+    assert_eq!(admin.financial_year, "2026-27");
+    assert_eq!(admin.partnerships.len(), 149, "the whole register");
+    let bradford = row(&admin, "bradford");
+    assert_eq!(bradford.partnership_name, "Bradford");
+    assert_eq!(
+        (
+            bradford.people_advised_in_custody,
+            bradford.custody_advice_records,
+            bradford.needle_exchange_transactions,
+            bradford.needle_exchange_return_rate_pct,
+        ),
+        (9, 9, 1, Some(50.0))
+    );
+    assert_eq!(row(&admin, "leeds").people_advised_in_custody, 3);
+    let england = admin.england.clone().expect("England");
+    assert_eq!(
+        (
+            england.people_advised_in_custody,
+            england.custody_advice_records
+        ),
+        (24, 24)
+    );
+    assert!(admin.partnerships.iter().all(|r| r.suppressed.is_empty()));
+    let spread = |n: &NationalComparison, figure: &str| {
+        n.spread
+            .iter()
+            .find(|s| s.figure == figure)
+            .cloned()
+            .expect("every figure has a spread")
+    };
+    let advised = spread(&admin, "people_advised_in_custody");
+    assert_eq!((advised.partnerships, advised.median), (149, Some(0.0)));
+    assert_eq!(
+        spread(&admin, "needle_exchange_return_rate_pct").partnerships,
+        1,
+        "a rate only where there were packs"
+    );
+
+    let analyst = national(ANALYST, "2026-27", c.last)
+        .await
+        .expect("open to analysts, whichever partnerships their token names");
+    for code in ["leeds", "bradford"] {
+        let r = row(&analyst, code);
+        assert_eq!(r.people_advised_in_custody, 0, "{code}");
+        assert!(
+            r.suppressed
+                .contains(&"people_advised_in_custody".to_string()),
+            "{code}: {:?}",
+            r.suppressed
+        );
+    }
+    assert_eq!(row(&analyst, "wakefield").people_advised_in_custody, 12);
+    assert_eq!(
+        row(&analyst, "bradford").custody_advice_records,
+        9,
+        "records are not people: shown"
+    );
+    assert_eq!(
+        analyst.england.as_ref().unwrap().people_advised_in_custody,
+        24,
+        "England is national level"
+    );
+    assert_eq!(
+        spread(&analyst, "people_advised_in_custody").partnerships,
+        147,
+        "withheld values are left out of the spread"
+    );
+
+    // Refusals: a worker's role, a malformed year.
+    let err = national(CARAT, "2026-27", 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert!(
+        err.message().contains("national comparison"),
+        "{}",
+        err.message()
+    );
+    let err = national(ADMIN, "2026", 0).await.unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("financial_year"),
+        "{}",
+        err.message()
+    );
+
+    // hubctl: England and the spread, a ranking, CSV.
+    let run = hubctl(&hub, Some(ANALYST), &["national", "--fy", "2026-27"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("people_advised_in_custody"),
+        "{}",
+        run.stdout
+    );
+    let run = hubctl(
+        &hub,
+        Some(ADMIN),
+        &[
+            "national",
+            "--fy",
+            "2026-27",
+            "--figure",
+            "people_advised_in_custody",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let ranked: Vec<&str> = run.stdout.lines().skip(2).take(3).collect();
+    assert!(
+        ranked[0].contains("wakefield") && ranked[0].contains("12"),
+        "{}",
+        run.stdout
+    );
+    assert!(ranked[1].contains("bradford"), "{}", run.stdout);
+    assert!(ranked[2].contains("leeds"), "{}", run.stdout);
+    let run = hubctl(
+        &hub,
+        Some(ANALYST),
+        &["national", "--fy", "2026-27", "--csv"],
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("partnership,leeds,Leeds,"),
+        "{}",
+        run.stdout
+    );
+    let leeds_line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("partnership,leeds,"))
+        .unwrap();
+    assert!(leeds_line.contains("withheld"), "{leeds_line}");
+    let run = hubctl(&hub, Some(ADMIN), &["national", "--figure", "nonsense"]).await;
+    assert_ne!(run.code, 0);
+    assert!(run.stderr.contains("--figure"), "{}", run.stderr);
 }

@@ -144,6 +144,42 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
     let r = get("/api/partnerships/leeds/activity?format=csv", ANALYST);
     assert_eq!(r.status, 403, "{}", r.body);
 
+    // The national comparison: every partnership beside England, as JSON
+    // and as CSV, small counts withheld from the analyst in every row.
+    let r = get(&format!("/api/national?fy={fy}"), ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let n = json(&r.body);
+    let rows = n["partnerships"].as_array().unwrap();
+    assert_eq!(rows.len(), 149, "the whole register");
+    let bradford = rows
+        .iter()
+        .find(|r| r["partnership_code"] == "bradford")
+        .unwrap();
+    assert_eq!(bradford["service_users_trained"], 8, "{bradford}");
+    assert_eq!(bradford["carers_trained"], 0, "1 carer is withheld");
+    assert!(bradford["suppressed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s == "carers_trained"));
+    assert_eq!(n["england"]["carers_trained"], 1, "England is not withheld");
+    assert!(n["spread"].as_array().unwrap().len() >= 20);
+    let r = get(&format!("/api/national?fy={fy}&format=csv"), ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r
+        .header("content-disposition")
+        .unwrap()
+        .contains(&format!("national-{fy}.csv")));
+    assert!(r.body.starts_with("row,partnership_code,partnership_name,"));
+    let line = r
+        .body
+        .lines()
+        .find(|l| l.starts_with("partnership,bradford,Bradford,"))
+        .expect("Bradford's line");
+    assert!(line.contains("withheld"), "{line}");
+    assert!(r.body.contains("\r\nengland,england,England,"));
+    assert_eq!(get("/api/national", CARAT).status, 403);
+
     // Refusals, as HTTP.
     let r = http(
         dash.addr(),

@@ -193,6 +193,8 @@ impl Hub {
             env.extend(per_process(name));
             start_process(dir.path(), &env, name)
         };
+        let pickup = start("pickup-projection")?;
+        let training = start("training-projection")?;
         Ok(Self {
             keys: start("key-service")?,
             custody: start("custody-service")?,
@@ -201,9 +203,22 @@ impl Hub {
             treatment: start("treatment-service")?,
             ambulance: start("ambulance-service")?,
             identity: start("identity-service")?,
-            pickup: start("pickup-projection")?,
-            training: start("training-projection")?,
-            activity: start("activity-projection")?,
+            activity: {
+                // The national comparison asks the other two.
+                let mut env = env.clone();
+                env.extend(per_process("activity-projection"));
+                env.push((
+                    "HUB_PICKUP_PROJECTION_ADDR".into(),
+                    pickup.addr().to_string(),
+                ));
+                env.push((
+                    "HUB_TRAINING_PROJECTION_ADDR".into(),
+                    training.addr().to_string(),
+                ));
+                start_process(dir.path(), &env, "activity-projection")?
+            },
+            pickup,
+            training,
             operator: None,
             dir,
             env,

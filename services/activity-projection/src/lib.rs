@@ -11,6 +11,7 @@
 //! - [`calendar`]: office hours and England's bank holidays.
 //! - [`report`]: a reply as JSON, as a table, as CSV (for hubctl and the
 //!   dashboard).
+//! - [`national`]: the national comparison, put together (pure).
 //! - [`api`]: the activity service.
 //! - [`run`]: start-up; the consumer, status and rebuilds are
 //!   `hub-projection`'s.
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod calendar;
 pub mod model;
+pub mod national;
 pub mod report;
 
 pub const NAME: &str = "activity-projection";
@@ -31,4 +33,4 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:50063";
 #[cfg(feature = "server")]
 mod serving;
 #[cfg(feature = "server")]
-pub use serving::run;
+pub use serving::{run, Config};

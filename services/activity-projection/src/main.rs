@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
         activity_projection::NAME,
         "Builds and serves harm-reduction activity",
         activity_projection::DEFAULT_LISTEN,
-        |config: hub_projection::Config, listener| {
+        |config: activity_projection::Config, listener| {
             activity_projection::run(config, listener, hub_runtime::shutdown::signal_received())
         },
     )

@@ -493,8 +493,12 @@ fn figures(quarter: u8, c: &BTreeMap<String, u64>, protocols: u32) -> ActivityFi
 /// A partnership's year and its quarters.
 pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> Activity {
     let mut counters: [BTreeMap<String, u64>; 5] = Default::default();
+    // Added, not set: England's year is the tally of every partnership's
+    // rows together.
     for (q, name, n) in hub_store::year_counters(&rows.counters) {
-        counters[q].insert(String::from_utf8_lossy(name).into_owned(), n);
+        *counters[q]
+            .entry(String::from_utf8_lossy(name).into_owned())
+            .or_default() += n;
     }
     let sums: Vec<(String, u64)> = counters[1..]
         .iter()

@@ -10,9 +10,9 @@
 //!   `/login`, `/logout`, `/auth/start` and `/auth/callback` (signing in
 //!   at the identity provider: [`oidc`]),
 //!   `/api/partnerships/<code>/training`,
-//!   `/api/partnerships/<code>/pickup-summary` and
-//!   `/api/partnerships/<code>/activity` (JSON, or CSV with
-//!   `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
+//!   `/api/partnerships/<code>/pickup-summary`,
+//!   `/api/partnerships/<code>/activity` and `/api/national` (JSON, or
+//!   CSV with `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
 //! - [`page`]: the HTML, rendered on the server (no script, no framework).
 //! - Callers: `authorization: Bearer <token>`, or a signed-in session
 //!   ([`session`]): the browser keeps only an opaque id, the token stays
@@ -51,10 +51,13 @@ use hub_proto::projections::{
     activity_service_client::ActivityServiceClient,
     pickup_list_service_client::PickupListServiceClient,
     training_counts_service_client::TrainingCountsServiceClient, Activity, GetActivityRequest,
-    GetPickupSummaryRequest, GetTrainingCountsRequest, ListPickupsRequest, PickupSummary,
-    TrainingCounts, WatchPickupsRequest,
+    GetNationalComparisonRequest, GetPickupSummaryRequest, GetTrainingCountsRequest,
+    ListPickupsRequest, NationalComparison, PickupSummary, TrainingCounts, WatchPickupsRequest,
 };
-use hub_runtime::{config::CommonArgs, prometheus};
+use hub_runtime::{
+    config::{CommonArgs, ProjectionAddrs},
+    prometheus,
+};
 
 pub const NAME: &str = "dashboard";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -74,20 +77,8 @@ pub const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5)
 pub struct Config {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// pickup-projection's gRPC address.
-    #[arg(
-        long,
-        env = "HUB_PICKUP_PROJECTION_ADDR",
-        default_value = "127.0.0.1:50061"
-    )]
-    pub pickup_projection_addr: String,
-    /// training-projection's gRPC address.
-    #[arg(
-        long,
-        env = "HUB_TRAINING_PROJECTION_ADDR",
-        default_value = "127.0.0.1:50062"
-    )]
-    pub training_projection_addr: String,
+    #[command(flatten)]
+    pub projections: ProjectionAddrs,
     /// activity-projection's gRPC address.
     #[arg(
         long,
@@ -161,6 +152,7 @@ pub async fn run(
             .as_deref()
             .filter(|_| oidc.is_some()),
     );
+    let (pickup, training) = config.projections.channels(&tls.client)?;
     let app = Arc::new(App {
         auth,
         oidc,
@@ -175,13 +167,8 @@ pub async fn run(
         }),
         sign_ins: session::SignInLimit::default(),
         partnerships: config.common.load_partnerships()?,
-        pickup: tls
-            .client
-            .channel("HUB_PICKUP_PROJECTION_ADDR", &config.pickup_projection_addr)?,
-        training: tls.client.channel(
-            "HUB_TRAINING_PROJECTION_ADDR",
-            &config.training_projection_addr,
-        )?,
+        pickup,
+        training,
         activity: tls.client.channel(
             "HUB_ACTIVITY_PROJECTION_ADDR",
             &config.activity_projection_addr,
@@ -203,6 +190,7 @@ pub async fn run(
         .route("/api/partnerships/{code}/training", get(training_json))
         .route("/api/partnerships/{code}/pickup-summary", get(summary_json))
         .route("/api/partnerships/{code}/activity", get(activity_json))
+        .route("/api/national", get(national_json))
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
@@ -489,6 +477,39 @@ async fn activity_json(
             activity_projection::report::json(&a),
             format!("{code}-activity-{}", a.financial_year),
             |_| activity_projection::report::csv(&a, london_today()),
+        )
+    })
+    .await
+}
+
+async fn national(
+    app: &App,
+    token: String,
+    fy: Option<String>,
+) -> Result<NationalComparison, tonic::Status> {
+    let request = GetNationalComparisonRequest {
+        financial_year: fy.unwrap_or_default(),
+        min_sequence: 0,
+    };
+    ActivityServiceClient::new(app.activity.clone())
+        .get_national_comparison(with_token(request, &token))
+        .await
+        .map(|r| r.into_inner())
+}
+
+async fn national_json(
+    State(app): State<Arc<App>>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let fetch = |token: String| national(&app, token, q.fy.clone());
+    api(&app, &headers, &q, fetch, |c, format| {
+        // The same table, line for line, as `hubctl national --csv`.
+        answer(
+            format,
+            activity_projection::national::json(&c),
+            format!("national-{}", c.financial_year),
+            |_| activity_projection::national::csv(&c),
         )
     })
     .await

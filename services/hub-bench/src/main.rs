@@ -51,7 +51,8 @@ use hub_proto::{
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetActivityRequest,
-        GetTrainingCountsRequest, ListPickupsRequest, RebuildProjectionRequest,
+        GetNationalComparisonRequest, GetTrainingCountsRequest, ListPickupsRequest,
+        RebuildProjectionRequest,
     },
     treatment::treatment_service_client::TreatmentServiceClient,
 };
@@ -165,6 +166,7 @@ const TOKENS: &str = r#"{"tokens": [
  {"token": "bench-token-carat", "user_id": "b-ca", "role": "carat_worker", "org_code": "LEI", "partnerships": ["*"]},
  {"token": "bench-token-treatment", "user_id": "b-tr", "role": "treatment_worker", "org_code": "TRT01", "partnerships": ["*"]},
  {"token": "bench-token-paramedic", "user_id": "b-pa", "role": "paramedic", "org_code": "RX8", "partnerships": ["*"]},
+ {"token": "bench-token-analyst", "user_id": "b-an", "role": "partnership_analyst", "org_code": "HUB", "partnerships": ["bradford"]},
  {"token": "bench-token-admin", "user_id": "b-ad", "role": "admin", "org_code": "HUB", "partnerships": ["*"]}
 ]}"#;
 const ADMIN: &str = "bench-token-admin";
@@ -213,10 +215,25 @@ impl Hub {
             .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .chain(tls.iter().flat_map(|ca| ca.env(false)))
             .collect();
-        let mut processes = Vec::new();
+        let mut processes: Vec<HubProcess> = Vec::new();
         for name in NAMES {
             let mut env = env.clone();
             env.push(("HUB_DATA_DIR".into(), path(dir.path().join(name))));
+            // The national comparison asks the two started before it.
+            if name == "activity-projection" {
+                for (var, other) in [
+                    ("HUB_PICKUP_PROJECTION_ADDR", "pickup-projection"),
+                    ("HUB_TRAINING_PROJECTION_ADDR", "training-projection"),
+                ] {
+                    let at = NAMES.iter().position(|n| *n == other).expect("started");
+                    let port = processes[at].addr().port();
+                    let addr = match &tls {
+                        Some(_) => format!("https://localhost:{port}"),
+                        None => format!("127.0.0.1:{port}"),
+                    };
+                    env.push((var.into(), addr));
+                }
+            }
             processes.push(HubProcess::start(
                 name,
                 &env,
@@ -815,6 +832,35 @@ async fn e2e(
     Ok(latencies)
 }
 
+/// `GetNationalComparison` latencies (ms) as an analyst (everything
+/// withheld that would be), one query at a time.
+async fn national(hub: &Hub, queries: usize) -> Result<Vec<f64>> {
+    let mut client = ActivityServiceClient::new(hub.channel("activity-projection").await?);
+    let request = || {
+        authed(
+            GetNationalComparisonRequest::default(),
+            "bench-token-analyst",
+        )
+    };
+    let first = client
+        .get_national_comparison(request())
+        .await?
+        .into_inner();
+    if first.partnerships.len() < 100 {
+        bail!(
+            "the comparison has {} partnerships",
+            first.partnerships.len()
+        );
+    }
+    let mut latencies = Vec::with_capacity(queries);
+    for _ in 0..queries {
+        let t = Instant::now();
+        client.get_national_comparison(request()).await?;
+        latencies.push(ms(t.elapsed()));
+    }
+    Ok(latencies)
+}
+
 /// `ListPickups` latencies (ms) for a partnership with `releases` upcoming,
 /// and the CPU per query.
 async fn list(
@@ -1149,6 +1195,12 @@ async fn main() -> Result<()> {
     cpu.insert("replay3", meter.per_event(events));
     figures.insert("national_rebuild3_s", rebuild3_s);
     figures.insert("replay3_per_s", events as f64 / rebuild3_s);
+    // The national comparison after the national year: every partnership
+    // of the register from all three projections.
+    let mut national_ms = national(&hub, plan.list_queries).await?;
+    national_ms.sort_by(f64::total_cmp);
+    figures.insert("national_p50_ms", percentile(&national_ms, 0.50));
+    figures.insert("national_p99_ms", percentile(&national_ms, 0.99));
     let disk = dir_bytes(&hub.nats.store_dir())
         + PROJECTIONS
             .iter()
@@ -1231,7 +1283,7 @@ fn print_table(
     );
     println!("{:<28} {:>14}  target", "measure", "value");
     // (key, decimals, target)
-    const ROWS: [(&str, usize, &str); 21] = [
+    const ROWS: [(&str, usize, &str); 23] = [
         ("raw_publish_per_s", 0, ""),
         ("ingest_per_s", 0, ""),
         ("ingest_ratio", 2, ">= 0.5"),
@@ -1244,6 +1296,8 @@ fn print_table(
         ("e2e_p99_ms", 2, "<= 25"),
         ("e2e_activity_p50_ms", 2, ""),
         ("e2e_activity_p99_ms", 2, "<= 25"),
+        ("national_p50_ms", 2, ""),
+        ("national_p99_ms", 2, "< 50"),
         ("list_p50_ms", 2, ""),
         ("list_p99_ms", 2, "<= 2"),
         ("national_events", 0, ""),

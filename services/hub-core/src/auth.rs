@@ -121,6 +121,9 @@ pub enum Action {
     ReadTrainingCounts,
     /// Harm-reduction activity counts (`GetActivity`).
     ReadActivity,
+    /// Every partnership's counts side by side (`GetNationalComparison`,
+    /// and what it gathers from the training and pick-up projections).
+    ReadNationalComparison,
     /// One person's pick-up entry (`LookupPerson`); outside the caller's
     /// partnerships only by breaking the glass, with a reason.
     LookupPerson,
@@ -148,6 +151,7 @@ impl Action {
             Action::ReadPickupSummary => "read pick-up summaries".into(),
             Action::ReadTrainingCounts => "read overdose-training counts".into(),
             Action::ReadActivity => "read harm-reduction activity".into(),
+            Action::ReadNationalComparison => "read the national comparison".into(),
             Action::LookupPerson => "look up a person's pick-up entry".into(),
             Action::ReadPotentialDuplicates => "list potential duplicates".into(),
             Action::ReadAudit => "read the audit of person-level reads".into(),
@@ -208,9 +212,10 @@ impl Role {
             (Role::Pharmacist, Command(Rpc::Pharmacy(_))) => true,
             (Role::Paramedic, Command(Rpc::Ambulance(_))) => true,
             // Analysts read counts, with small ones withheld.
-            (Role::PartnershipAnalyst, ReadTrainingCounts | ReadPickupSummary | ReadActivity) => {
-                true
-            }
+            (
+                Role::PartnershipAnalyst,
+                ReadTrainingCounts | ReadPickupSummary | ReadActivity | ReadNationalComparison,
+            ) => true,
             _ => false,
         }
     }
@@ -511,11 +516,13 @@ mod tests {
         for role in Role::ALL {
             assert_eq!(Role::parse(role.as_str()), Some(role));
             assert_eq!(role.may(Operate), role == Role::Admin);
-            assert_eq!(
-                role.may(ReadActivity),
-                matches!(role, Role::PartnershipAnalyst | Role::Admin),
-                "activity is the analysts' and admins' (contract section 4)"
-            );
+            for action in [ReadActivity, ReadNationalComparison] {
+                assert_eq!(
+                    role.may(action),
+                    matches!(role, Role::PartnershipAnalyst | Role::Admin),
+                    "activity and the national comparison are the analysts' and admins' (contract sections 4, 5)"
+                );
+            }
             assert_eq!(
                 role.may(Command(IdentityRpc::LinkPeople.into())),
                 matches!(role, Role::DataSteward | Role::Admin)

@@ -157,6 +157,40 @@ impl Projection {
     ) -> Result<YearQuery, Status> {
         let caller = self.caller(request)?;
         self.authorise(&caller, action, partnership_code)?;
+        self.year_of(caller, financial_year, min_sequence).await
+    }
+
+    /// The common start of a query for every partnership of the register
+    /// (the national comparison): who calls, that their role may read it
+    /// (whichever partnerships their token names: counts only, small ones
+    /// withheld from analysts in every row), the year, read-your-writes.
+    pub async fn national_query<T>(
+        &self,
+        request: &Request<T>,
+        financial_year: &str,
+        min_sequence: u64,
+    ) -> Result<YearQuery, Status> {
+        let caller = self.caller(request)?;
+        let action = Action::ReadNationalComparison;
+        if !caller.role.may(action) {
+            return Err(ApiError(Error::PermissionDenied(format!(
+                "role {} may not {}",
+                caller.role.as_str(),
+                action.describe()
+            )))
+            .into());
+        }
+        self.year_of(caller, financial_year, min_sequence).await
+    }
+
+    /// `financial_year` (default the current one in London; a malformed
+    /// one is `INVALID_ARGUMENT` naming the field), then read-your-writes.
+    async fn year_of(
+        &self,
+        caller: Caller,
+        financial_year: &str,
+        min_sequence: u64,
+    ) -> Result<YearQuery, Status> {
         let fy = if financial_year.is_empty() {
             FinancialYear::of(london_today())
         } else {
@@ -203,6 +237,37 @@ impl Projection {
             })
             .await?;
         Ok((q, counters, rows))
+    }
+
+    /// [`Self::national_query`], then [`Self::year_rows`]' rows of every
+    /// partnership of the register, by code, read in one go on the
+    /// blocking pool.
+    pub async fn national_rows<T>(
+        &self,
+        request: &Request<T>,
+        (financial_year, min_sequence): (&str, u64),
+        dated: KeyKind,
+    ) -> Result<(YearQuery, Vec<(String, Rows, Rows)>), Status> {
+        let q = self
+            .national_query(request, financial_year, min_sequence)
+            .await?;
+        let fy = q.fy.to_string();
+        let mut codes: Vec<String> = self.partnerships.iter().map(|p| p.code.clone()).collect();
+        codes.sort();
+        let rows = self
+            .read(move |store| {
+                codes
+                    .into_iter()
+                    .map(|code| {
+                        let (year, all) = hub_store::year_prefixes(&code, &fy);
+                        let counters = store.scan(KeyKind::Counter, &year)?;
+                        let dated = store.scan(dated, &all)?;
+                        Ok::<_, hub_store::Error>((code, counters, dated))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok((q, rows))
     }
 
     /// Records a person-level read before its rows leave (see

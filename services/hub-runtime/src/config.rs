@@ -7,6 +7,44 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use hub_core::{partnerships::PartnershipRegister, secret::HubSecret, Error};
 
+/// Where the pick-up and training projections answer, for a process that
+/// reads their figures with its callers' tokens (the dashboard, and the
+/// activity projection's national comparison).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProjectionAddrs {
+    /// pickup-projection's gRPC address.
+    #[arg(
+        long,
+        env = "HUB_PICKUP_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50061"
+    )]
+    pub pickup_projection_addr: String,
+    /// training-projection's gRPC address.
+    #[arg(
+        long,
+        env = "HUB_TRAINING_PROJECTION_ADDR",
+        default_value = "127.0.0.1:50062"
+    )]
+    pub training_projection_addr: String,
+}
+
+impl ProjectionAddrs {
+    /// Channels to the pick-up and training projections, connected when
+    /// first used (over TLS for an `https://` address).
+    pub fn channels(
+        &self,
+        tls: &crate::tls::ClientTlsArgs,
+    ) -> Result<(tonic::transport::Channel, tonic::transport::Channel), Error> {
+        Ok((
+            tls.channel("HUB_PICKUP_PROJECTION_ADDR", &self.pickup_projection_addr)?,
+            tls.channel(
+                "HUB_TRAINING_PROJECTION_ADDR",
+                &self.training_projection_addr,
+            )?,
+        ))
+    }
+}
+
 /// How to reach NATS and the event stream: shared by the services and by
 /// `hubctl events tail`, which reads the stream directly.
 #[derive(clap::Args, Debug, Clone)]

@@ -43,9 +43,9 @@ use hub_proto::{
         pickup_list_service_client::PickupListServiceClient,
         projection_status_service_client::ProjectionStatusServiceClient,
         training_counts_service_client::TrainingCountsServiceClient, GetActivityRequest,
-        GetPickupSummaryRequest, GetProjectionStatusRequest, GetTrainingCountsRequest,
-        ListPickupsRequest, ListPotentialDuplicatesRequest, LookupPersonRequest,
-        RebuildProjectionRequest,
+        GetNationalComparisonRequest, GetPickupSummaryRequest, GetProjectionStatusRequest,
+        GetTrainingCountsRequest, ListPickupsRequest, ListPotentialDuplicatesRequest,
+        LookupPersonRequest, RebuildProjectionRequest,
     },
     treatment::treatment_service_client::TreatmentServiceClient,
 };
@@ -235,6 +235,25 @@ enum Command {
         /// Financial year, e.g. 2026-27 (default: the current one).
         #[arg(long)]
         fy: Option<String>,
+        /// Print CSV (as the dashboard's download) instead of a table;
+        /// --json wins over it.
+        #[arg(long)]
+        csv: bool,
+        #[arg(long, default_value_t = 0)]
+        min_sequence: u64,
+    },
+    /// Every partnership side by side for a financial year (analysts and
+    /// admins): England's totals and each headline figure's quartiles, or
+    /// with --figure the partnerships ranked on one figure. Counts of 1 to
+    /// 7 people are withheld from analysts in every row.
+    National {
+        /// Financial year, e.g. 2026-27 (default: the current one).
+        #[arg(long)]
+        fy: Option<String>,
+        /// Rank the partnerships on this figure (a field of the JSON's
+        /// rows, e.g. continuity_pct, needle_exchange_return_rate_pct).
+        #[arg(long)]
+        figure: Option<String>,
         /// Print CSV (as the dashboard's download) instead of a table;
         /// --json wins over it.
         #[arg(long)]
@@ -454,6 +473,13 @@ enum SeedCommand {
 /// `host:port` or a full URL.
 /// A connection to hub process `name` at `addr` (`host:port`,
 /// `http://…`, or `https://…` with the TLS settings in `tls`).
+/// activity-projection's client (activity and the national comparison).
+async fn activity_client(tls: &TlsArgs, addr: &str) -> Result<ActivityServiceClient<Channel>> {
+    Ok(ActivityServiceClient::new(
+        channel(tls, "activity-projection", addr).await?,
+    ))
+}
+
 async fn channel(tls: &TlsArgs, name: &str, addr: &str) -> Result<Channel> {
     let setting = format!("HUB_{}_ADDR", name.to_uppercase().replace('-', "_"));
     tls.endpoint(&setting, addr)?
@@ -725,14 +751,7 @@ async fn run(cli: Cli) -> Result<()> {
             csv,
             min_sequence,
         } => {
-            let mut activity = ActivityServiceClient::new(
-                channel(
-                    &cli.tls,
-                    "activity-projection",
-                    &cli.activity_projection_addr,
-                )
-                .await?,
-            );
+            let mut activity = activity_client(&cli.tls, &cli.activity_projection_addr).await?;
             let req = GetActivityRequest {
                 partnership_code: partnership,
                 financial_year: fy.unwrap_or_default(),
@@ -743,12 +762,27 @@ async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(explain)?
                 .into_inner();
-            let format = match (cli.json, csv) {
-                (true, _) => output::Format::Json,
-                (_, true) => output::Format::Csv,
-                _ => output::Format::Table,
-            };
+            let format = output::Format::of(cli.json, csv);
             output::activity(&a, format);
+        }
+        Command::National {
+            fy,
+            figure,
+            csv,
+            min_sequence,
+        } => {
+            let mut activity = activity_client(&cli.tls, &cli.activity_projection_addr).await?;
+            let req = GetNationalComparisonRequest {
+                financial_year: fy.unwrap_or_default(),
+                min_sequence,
+            };
+            let c = activity
+                .get_national_comparison(caller.request(req)?)
+                .await
+                .map_err(explain)?
+                .into_inner();
+            let format = output::Format::of(cli.json, csv);
+            output::national(&c, figure.as_deref(), format)?;
         }
         Command::Projection {
             command: ProjectionCommand::Status,

@@ -402,12 +402,103 @@ pub fn activity(a: &hub_proto::projections::Activity, format: Format) {
     }
 }
 
+/// The national comparison: its JSON, its CSV, or as tables: England and
+/// each figure's spread, or the partnerships ranked on `figure`.
+pub fn national(
+    c: &hub_proto::projections::NationalComparison,
+    figure: Option<&str>,
+    format: Format,
+) -> anyhow::Result<()> {
+    use activity_projection::national;
+    match format {
+        Format::Json => println!("{}", national::json(c)),
+        Format::Csv => print!("{}", national::csv(c)),
+        Format::Table => match figure {
+            Some(figure) => {
+                let ranked = national::ranking(c, figure).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--figure: no figure {figure:?}; the figures are the fields of `hubctl national --json`'s rows"
+                    )
+                })?;
+                println!(
+                    "{}, {} (applied sequence {})",
+                    national::label(figure),
+                    c.financial_year,
+                    c.applied_sequence
+                );
+                let rows: Vec<Vec<String>> = ranked
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (code, name, value))| vec![(i + 1).to_string(), code, name, value])
+                    .collect();
+                table(&["RANK", "CODE", "PARTNERSHIP", "VALUE"], &rows);
+            }
+            None => {
+                println!(
+                    "England and {} partnerships, {} (applied sequence {})",
+                    c.partnerships.len(),
+                    c.financial_year,
+                    c.applied_sequence
+                );
+                let england = c.england.clone().unwrap_or_default();
+                let one = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_default();
+                let rows: Vec<Vec<String>> = national::figures(&england)
+                    .iter()
+                    .map(|(name, value)| {
+                        let s = c
+                            .spread
+                            .iter()
+                            .find(|s| s.figure == *name)
+                            .cloned()
+                            .unwrap_or_default();
+                        vec![
+                            name.to_string(),
+                            national::cell(&england, name, *value),
+                            one(s.lower_quartile),
+                            one(s.median),
+                            one(s.upper_quartile),
+                            s.partnerships.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(
+                    &[
+                        "FIGURE",
+                        "ENGLAND",
+                        "LOWER QUARTILE",
+                        "MEDIAN",
+                        "UPPER QUARTILE",
+                        "PARTNERSHIPS",
+                    ],
+                    &rows,
+                );
+                let withheld: usize = c.partnerships.iter().map(|r| r.suppressed.len()).sum();
+                if withheld > 0 {
+                    println!("withheld (1 to 7 people, and one beside each lone such count): {withheld} values; see --json or --csv");
+                }
+            }
+        },
+    }
+    Ok(())
+}
+
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,
     Csv,
+}
+
+impl Format {
+    /// From `--json` and `--csv`: `--json` wins.
+    pub fn of(json: bool, csv: bool) -> Self {
+        match (json, csv) {
+            (true, _) => Format::Json,
+            (_, true) => Format::Csv,
+            _ => Format::Table,
+        }
+    }
 }
 
 pub fn erasure(e: &PersonErasure, as_json: bool) {

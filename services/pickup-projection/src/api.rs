@@ -29,11 +29,11 @@ use hub_projection::{identity, Projection};
 use hub_proto::{
     events::PersonalData,
     projections::{
-        pickup_list_service_server::PickupListService, AlertCount, ConsentState,
-        GetPickupSummaryRequest, ListPickupsRequest, ListPickupsResponse,
-        ListPotentialDuplicatesRequest, ListPotentialDuplicatesResponse, LookupPersonRequest,
-        LookupPersonResponse, PickupAlert, PickupEntry, PickupStatus, PickupSummary,
-        PotentialDuplicate, StatusCount, WatchPickupsRequest,
+        pickup_list_service_server::PickupListService, AlertCount, ConsentState, ContinuityFunnel,
+        GetNationalContinuityRequest, GetPickupSummaryRequest, ListPickupsRequest,
+        ListPickupsResponse, ListPotentialDuplicatesRequest, ListPotentialDuplicatesResponse,
+        LookupPersonRequest, LookupPersonResponse, NationalContinuity, PickupAlert, PickupEntry,
+        PickupStatus, PickupSummary, PotentialDuplicate, StatusCount, WatchPickupsRequest,
     },
 };
 use hub_runtime::{keystore::KeyStore, ApiError};
@@ -614,6 +614,90 @@ impl PickupListService for PickupApi {
         }
         Ok(Response::new(summary))
     }
+
+    async fn get_national_continuity(
+        &self,
+        request: Request<GetNationalContinuityRequest>,
+    ) -> Result<Response<NationalContinuity>, Status> {
+        let p = &self.projection;
+        let r = request.get_ref();
+        let q = p
+            .national_query(&request, &r.financial_year, r.min_sequence)
+            .await?;
+        let mut codes: Vec<String> = p.partnerships().iter().map(|x| x.code.clone()).collect();
+        codes.sort();
+        let fy = q.fy;
+        let rows = p
+            .read(move |store| {
+                codes
+                    .into_iter()
+                    .map(|code| {
+                        let (from, to) = model::continuity_range(&code, fy);
+                        let rows = store.range(KeyKind::ContinuityByDate, &from, Some(&to))?;
+                        Ok::<_, hub_store::Error>((code, rows))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        let mut partnerships = Vec::with_capacity(rows.len());
+        let mut england = ContinuityFunnel::default();
+        for (code, rows) in rows {
+            let (mut all, _) = model::funnel(&rows).map_err(unreadable("the continuity rows"))?;
+            all.partnership_code = code;
+            for ((_, sum), (_, n)) in england.stages_mut().into_iter().zip(all.stages()) {
+                *sum += n;
+            }
+            partnerships.push(all);
+        }
+        england.partnership_code = "england".into();
+        let mut suppressed = Vec::new();
+        if !q.see_small_counts {
+            suppress_national(&mut partnerships, &mut suppressed);
+        }
+        Ok(Response::new(NationalContinuity {
+            financial_year: fy.to_string(),
+            partnerships,
+            england: Some(england),
+            suppressed,
+            applied_sequence: q.applied_sequence,
+        }))
+    }
+}
+
+/// Every partnership's funnel as analysts read it beside England's: each
+/// count of 1 to 7 people withheld, and down each stage a second where one
+/// alone was ([`hub_core::stats::complement`]); named
+/// `<partnership>.<stage>` in `suppressed`.
+pub fn suppress_national(funnels: &mut [ContinuityFunnel], suppressed: &mut Vec<String>) {
+    let mut withheld = std::collections::BTreeSet::new();
+    for f in funnels.iter_mut() {
+        let code = f.partnership_code.clone();
+        for (name, n) in f.stages_mut() {
+            if hub_core::stats::withheld(*n) {
+                *n = 0;
+                withheld.insert((code.clone(), name));
+            }
+        }
+    }
+    let names = ContinuityFunnel::default().stages().map(|(name, _)| name);
+    hub_core::stats::complement_columns(
+        funnels,
+        &names,
+        |f, stage| {
+            let hidden = withheld.contains(&(f.partnership_code.clone(), stage));
+            let n = f.stages().into_iter().find(|(name, _)| *name == stage);
+            n.filter(|_| !hidden).map(|(_, n)| n)
+        },
+        |f, stage| {
+            let code = f.partnership_code.clone();
+            if let Some((name, n)) = f.stages_mut().into_iter().find(|(name, _)| *name == stage) {
+                *n = 0;
+                suppressed.push(format!("{code}.{name}"));
+            }
+        },
+    );
+    suppressed.extend(withheld.into_iter().map(|(p, name)| format!("{p}.{name}")));
+    suppressed.sort();
 }
 
 pub use hub_core::stats::percent;

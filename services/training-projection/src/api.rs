@@ -1,5 +1,7 @@
 //! `TrainingCountsService`: a partnership's overdose-training counts for a
-//! financial year, with small counts withheld for partnership analysts.
+//! financial year, with small counts withheld for partnership analysts;
+//! and every partnership's, with England's sums, for the national
+//! comparison.
 
 use std::sync::Arc;
 
@@ -8,7 +10,8 @@ use tonic::{Request, Response, Status};
 use hub_core::auth::Action;
 use hub_projection::Projection;
 use hub_proto::projections::{
-    training_counts_service_server::TrainingCountsService, GetTrainingCountsRequest, TrainingCounts,
+    training_counts_service_server::TrainingCountsService, GetNationalTrainingCountsRequest,
+    GetTrainingCountsRequest, NationalTrainingCounts, TrainingCounts,
 };
 use hub_store::KeyKind;
 
@@ -45,5 +48,46 @@ impl TrainingCountsService for TrainingApi {
             model::suppress_small_counts(&mut counts);
         }
         Ok(Response::new(counts))
+    }
+
+    async fn get_national_training_counts(
+        &self,
+        request: Request<GetNationalTrainingCountsRequest>,
+    ) -> Result<Response<NationalTrainingCounts>, Status> {
+        let r = request.get_ref();
+        let (q, rows) = self
+            .0
+            .national_rows(
+                &request,
+                (&r.financial_year, r.min_sequence),
+                KeyKind::Headcount,
+            )
+            .await?;
+        let mut partnerships: Vec<TrainingCounts> = rows
+            .into_iter()
+            .map(|(code, counters, headcounts)| {
+                let mut counts = model::tally(
+                    &code,
+                    q.fy,
+                    &YearRows {
+                        counters,
+                        headcounts,
+                    },
+                );
+                counts.quarters.clear();
+                counts
+            })
+            .collect();
+        let mut england = model::england(&partnerships);
+        england.financial_year = q.fy.to_string();
+        if !q.see_small_counts {
+            model::suppress_national(&mut partnerships);
+        }
+        Ok(Response::new(NationalTrainingCounts {
+            financial_year: q.fy.to_string(),
+            partnerships,
+            england: Some(england),
+            applied_sequence: q.applied_sequence,
+        }))
     }
 }

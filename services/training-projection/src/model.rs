@@ -379,6 +379,92 @@ pub fn tally(partnership: &str, fy: FinancialYear, rows: &YearRows) -> TrainingC
     }
 }
 
+/// The counts of people of a year's counts, as `suppressed` names them.
+pub const PEOPLE_COUNTS: [&str; 6] = [
+    "service_users_trained",
+    "carers_trained",
+    "prison_leavers_trained",
+    "custody_officers_trained",
+    "paramedics_trained",
+    "pharmacy_staff_trained",
+];
+
+/// A year's count of people by name, with the percentage computed from
+/// it (named as it is, with `_pct`).
+fn people_count<'a>(
+    c: &'a mut TrainingCounts,
+    name: &str,
+) -> Option<(&'a mut u32, Option<&'a mut Option<f64>>)> {
+    Some(match name {
+        "service_users_trained" => (&mut c.service_users_trained, None),
+        "carers_trained" => (&mut c.carers_trained, None),
+        "prison_leavers_trained" => (&mut c.prison_leavers_trained, None),
+        "custody_officers_trained" => (
+            &mut c.custody_officers_trained,
+            Some(&mut c.custody_officers_trained_pct),
+        ),
+        "paramedics_trained" => (
+            &mut c.paramedics_trained,
+            Some(&mut c.paramedics_trained_pct),
+        ),
+        "pharmacy_staff_trained" => (&mut c.pharmacy_staff_trained, None),
+        _ => return None,
+    })
+}
+
+/// England's year: every partnership's counts summed, percentages from
+/// the sums.
+pub fn england(rows: &[TrainingCounts]) -> TrainingCounts {
+    let mut e = TrainingCounts {
+        partnership_code: "england".into(),
+        ..Default::default()
+    };
+    for c in rows {
+        e.service_users_trained += c.service_users_trained;
+        e.carers_trained += c.carers_trained;
+        e.prison_leavers_trained += c.prison_leavers_trained;
+        e.custody_officers_trained += c.custody_officers_trained;
+        e.custody_officer_headcount += c.custody_officer_headcount;
+        e.paramedics_trained += c.paramedics_trained;
+        e.paramedic_headcount += c.paramedic_headcount;
+        e.pharmacy_staff_trained += c.pharmacy_staff_trained;
+        e.naloxone_kits_supplied += c.naloxone_kits_supplied;
+    }
+    e.custody_officers_trained_pct =
+        percent(e.custody_officers_trained, e.custody_officer_headcount);
+    e.paramedics_trained_pct = percent(e.paramedics_trained, e.paramedic_headcount);
+    e
+}
+
+/// Every partnership's year as analysts read it beside England's: each
+/// row's small counts withheld ([`suppress_small_counts`]), and down each
+/// column a second count where one alone was
+/// ([`hub_core::stats::complement`]).
+pub fn suppress_national(rows: &mut [TrainingCounts]) {
+    for c in rows.iter_mut() {
+        suppress_small_counts(c);
+    }
+    hub_core::stats::complement_columns(
+        rows,
+        &PEOPLE_COUNTS,
+        |c, name| {
+            let withheld = c.suppressed.iter().any(|s| s == name);
+            people_count(c, name).filter(|_| !withheld).map(|(n, _)| *n)
+        },
+        |c, name| {
+            let Some((n, pct)) = people_count(c, name) else {
+                return;
+            };
+            *n = 0;
+            let pct_withheld = pct.is_some_and(|p| p.take().is_some());
+            c.suppressed.push(name.to_string());
+            if pct_withheld {
+                c.suppressed.push(format!("{name}_pct"));
+            }
+        },
+    );
+}
+
 /// Withholds counts of people from 1 to 7 (and percentages computed from
 /// them) for partnership analysts, naming each in `suppressed`.
 pub fn suppress_small_counts(c: &mut TrainingCounts) {
@@ -515,6 +601,51 @@ mod tests {
             audience: audience as i32,
             naloxone_kit_supplied: kit,
         })
+    }
+
+    #[test]
+    fn beside_englands_sums_a_lone_withheld_count_takes_the_smallest_other_with_it() {
+        let row = |code: &str, carers: u32, trained: u32| TrainingCounts {
+            partnership_code: code.into(),
+            carers_trained: carers,
+            custody_officers_trained: trained,
+            custody_officer_headcount: 100,
+            custody_officers_trained_pct: percent(trained, 100),
+            ..Default::default()
+        };
+        let mut rows = vec![
+            row("a", 3, 50),
+            row("b", 40, 9),
+            row("c", 12, 20),
+            row("d", 0, 2),
+            row("e", 6, 30),
+        ];
+        let e = england(&rows);
+        assert_eq!((e.carers_trained, e.custody_officers_trained), (61, 111));
+        assert_eq!(e.custody_officers_trained_pct, Some(22.2));
+        suppress_national(&mut rows);
+        let withheld: Vec<Vec<&str>> = rows
+            .iter()
+            .map(|r| r.suppressed.iter().map(String::as_str).collect())
+            .collect();
+        assert_eq!(
+            withheld,
+            [
+                vec!["carers_trained"],
+                // officers: only d's 2 is small, so b's 9 (the smallest
+                // other) goes with it, percentage and all.
+                vec!["custody_officers_trained", "custody_officers_trained_pct"],
+                vec![],
+                vec!["custody_officers_trained", "custody_officers_trained_pct"],
+                vec!["carers_trained"],
+            ]
+        );
+        assert_eq!(rows[1].custody_officers_trained, 0);
+        assert_eq!(rows[1].custody_officers_trained_pct, None);
+        assert_eq!(
+            rows[2].carers_trained, 12,
+            "two carers' counts withheld already"
+        );
     }
 
     #[test]
