@@ -185,6 +185,7 @@ Try ($([ "$SCHEME" = https ] && echo "after: source $VAR/env.sh, for TLS; ")the 
                                           on make cluster, as the operator: see $VAR/nats-passwords.env)
   HUB_TOKEN=dev-analyst-token $BIN/hubctl training --partnership bradford
   HUB_TOKEN=dev-analyst-token $BIN/hubctl activity --partnership bradford
+  HUB_TOKEN=dev-analyst-token $BIN/hubctl national --figure needle_exchange_return_rate_pct
   HUB_TOKEN=dev-analyst-token $BIN/hubctl pickup-summary --partnership bradford
   HUB_TOKEN=dev-data-steward-token $BIN/hubctl identity duplicates --partnership bradford
   HUB_TOKEN=dev-leeds-carat-token $BIN/hubctl lookup --partnership bradford --prison-number A1234BC \\
