@@ -65,7 +65,9 @@ fn sign_in(b: &mut Browser, base: &str, token: &str) {
 }
 
 /// Accessibility basics every page keeps: a language, one h1, labelled
-/// inputs, captioned tables with header cells.
+/// inputs, captioned tables with header cells, and charts that are images
+/// named by their title and described by their description, each with a
+/// table of its figures beside it.
 fn assert_accessible(b: &mut Browser, page: &str) {
     let checks = [
         ("document.documentElement.lang.startsWith('en')", "a language"),
@@ -79,6 +81,22 @@ fn assert_accessible(b: &mut Browser, page: &str) {
             "a caption and header cells on every table",
         ),
         ("document.querySelector('a.skip[href=\"#main\"]') !== null", "a skip link"),
+        (
+            "[...document.querySelectorAll('svg')].every(s => s.getAttribute('role') === 'img' \
+             && s.getAttribute('aria-labelledby').split(' ').length === 2 \
+             && s.getAttribute('aria-labelledby').split(' ').every(id => { const e = document.getElementById(id); \
+                  return e && s.contains(e) && e.textContent.trim().length > 0; }) \
+             && s.querySelector('title') && s.querySelector('desc'))",
+            "a title and a description naming every chart",
+        ),
+        (
+            "[...document.querySelectorAll('figure.chart')].every(f => f.querySelector('svg') && f.querySelector('table tbody tr'))",
+            "a table of its figures beside every chart",
+        ),
+        (
+            "[...document.querySelectorAll('[id]')].every(e => document.querySelectorAll('#' + CSS.escape(e.id)).length === 1)",
+            "ids used once",
+        ),
     ];
     for (js, what) in checks {
         assert_eq!(
@@ -87,6 +105,33 @@ fn assert_accessible(b: &mut Browser, page: &str) {
             "{page}: {what}"
         );
     }
+}
+
+/// Printed, a page leaves out its navigation and forms, keeps every
+/// chart, and fits the width of A4 paper.
+fn assert_prints_well(b: &mut Browser, page: &str) {
+    b.call(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": "print"}),
+    )
+    .unwrap();
+    let checks = [
+        ("[...document.querySelectorAll('header form, nav, .downloads, a.skip')].every(e => getComputedStyle(e).display === 'none')", "no navigation or forms"),
+        ("[...document.querySelectorAll('figure.chart')].every(f => getComputedStyle(f).display !== 'none' && getComputedStyle(f).breakInside === 'avoid')", "charts kept whole"),
+        ("getComputedStyle(document.querySelector('header')).backgroundColor === 'rgba(0, 0, 0, 0)'", "no ink-heavy banner"),
+    ];
+    for (js, what) in checks {
+        assert_eq!(
+            b.eval(js).unwrap(),
+            serde_json::Value::Bool(true),
+            "{page} in print: {what}"
+        );
+    }
+    b.call(
+        "Emulation.setEmulatedMedia",
+        serde_json::json!({"media": ""}),
+    )
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -127,8 +172,17 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
             "",
             "scripts cannot read the token"
         );
-        // One partnership: the home page goes straight to it.
-        assert_eq!(b.path().unwrap(), "/partnerships/bradford");
+        // An analyst's overview is the national page: every partnership
+        // ranked, each linked, the ranking drawn.
+        assert_eq!(b.path().unwrap(), "/national");
+        assert_eq!(
+            b.eval("document.querySelectorAll('#chart-ranking table a[href^=\"/partnerships/\"]').length")
+                .unwrap(),
+            149
+        );
+        assert_accessible(&mut b, "national page");
+        assert_prints_well(&mut b, "national page");
+        b.screenshot("analyst-national").unwrap();
 
         b.goto(&format!("{base}/partnerships/bradford")).unwrap();
         b.wait_for(
@@ -160,6 +214,15 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
             assert!(!text.contains(hidden), "analyst sees {hidden}:\n{text}");
         }
         assert_accessible(&mut b, "analyst partnership page");
+        assert!(
+            b.eval("document.querySelectorAll('figure.chart svg').length")
+                .unwrap()
+                .as_u64()
+                .unwrap()
+                >= 9,
+            "charts of the quarters, the years, the funnel and England"
+        );
+        assert_prints_well(&mut b, "analyst partnership page");
         let shot = b.screenshot("analyst-partnership").unwrap();
         assert!(is_png(&shot));
 
@@ -176,8 +239,16 @@ async fn an_analyst_and_a_carat_worker_see_what_their_roles_allow() {
         );
         b.screenshot("analyst-pickups-refused").unwrap();
 
-        // The CARAT worker at the same browser: the list itself.
+        // The CARAT worker at the same browser, for two partnerships: an
+        // overview of both, then the list itself.
         sign_in(&mut b, &base, CARAT);
+        assert_eq!(b.path().unwrap(), "/");
+        let home = b.text().unwrap();
+        assert!(
+            home.contains("Your partnerships") && home.contains("Leeds"),
+            "{home}"
+        );
+        assert_accessible(&mut b, "worker's overview");
         b.goto(&format!("{base}/partnerships/bradford/pickups"))
             .unwrap();
         b.wait_for(

@@ -233,6 +233,138 @@ async fn json_endpoints_carry_the_contract_fields_and_withhold_small_counts() {
     assert!(metrics.contains("hub_http_requests_total"), "{metrics}");
 }
 
+/// Every chart of a page is an image with a title and a description it
+/// is named by, and a table of its figures beside it.
+fn assert_charts_accessible(body: &str) -> usize {
+    let charts = body.matches("<figure class=\"chart\"").count();
+    assert_eq!(body.matches("role=\"img\"").count(), charts, "{body}");
+    for id in body
+        .split("<figure class=\"chart\" id=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+    {
+        for part in [
+            format!("aria-labelledby=\"{id}-title {id}-desc\""),
+            format!("<title id=\"{id}-title\">"),
+            format!("<desc id=\"{id}-desc\">"),
+        ] {
+            assert!(body.contains(&part), "{part} for {id}");
+        }
+        let figure = &body[body.find(&format!("id=\"{id}\"")).unwrap()..];
+        let figure = &figure[..figure.find("</figure>").unwrap()];
+        assert!(
+            figure.contains("<table><caption>Figures of the chart: "),
+            "a table beside {id}"
+        );
+    }
+    charts
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_give_an_overview_with_charts_and_rank_every_partnership() {
+    let hub = Hub::start().unwrap();
+    let last = train(&hub, 8, 1).await;
+    for p in [&hub.training, &hub.activity] {
+        assert!(settled_status(p).await.applied_sequence >= last);
+    }
+    let dash = hub.dashboard();
+    let get = |path: &str, token: &str| {
+        http(
+            dash.addr(),
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .unwrap()
+    };
+    let fy = hub_core::time::FinancialYear::of(hub_core::time::london_today());
+
+    // The analyst's overview: every partnership of the register, ranked.
+    assert_eq!(get("/", ANALYST).header("location"), Some("/national"));
+    let r = get("/national", ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<h1>England's partnerships</h1>"));
+    assert!(r.body.contains(&format!(
+        "<title id=\"chart-ranking-title\">Partnerships ranked on needle exchange: transactions, {fy}</title>"
+    )));
+    let links = r.body.matches("<a href=\"/partnerships/").count();
+    assert_eq!(links, 149, "each partnership linked from the ranking");
+    assert!(r
+        .body
+        .contains(&format!("href=\"/api/national?fy={fy}&amp;format=csv\"")));
+    assert_eq!(assert_charts_accessible(&r.body), 1);
+    // Ranked on carers trained: Bradford's one carer is withheld, in the
+    // table and in the drawing, and England's total is not.
+    let r = get(&format!("/national?fy={fy}&figure=carers_trained"), ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&format!(
+        "<a href=\"/partnerships/bradford?fy={fy}\">Bradford</a></th><td class=\"withheld\">withheld</td>"
+    )), "{}", r.body);
+    assert!(
+        r.body
+            .contains("<strong>Trained: carers</strong> (ranked below)</th><td>1</td>"),
+        "{}",
+        r.body
+    );
+    let r = get("/national?figure=carers", ANALYST);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("figure: must be one of"), "{}", r.body);
+    let r = get("/national?fy=2026", ANALYST);
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("fy: "), "{}", r.body);
+    assert_eq!(get("/national", CARAT).status, 403);
+
+    // The analyst's partnership: charts of the quarters, the years, the
+    // funnel, and the partnership against England; CSV beside each table.
+    let r = get("/partnerships/bradford", ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for id in [
+        "chart-trained",
+        "chart-funnel",
+        "chart-activity-0",
+        "chart-years-0",
+        "chart-england",
+    ] {
+        assert!(r.body.contains(&format!("id=\"{id}\"")), "{id} on the page");
+    }
+    assert!(assert_charts_accessible(&r.body) >= 9);
+    for api in ["training", "pickup-summary", "activity"] {
+        let link = format!("href=\"/api/partnerships/bradford/{api}?fy={fy}&amp;format=csv\"");
+        assert!(r.body.contains(&link), "{link}");
+    }
+    assert!(!r.body.contains("<script"), "no script");
+    // Next year has not begun: no bars, and no 0s, in its charts.
+    let next = hub_core::time::FinancialYear {
+        start_year: fy.start_year + 1,
+    };
+    let r = get(&format!("/partnerships/bradford?fy={next}"), ANALYST);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let trained = &r.body[r.body.find("id=\"chart-trained\"").unwrap()..];
+    let trained = &trained[..trained.find("</figure>").unwrap()];
+    assert!(!trained.contains("<rect"), "{trained}");
+    assert_eq!(trained.matches(">not yet begun</td>").count(), 4);
+    assert!(trained.contains("No figures to show; 4 not yet begun."));
+
+    // A CARAT worker for two partnerships: each one's list at a glance.
+    let r = get("/", CARAT);
+    assert_eq!(r.status, 200, "{}", r.body);
+    for text in [
+        "<h1>Your partnerships</h1>",
+        "<h2 id=\"h-bradford\">Bradford</h2>",
+        "<h2 id=\"h-leeds\">Leeds</h2>",
+        "href=\"/partnerships/leeds/pickups\"",
+        "Prison-gate pick-up list now, by status and alert",
+    ] {
+        assert!(r.body.contains(text), "{text} in {}", r.body);
+    }
+    // One partnership: straight to it.
+    assert_eq!(
+        get("/", LEEDS_CARAT).header("location"),
+        Some("/partnerships/leeds")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn signing_in_keeps_a_server_side_session_and_shows_the_page() {
     let hub = Hub::start().unwrap();
@@ -283,12 +415,9 @@ async fn signing_in_keeps_a_server_side_session_and_shows_the_page() {
     );
     let session = set_cookie(&r, "hub_session").unwrap();
 
-    // One partnership: straight to its page.
+    // An analyst's overview is the national page.
     let r = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
-    assert_eq!(
-        (r.status, r.header("location")),
-        (303, Some("/partnerships/bradford"))
-    );
+    assert_eq!((r.status, r.header("location")), (303, Some("/national")));
     let r = http(
         dash.addr(),
         "GET",
@@ -354,7 +483,7 @@ async fn signing_in_keeps_a_server_side_session_and_shows_the_page() {
     };
     assert_eq!(logout("csrf=forged".into()).status, 403);
     let still = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
-    assert_eq!(still.header("location"), Some("/partnerships/bradford"));
+    assert_eq!(still.header("location"), Some("/national"));
     let r = logout(format!("csrf={csrf}"));
     assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
     let r = http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
@@ -374,7 +503,7 @@ async fn sessions_time_out_and_failed_sign_ins_are_limited() {
         .unwrap();
     let session = set_cookie(&dashboard_sign_in(dash.addr(), ANALYST), "hub_session").unwrap();
     let home = || http(dash.addr(), "GET", "/", &[("Cookie", &session)], None).unwrap();
-    assert_eq!(home().header("location"), Some("/partnerships/bradford"));
+    assert_eq!(home().header("location"), Some("/national"));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_eq!(home().header("location"), Some("/login"), "idle too long");
 

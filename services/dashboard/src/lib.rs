@@ -6,20 +6,24 @@
 //! the JSON alike.
 //!
 //! # Layout
-//! - [`run`] and the routes: `/` and `/partnerships/<code>` (pages),
+//! - [`run`] and the routes: `/` (the overview: the national page for
+//!   those who read it, else the caller's partnerships), `/national`,
+//!   `/partnerships/<code>` and `/partnerships/<code>/pickups` (pages),
 //!   `/login`, `/logout`, `/auth/start` and `/auth/callback` (signing in
 //!   at the identity provider: [`oidc`]),
 //!   `/api/partnerships/<code>/training`,
 //!   `/api/partnerships/<code>/pickup-summary`,
 //!   `/api/partnerships/<code>/activity` and `/api/national` (JSON, or
 //!   CSV with `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
-//! - [`page`]: the HTML, rendered on the server (no script, no framework).
+//! - [`page`]: the HTML, rendered on the server from maud templates (no
+//!   script but the live list's); [`chart`]: the charts, as SVG.
 //! - Callers: `authorization: Bearer <token>`, or a signed-in session
 //!   ([`session`]): the browser keeps only an opaque id, the token stays
 //!   here; CSRF tokens on every form, a limit on failed sign-ins.
 //! - Every response: `Cache-Control: no-store`, a Content-Security-Policy
 //!   allowing only the dashboard's one script (by hash) and no framing.
 
+pub mod chart;
 pub mod csv;
 pub mod oidc;
 pub mod page;
@@ -177,6 +181,7 @@ pub async fn run(
     });
     let router = Router::new()
         .route("/", get(home))
+        .route("/national", get(national_page))
         .route("/partnerships/{code}", get(partnership_page))
         .route("/partnerships/{code}/pickups", get(pickups_page))
         .route(
@@ -289,6 +294,8 @@ struct YearQuery {
     as_of: Option<String>,
     /// `json` (the default) or `csv`.
     format: Option<String>,
+    /// The national page's figure to rank on.
+    figure: Option<String>,
 }
 
 /// How the JSON API answers: the reply's JSON, or CSV made from it.
@@ -515,28 +522,147 @@ async fn national_json(
     .await
 }
 
+/// The overview: for those who read the national comparison (analysts,
+/// admins), the national page; for anyone else with one partnership, its
+/// page; with several, each one's pick-up list and continuity of care.
 async fn home(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let Some((caller, _, csrf)) = caller(&app, &headers) else {
+    let Some((caller, token, csrf)) = caller(&app, &headers) else {
         return Redirect::to("/login").into_response();
     };
-    let codes: Vec<_> = match &caller.partnerships {
+    if caller.role.may(Action::ReadNationalComparison) {
+        return Redirect::to("/national").into_response();
+    }
+    let partnerships: Vec<_> = match &caller.partnerships {
         PartnershipScope::All => app.partnerships.iter().collect(),
         PartnershipScope::Only(codes) => codes
             .iter()
             .filter_map(|c| app.partnerships.get(c))
             .collect(),
     };
-    if let [only] = codes.as_slice() {
+    if let [only] = partnerships.as_slice() {
         return Redirect::to(&format!("/partnerships/{}", only.code)).into_response();
     }
-    Html(page::home(
-        &page::Who {
-            caller: &caller,
-            csrf: &csrf,
+    let who = page::Who {
+        caller: &caller,
+        csrf: &csrf,
+    };
+    // A worker's few partnerships, each at a glance; someone who may act
+    // for every partnership chooses from the register.
+    let few = matches!(caller.partnerships, PartnershipScope::Only(_));
+    if !few || !caller.role.may(Action::ReadPickupSummary) {
+        return Html(page::home(&who, &partnerships)).into_response();
+    }
+    let this_year = YearQuery::default();
+    let summaries = futures::future::join_all(
+        partnerships
+            .iter()
+            .map(|p| pickup_summary(&app, token.clone(), &p.code, &this_year)),
+    )
+    .await;
+    let overviews: Vec<page::Overview> = partnerships
+        .iter()
+        .zip(summaries)
+        .map(|(partnership, summary)| page::Overview {
+            partnership,
+            summary,
+        })
+        .collect();
+    Html(page::worker_home(&who, &overviews)).into_response()
+}
+
+/// A page's `?fy=`: the year asked for, or this year when none.
+fn page_year(q: &YearQuery) -> Result<FinancialYear, String> {
+    q.fy.as_deref()
+        .map_or(Ok(FinancialYear::of(london_today())), FinancialYear::parse)
+}
+
+/// The page saying what is wrong with `?fy=`.
+fn bad_year(e: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Html(page::message("Bad financial year", &format!("fy: {e}"))),
+    )
+        .into_response()
+}
+
+/// The page for a partnership code the register does not have.
+fn unknown_partnership() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(page::message(
+            "Unknown partnership",
+            "There is no partnership with that code.",
+        )),
+    )
+        .into_response()
+}
+
+/// A page the projections refused or could not answer.
+fn page_error(what: &str, status: &tonic::Status) -> Response {
+    let (code, text) = match status.code() {
+        Code::PermissionDenied | Code::Unauthenticated => {
+            (StatusCode::FORBIDDEN, status.message().to_string())
+        }
+        Code::InvalidArgument => (StatusCode::BAD_REQUEST, status.message().to_string()),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "The figures cannot be reached just now; try again shortly. ({})",
+                status.message()
+            ),
+        ),
+    };
+    let title = if code == StatusCode::FORBIDDEN {
+        "Not allowed"
+    } else {
+        what
+    };
+    (code, Html(page::message(title, &text))).into_response()
+}
+
+/// The national page: England, the spread, and every partnership ranked
+/// on one headline figure (`?figure=`, the first when none).
+async fn national_page(
+    State(app): State<Arc<App>>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some((caller, token, csrf)) = caller(&app, &headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    let fy = match page_year(&q) {
+        Ok(fy) => fy,
+        Err(e) => return bad_year(&e),
+    };
+    let names = activity_projection::national::figures(&Default::default()).map(|(n, _)| n);
+    let figure = match q.figure.as_deref() {
+        None => names[0],
+        Some(f) => match names.iter().find(|n| **n == f) {
+            Some(n) => n,
+            None => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Html(page::message(
+                        "Unknown figure",
+                        &format!("figure: must be one of {}", names.join(", ")),
+                    )),
+                )
+                    .into_response()
+            }
         },
-        &codes,
-    ))
-    .into_response()
+    };
+    match national(&app, token, Some(fy.to_string())).await {
+        Ok(c) => Html(page::national_page(
+            &page::Who {
+                caller: &caller,
+                csrf: &csrf,
+            },
+            &c,
+            figure,
+        ))
+        .into_response(),
+        Err(s) => page_error("The national comparison is unavailable", &s),
+    }
 }
 
 async fn partnership_page(
@@ -549,71 +675,95 @@ async fn partnership_page(
         return Redirect::to("/login").into_response();
     };
     let Some(partnership) = app.partnerships.get(&code) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(page::message(
-                "Unknown partnership",
-                "There is no partnership with that code.",
-            )),
-        )
-            .into_response();
+        return unknown_partnership();
     };
-    let fy = match q.fy.as_deref().map(FinancialYear::parse) {
-        Some(Ok(fy)) => fy,
-        Some(Err(e)) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Html(page::message("Bad financial year", &e)),
-            )
-                .into_response()
+    let fy = match page_year(&q) {
+        Ok(fy) => fy,
+        Err(e) => return bad_year(&e),
+    };
+    let role = caller.role;
+    let year = |fy: FinancialYear| YearQuery {
+        fy: Some(fy.to_string()),
+        as_of: q.as_of.clone(),
+        ..Default::default()
+    };
+    // What the caller's role may ask for, asked at once.
+    let activity_for = |fy: FinancialYear| {
+        let (app, token, code) = (&app, token.clone(), &code);
+        async move {
+            if role.may(Action::ReadActivity) {
+                Some(activity(app, token, code, Some(fy.to_string())).await)
+            } else {
+                None
+            }
         }
-        None => FinancialYear::of(london_today()),
     };
-    let fy_text = Some(fy.to_string());
-    let training = training_counts(&app, token.clone(), &code, fy_text.clone()).await;
-    let summary = pickup_summary(
-        &app,
-        token.clone(),
-        &code,
-        &YearQuery {
-            fy: fy_text.clone(),
-            as_of: q.as_of.clone(),
-            format: None,
-        },
-    )
-    .await;
-    // Activity, for those who may read it (analysts, admins).
-    let activity_figures = if caller.role.may(Action::ReadActivity) {
-        Some(activity(&app, token.clone(), &code, fy_text.clone()).await)
-    } else {
-        None
+    let training_for =
+        |fy: FinancialYear| training_counts(&app, token.clone(), &code, Some(fy.to_string()));
+    let national_for = async {
+        if role.may(Action::ReadNationalComparison) {
+            Some(national(&app, token.clone(), Some(fy.to_string())).await)
+        } else {
+            None
+        }
     };
     // Admins and the partnership's data stewards see who broke the glass.
-    let break_glass = if caller.role.may(Action::ReadAudit) && caller.may_act_for(&code) {
-        Some(break_glass_reads(&app, &token, &code).await)
-    } else {
-        None
+    let break_glass_for = async {
+        if role.may(Action::ReadAudit) && caller.may_act_for(&code) {
+            Some(break_glass_reads(&app, &token, &code).await)
+        } else {
+            None
+        }
     };
+    let earlier = [2, 1].map(|back| FinancialYear {
+        start_year: fy.start_year - back,
+    });
+    let earlier_for = futures::future::join_all(earlier.map(|fy| async move {
+        let (training, activity) = tokio::join!(training_for(fy), activity_for(fy));
+        page::YearFigures {
+            fy,
+            training: training.ok(),
+            activity: activity.and_then(Result::ok),
+        }
+    }));
+    let this_year = year(fy);
+    let (training, summary, activity_figures, national_figures, break_glass, mut years) = tokio::join!(
+        training_for(fy),
+        pickup_summary(&app, token.clone(), &code, &this_year),
+        activity_for(fy),
+        national_for,
+        break_glass_for,
+        earlier_for,
+    );
     if let (Err(t), Err(s), None) = (&training, &summary, &break_glass) {
         if t.code() == Code::PermissionDenied && s.code() == Code::PermissionDenied {
-            return (
-                StatusCode::FORBIDDEN,
-                Html(page::message("Not allowed", t.message())),
-            )
-                .into_response();
+            return page_error("Not allowed", t);
         }
     }
+    years.push(page::YearFigures {
+        fy,
+        training: training.as_ref().ok().cloned(),
+        activity: activity_figures
+            .as_ref()
+            .and_then(|a| a.as_ref().ok())
+            .cloned(),
+    });
+    let figures = page::PartnershipFigures {
+        fy,
+        training,
+        summary,
+        activity: activity_figures,
+        years,
+        national: national_figures,
+        break_glass,
+    };
     Html(page::partnership(
         &page::Who {
             caller: &caller,
             csrf: &csrf,
         },
         partnership,
-        fy,
-        &training,
-        &summary,
-        activity_figures.as_ref(),
-        break_glass.as_ref(),
+        &figures,
     ))
     .into_response()
 }
@@ -962,14 +1112,7 @@ async fn pickups_page(
         return Redirect::to("/login").into_response();
     };
     let Some(partnership) = app.partnerships.get(&code) else {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(page::message(
-                "Unknown partnership",
-                "There is no partnership with that code.",
-            )),
-        )
-            .into_response();
+        return unknown_partnership();
     };
     let request = ListPickupsRequest {
         partnership_code: code.clone(),

@@ -306,10 +306,39 @@ impl Browser {
 
     /// Saves the whole page as a PNG under [`artifacts_dir`]; returns the path.
     pub fn screenshot(&mut self, name: &str) -> Result<PathBuf> {
-        let shot = self.call(
-            "Page.captureScreenshot",
+        self.capture(
+            name,
             json!({"format": "png", "captureBeyondViewport": true}),
-        )?;
+        )
+    }
+
+    /// Saves what the window shows, from the top of the page.
+    pub fn screenshot_window(&mut self, name: &str) -> Result<PathBuf> {
+        self.capture(name, json!({"format": "png"}))
+    }
+
+    /// Saves the first element matching the CSS `selector` (a chart, a
+    /// table) as a PNG under [`artifacts_dir`]; returns the path.
+    pub fn screenshot_of(&mut self, name: &str, selector: &str) -> Result<PathBuf> {
+        let selector = serde_json::to_string(selector)?;
+        let rect = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({selector}); if (!e) return null; \
+              const r = e.getBoundingClientRect(); \
+              return [r.left + scrollX, r.top + scrollY, r.width, r.height]; }})()"
+        ))?;
+        let [x, y, width, height] = [0, 1, 2, 3].map(|i| rect[i].as_f64());
+        let (Some(x), Some(y), Some(width), Some(height)) = (x, y, width, height) else {
+            bail!("nothing on the page matches {selector}");
+        };
+        self.capture(
+            name,
+            json!({"format": "png", "captureBeyondViewport": true,
+                   "clip": {"x": x, "y": y, "width": width, "height": height, "scale": 1}}),
+        )
+    }
+
+    fn capture(&mut self, name: &str, params: Value) -> Result<PathBuf> {
+        let shot = self.call("Page.captureScreenshot", params)?;
         let png = base64::engine::general_purpose::STANDARD
             .decode(shot["data"].as_str().context("screenshot data")?)?;
         let dir = artifacts_dir();
