@@ -827,5 +827,46 @@ async fn breaking_the_glass_needs_a_reason_and_is_audited_for_the_owning_partner
         assert_eq!(page.status, 200, "{}", page.body);
         assert!(page.body.contains("Break-the-glass reads"), "{}", page.body);
         assert!(page.body.contains(why) && page.body.contains("dev-leeds-carat-1"));
+        assert!(page
+            .body
+            .contains("href=\"/api/partnerships/bradford/break-glass?format=csv\""));
+        // And as a download, a line per read.
+        let csv = http(
+            dash.addr(),
+            "GET",
+            "/api/partnerships/bradford/break-glass?format=csv",
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .unwrap();
+        assert_eq!(csv.status, 200, "{}", csv.body);
+        assert!(csv
+            .header("content-disposition")
+            .unwrap()
+            .contains("bradford-break-glass.csv"));
+        let lines: Vec<&str> = csv.body.lines().collect();
+        assert_eq!(
+            lines[0],
+            "partnership_code,at,user_id,role,org_code,rows,break_glass_reason"
+        );
+        assert!(
+            lines[1..].iter().any(|l| l.starts_with("bradford,")
+                && l.contains(",dev-leeds-carat-1,")
+                && l.contains(why)),
+            "{}",
+            csv.body
+        );
+    }
+    // Nobody else sees who looked.
+    for token in [ANALYST, LEEDS_CARAT] {
+        let r = http(
+            dash.addr(),
+            "GET",
+            "/api/partnerships/bradford/break-glass",
+            &[("Authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .unwrap();
+        assert_eq!(r.status, 403, "{token}: {}", r.body);
     }
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use activity_projection::report::{csv_field, NOT_BEGUN, WITHHELD};
 use hub_core::time::FinancialYear;
+use hub_proto::admin::AuditRecord;
 
 /// Every scalar under `v`, by dotted path (`by_status.RELEASED`), in the
 /// reply's order; arrays are left to the caller.
@@ -151,6 +152,55 @@ pub fn figures(reply: &Value, partnership: &str) -> String {
             path.clone(),
             v,
         ]));
+    }
+    out
+}
+
+/// The columns of a break-the-glass read, as JSON names them.
+const BREAK_GLASS: [&str; 6] = [
+    "at",
+    "user_id",
+    "role",
+    "org_code",
+    "rows",
+    "break_glass_reason",
+];
+
+/// A partnership's break-the-glass reads as JSON: who looked, when
+/// (RFC 3339, UTC), with which role and organisation, how many entries
+/// they were shown and why. No person's key: the audit trail of one
+/// person is `ListPersonAccess`.
+pub fn break_glass_json(code: &str, records: &[AuditRecord]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let at =
+                r.at.as_ref()
+                    .and_then(|t| jiff::Timestamp::new(t.seconds, t.nanos).ok())
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+            serde_json::json!({
+                "at": at, "user_id": r.user_id, "role": r.role, "org_code": r.org_code,
+                "rows": r.rows, "break_glass_reason": r.break_glass_reason,
+            })
+        })
+        .collect();
+    serde_json::json!({ "partnership_code": code, "records": records })
+}
+
+/// [`break_glass_json`] as CSV: a line per read, oldest first.
+pub fn break_glass(reply: &Value) -> String {
+    let code = text(&reply["partnership_code"]);
+    let header: Vec<String> = std::iter::once("partnership_code")
+        .chain(BREAK_GLASS)
+        .map(String::from)
+        .collect();
+    let mut out = line(&header);
+    for r in reply["records"].as_array().into_iter().flatten() {
+        let fields: Vec<String> = std::iter::once(code.clone())
+            .chain(BREAK_GLASS.iter().map(|c| text(&r[*c])))
+            .collect();
+        out.push_str(&line(&fields));
     }
     out
 }

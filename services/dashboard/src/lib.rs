@@ -13,8 +13,9 @@
 //!   at the identity provider: [`oidc`]),
 //!   `/api/partnerships/<code>/training`,
 //!   `/api/partnerships/<code>/pickup-summary`,
-//!   `/api/partnerships/<code>/activity` and `/api/national` (JSON, or
-//!   CSV with `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
+//!   `/api/partnerships/<code>/activity`, `/api/national` and
+//!   `/api/partnerships/<code>/break-glass` (JSON, or CSV with
+//!   `&format=csv`: [`csv`]), `/healthz`, `/metrics`.
 //! - [`page`]: the HTML, rendered on the server from maud templates (no
 //!   script but the live list's); [`chart`]: the charts, as SVG.
 //! - Callers: `authorization: Bearer <token>`, or a signed-in session
@@ -196,6 +197,10 @@ pub async fn run(
         .route("/api/partnerships/{code}/pickup-summary", get(summary_json))
         .route("/api/partnerships/{code}/activity", get(activity_json))
         .route("/api/national", get(national_json))
+        .route(
+            "/api/partnerships/{code}/break-glass",
+            get(break_glass_json),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/metrics",
@@ -489,6 +494,29 @@ async fn activity_json(
     .await
 }
 
+/// Who broke the glass to look up the partnership's people (admins and
+/// its data stewards): the last 10,000 reads, as JSON or CSV.
+async fn break_glass_json(
+    State(app): State<Arc<App>>,
+    Path(code): Path<String>,
+    Query(q): Query<YearQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let fetch = |token: String| {
+        let (app, code) = (&app, &code);
+        async move { break_glass_reads(app, &token, code, 10_000).await }
+    };
+    api(&app, &headers, &q, fetch, |records, format| {
+        answer(
+            format,
+            csv::break_glass_json(&code, &records),
+            format!("{code}-break-glass"),
+            csv::break_glass,
+        )
+    })
+    .await
+}
+
 async fn national(
     app: &App,
     token: String,
@@ -710,7 +738,7 @@ async fn partnership_page(
     // Admins and the partnership's data stewards see who broke the glass.
     let break_glass_for = async {
         if role.may(Action::ReadAudit) && caller.may_act_for(&code) {
-            Some(break_glass_reads(&app, &token, &code).await)
+            Some(break_glass_reads(&app, &token, &code, page::BREAK_GLASS_SHOWN).await)
         } else {
             None
         }
@@ -768,11 +796,13 @@ async fn partnership_page(
     .into_response()
 }
 
-/// The partnership's break-the-glass reads (the newest 50 shown).
+/// The partnership's break-the-glass reads, oldest first: the newest
+/// `newest` of them.
 async fn break_glass_reads(
     app: &App,
     token: &str,
     code: &str,
+    newest: usize,
 ) -> Result<Vec<AuditRecord>, tonic::Status> {
     let mut records = AdminServiceClient::new(app.pickup.clone())
         .list_audit_records(with_token(
@@ -787,7 +817,7 @@ async fn break_glass_reads(
         .await?
         .into_inner()
         .records;
-    let keep = records.len().saturating_sub(50);
+    let keep = records.len().saturating_sub(newest);
     records.drain(..keep);
     Ok(records)
 }

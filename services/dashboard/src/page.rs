@@ -160,7 +160,10 @@ pub fn worker_home(who: &Who, overviews: &[Overview]) -> String {
                     li { a href={ "/partnerships/" (p.code) } { "All figures for " (p.name) } }
                 }
                 @match &o.summary {
-                    Ok(s) => (summary_section(s)),
+                    Ok(s) => {
+                        (summary_section(s))
+                        (downloads(&format!("/api/partnerships/{}/pickup-summary?fy={}", p.code, s.financial_year)))
+                    }
                     Err(status) => (unavailable("Prison-gate pick-ups", status)),
                 }
             }
@@ -687,9 +690,13 @@ fn unavailable(what: &str, status: &tonic::Status) -> Markup {
     html! { h2 { (what) } p { (why) } }
 }
 
+/// How many break-the-glass reads a partnership's page lists (all of
+/// them are in its download).
+pub const BREAK_GLASS_SHOWN: usize = 50;
+
 /// Who broke the glass to look at this partnership's people: who, when,
 /// with which role and organisation, and why.
-fn break_glass_section(records: &Result<Vec<AuditRecord>, tonic::Status>) -> Markup {
+fn break_glass_section(code: &str, records: &Result<Vec<AuditRecord>, tonic::Status>) -> Markup {
     let records = match records {
         Ok(r) => r,
         Err(s) => return unavailable("Break-the-glass reads", s),
@@ -710,7 +717,7 @@ fn break_glass_section(records: &Result<Vec<AuditRecord>, tonic::Status>) -> Mar
             p { "Nobody outside this partnership has looked up one of its people." }
         } @else {
             table {
-                caption { "Break-the-glass reads: people outside this partnership who looked up one of its people (newest first)" }
+                caption { "Break-the-glass reads: people outside this partnership who looked up one of its people (the newest " (BREAK_GLASS_SHOWN) ", newest first)" }
                 thead { tr {
                     th scope="col" .left { "When (London)" } th scope="col" .left { "Who" } th scope="col" .left { "Role" }
                     th scope="col" .left { "Organisation" } th scope="col" { "Entries shown" } th scope="col" .left { "Why" }
@@ -728,6 +735,7 @@ fn break_glass_section(records: &Result<Vec<AuditRecord>, tonic::Status>) -> Mar
                     }
                 }
             }
+            (downloads(&format!("/api/partnerships/{code}/break-glass")))
         }
     }
 }
@@ -788,7 +796,7 @@ pub fn partnership(who: &Who, p: &Partnership, f: &PartnershipFigures) -> String
             Some(Err(s)) => (unavailable("Against England", s)),
             None => {}
         }
-        @if let Some(records) = &f.break_glass { (break_glass_section(records)) }
+        @if let Some(records) = &f.break_glass { (break_glass_section(&p.code, records)) }
         h2 #review { "The 2006/07 review" }
         table {
             caption { "2006/07 harm-reduction review scores (0–4 each)" }
