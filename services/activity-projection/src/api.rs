@@ -145,6 +145,7 @@ impl ActivityService for ActivityApi {
             .collect();
         let mut comparison = national::compare(
             national::Gathered {
+                financial_year: fy,
                 activity,
                 england: model::tally("england", q.fy, &all),
                 training,
@@ -152,7 +153,6 @@ impl ActivityService for ActivityApi {
             },
             q.see_small_counts,
         );
-        comparison.financial_year = fy;
         comparison.applied_sequence = q.applied_sequence;
         Ok(Response::new(comparison))
     }

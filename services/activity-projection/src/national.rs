@@ -176,6 +176,8 @@ fn withhold(r: &mut NationalRow, name: &str) {
 
 /// What [`compare`] puts together, each as the caller may read it.
 pub struct Gathered {
+    /// The year compared, as the reply names it (`2026-27`).
+    pub financial_year: String,
     /// Every partnership of the register, by code: code, name, and its
     /// year of activity as counted (nothing withheld yet).
     pub activity: Vec<(String, String, Activity)>,
@@ -254,7 +256,7 @@ pub fn compare(g: Gathered, see_small_counts: bool) -> NationalComparison {
         [false; 2],
     );
     NationalComparison {
-        financial_year: g.training.financial_year.clone(),
+        financial_year: g.financial_year,
         spread: spread(&rows),
         partnerships: rows,
         england: Some(england),
@@ -495,6 +497,7 @@ mod tests {
             ..Default::default()
         };
         Gathered {
+            financial_year: "2026-27".into(),
             activity: rows
                 .into_iter()
                 .map(|(c, a)| (c.to_string(), c.to_uppercase(), a))

@@ -245,15 +245,23 @@ impl Caller {
         }
     }
 
-    /// Role × action, then partnership: `PermissionDenied` naming which.
-    pub fn authorise(&self, action: Action, partnership_code: &str) -> Result<(), Error> {
-        if !self.role.may(action) {
-            return Err(Error::PermissionDenied(format!(
+    /// Role × action, whatever the partnership: `PermissionDenied` naming
+    /// the role and the action.
+    pub fn may(&self, action: Action) -> Result<(), Error> {
+        if self.role.may(action) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied(format!(
                 "role {} may not {}",
                 self.role.as_str(),
                 action.describe()
-            )));
+            )))
         }
+    }
+
+    /// Role × action, then partnership: `PermissionDenied` naming which.
+    pub fn authorise(&self, action: Action, partnership_code: &str) -> Result<(), Error> {
+        self.may(action)?;
         if !self.may_act_for(partnership_code) {
             return Err(Error::PermissionDenied(format!(
                 "partnership_code: this token is not allowed to act for partnership {partnership_code:?}"

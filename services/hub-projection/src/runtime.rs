@@ -114,14 +114,7 @@ impl Projection {
     /// The caller, if an admin (status, rebuilds, erasure, audit).
     pub fn operator<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let caller = self.caller(request)?;
-        if !caller.role.may(Action::Operate) {
-            return Err(ApiError(Error::PermissionDenied(format!(
-                "role {} may not {}",
-                caller.role.as_str(),
-                Action::Operate.describe()
-            )))
-            .into());
-        }
+        caller.may(Action::Operate).map_err(ApiError)?;
         Ok(caller)
     }
 
@@ -171,15 +164,9 @@ impl Projection {
         min_sequence: u64,
     ) -> Result<YearQuery, Status> {
         let caller = self.caller(request)?;
-        let action = Action::ReadNationalComparison;
-        if !caller.role.may(action) {
-            return Err(ApiError(Error::PermissionDenied(format!(
-                "role {} may not {}",
-                caller.role.as_str(),
-                action.describe()
-            )))
-            .into());
-        }
+        caller
+            .may(Action::ReadNationalComparison)
+            .map_err(ApiError)?;
         self.year_of(caller, financial_year, min_sequence).await
     }
 
