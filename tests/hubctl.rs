@@ -1022,6 +1022,21 @@ async fn the_demo_records_everything_once_and_again_nothing() {
     ] {
         assert!(figure.as_u64().unwrap() > 0, "{activity}");
     }
+    // Every stage of the continuity funnel has people in it: CARAT workers
+    // flag releases in the demo as they triage them.
+    let summary = bradford_json(&hub, ADMIN, "pickup-summary", &last).await;
+    let funnel = &summary["funnel"];
+    let released = funnel["released"].as_u64().unwrap();
+    for stage in [
+        "flagged",
+        "triaged",
+        "appointment_booked",
+        "met_at_gate",
+        "engaged_within_21_days",
+    ] {
+        let n = funnel[stage].as_u64().unwrap_or(0);
+        assert!(n > 0 && n <= released, "{stage}: {summary}");
+    }
 }
 
 /// `hubctl --json <what> --partnership bradford --min-sequence <min>` as

@@ -458,6 +458,22 @@ pub async fn seed(
                     release_date: release.to_string()
                 }
             );
+            // The CARAT worker flags most releases once they are a fortnight
+            // away (without a draw of its own: the rest of the demo stays as
+            // it was).
+            if offset <= 14 && i % 5 != 4 {
+                send!(
+                    prison.flag_imminent_release,
+                    FlagImminentReleaseRequest {
+                        request_id: id("flag-imminent", i),
+                        partnership_code: p.clone(),
+                        occurred_at: Some(at(before(14))?),
+                        prison_code: prison_code.clone(),
+                        person: by_prison(),
+                        note: String::new()
+                    }
+                );
+            }
             match rng.below(10) {
                 0 => send!(
                     prison.record_consent,
