@@ -3,7 +3,7 @@
 //! its fuzzing).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::BTreeMap,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
@@ -12,8 +12,8 @@ use std::{
 };
 
 use rocksdb::{
-    BlockBasedOptions, Cache, Direction, IngestExternalFileOptions, IteratorMode, Options,
-    ReadOptions, SstFileWriter, WriteBatch, WriteOptions, DB,
+    BlockBasedOptions, Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions, DB,
 };
 
 use crate::{key, Error, KeyKind, Kv, Progress, Rows};
@@ -24,109 +24,23 @@ use crate::{key, Error, KeyKind, Kv, Progress, Rows};
 /// 512 MiB, 9.7 µs and peak RSS 356 MiB.
 const BLOCK_CACHE_BYTES: usize = 512 << 20;
 
-/// RocksDB's settings during a bulk load (see [`Store::begin_bulk`]): the
-/// sorted files the load writes are not compacted, and their number never
-/// stalls a write (a national year writes a handful).
+/// RocksDB's settings during a bulk load (see [`Store::begin_bulk`]): 128
+/// MiB memtables instead of 64, flushed into level-0 files that are not
+/// compacted, and never a write stall for their number (a national year
+/// leaves a few dozen at most).
 const BULK_OPTIONS: &[(&str, &str)] = &[
+    ("write_buffer_size", "134217728"),
     ("disable_auto_compactions", "true"),
     ("level0_slowdown_writes_trigger", "1000"),
     ("level0_stop_writes_trigger", "1000"),
 ];
 /// RocksDB's defaults for what [`BULK_OPTIONS`] changes.
 const SERVING_OPTIONS: &[(&str, &str)] = &[
+    ("write_buffer_size", "67108864"),
     ("disable_auto_compactions", "false"),
     ("level0_slowdown_writes_trigger", "20"),
     ("level0_stop_writes_trigger", "36"),
 ];
-
-/// How much a bulk load folds in memory (keys, values and a map entry's
-/// overhead, estimated) before it writes what it holds out as one sorted
-/// file: at most this much more resident memory during a rebuild.
-const FOLD_BYTES: usize = 256 << 20;
-/// What a folded entry costs beyond its key (held twice) and value, about:
-/// the hash map's slot, the ordered set's share of a node, and three
-/// allocations' headers.
-const FOLD_ENTRY_BYTES: usize = 96;
-/// Where a bulk load writes its sorted files before RocksDB takes them in.
-const FOLD_DIR: &str = "bulk";
-
-/// A bulk load's writes since its last sorted file, newest value of each
-/// key (`None`: deleted).
-///
-/// Point reads and rewrites of a key already folded (most of a replay's
-/// storage work: a person's record, a counter) go to a hash map; only a
-/// key folded for the first time goes into the ordered set that scans and
-/// the sorted file read. A `BTreeMap` of values alone spent a third of the
-/// pick-up projection's replay CPU comparing keys.
-struct Fold {
-    rows: HashMap<Vec<u8>, Option<Vec<u8>>>,
-    order: BTreeSet<Vec<u8>>,
-    /// Estimated memory of `rows` and `order`.
-    bytes: usize,
-    /// Written out once `bytes` passes this.
-    limit: usize,
-    /// Sorted files written so far (each one's name).
-    written: u32,
-}
-
-impl Fold {
-    fn new(limit: usize) -> Self {
-        Self {
-            rows: HashMap::new(),
-            order: BTreeSet::new(),
-            bytes: 0,
-            limit,
-            written: 0,
-        }
-    }
-
-    fn get(&self, key: &[u8]) -> Option<&Option<Vec<u8>>> {
-        self.rows.get(key)
-    }
-
-    fn insert(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        let size = |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len);
-        self.bytes += size(&value);
-        match self.rows.get_mut(&key) {
-            Some(old) => {
-                self.bytes -= size(old);
-                *old = value;
-            }
-            None => {
-                self.bytes += 2 * key.len() + FOLD_ENTRY_BYTES;
-                self.order.insert(key.clone());
-                self.rows.insert(key, value);
-            }
-        }
-    }
-
-    /// Every folded key in order with its newest value.
-    fn sorted(&self) -> impl Iterator<Item = (&Vec<u8>, &Option<Vec<u8>>)> + '_ {
-        self.order.iter().map(|k| (k, &self.rows[k]))
-    }
-
-    /// The newest value of each key in `[start, end)`, or from `start` on
-    /// while keys start with `start` when there is no `end`.
-    fn range<'a>(
-        &'a self,
-        start: &'a [u8],
-        end: Option<&'a [u8]>,
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
-        self.order
-            .range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
-            .take_while(move |k| match end {
-                Some(end) => k.as_slice() < end,
-                None => k.starts_with(start),
-            })
-            .map(|k| (k, &self.rows[k]))
-    }
-
-    fn clear(&mut self) {
-        self.rows.clear();
-        self.order.clear();
-        self.bytes = 0;
-    }
-}
 
 const META_APPLIED: &[u8] = b"applied_sequence";
 const META_EVENTS_APPLIED: &[u8] = b"events_applied";
@@ -141,9 +55,9 @@ pub struct Store {
     /// Replaced by a rebuild: its folder goes when the store is dropped,
     /// that is when its last reader lets go of it.
     retired: AtomicBool,
-    /// Being loaded in bulk (see [`Store::begin_bulk`]): what commits
-    /// wrote since the last sorted file.
-    fold: RwLock<Option<Fold>>,
+    /// Being loaded in bulk (see [`Store::begin_bulk`]): commits skip the
+    /// write-ahead log.
+    bulk: AtomicBool,
 }
 
 impl Drop for Store {
@@ -206,27 +120,21 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-/// How every table file is written: compressed, with a Bloom filter.
-fn file_options(table: &mut BlockBasedOptions) -> Options {
+fn open_db(path: &Path) -> Result<DB, Error> {
+    std::fs::create_dir_all(path).map_err(|e| Error::open(path, e))?;
     let mut opts = Options::default();
+    opts.create_if_missing(true);
     opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
     // Applying an event is mostly point reads of keys that often do not
     // exist yet (a person seen for the first time): a Bloom filter per
-    // table answers those without reading data blocks.
-    table.set_bloom_filter(10.0, false);
-    opts.set_block_based_table_factory(table);
-    opts
-}
-
-fn open_db(path: &Path) -> Result<DB, Error> {
-    std::fs::create_dir_all(path).map_err(|e| Error::open(path, e))?;
-    // A block cache keeps the hot index, filter and data blocks in memory.
+    // table answers those without reading data blocks, and a block
+    // cache keeps the hot index, filter and data blocks in memory.
     let mut table = BlockBasedOptions::default();
+    table.set_bloom_filter(10.0, false);
     table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
-    let mut opts = file_options(&mut table);
-    opts.create_if_missing(true);
+    opts.set_block_based_table_factory(&table);
     // The same for the memtable: a lookup of a key it does not hold (most
     // lookups) is answered by a Bloom filter instead of a search of the
     // skip list, which took 10–19 % of a projection's CPU in a rebuild.
@@ -253,7 +161,7 @@ impl Store {
             db: RwLock::new(Some(open_db(path)?)),
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
-            fold: RwLock::new(None),
+            bulk: AtomicBool::new(false),
         })
     }
 
@@ -264,7 +172,7 @@ impl Store {
             db: RwLock::new(None),
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
-            fold: RwLock::new(None),
+            bulk: AtomicBool::new(false),
         }
     }
 
@@ -274,90 +182,29 @@ impl Store {
         self.retired.store(true, Ordering::Release);
     }
 
-    /// Loads in bulk from here on: commits fold their changes into memory
-    /// (a key written again replaces its value there), and each time that
-    /// holds [`FOLD_BYTES`] it is written out as one sorted table file that
-    /// RocksDB takes in whole: no write-ahead log, no memtable, nothing
-    /// compacted until the load ends. Reads see the fold. A crash loses
-    /// what was folded since the last file, so this is only for a store
-    /// nobody reads yet and that is thrown away if its loading stops
-    /// half-way (a rebuild's fresh store: its folder is removed at start
-    /// when it never took over). In a rebuild of a national year the
-    /// memtable, the log and the flushes were most of the projections'
-    /// storage CPU (BENCHMARKS.md, "Bulk replay" and "Folding a rebuild in
-    /// memory"). End with [`Store::end_bulk`].
+    /// Loads in bulk from here on: commits skip the write-ahead log, so
+    /// what they write lives in memory until RocksDB flushes it, and a
+    /// crash loses it; memtables are larger ([`BULK_OPTIONS`]) and nothing
+    /// is compacted until the load ends. Only for a store nobody reads yet
+    /// and that is thrown away if its loading stops half-way (a rebuild's
+    /// fresh store: its folder is removed at start when it never took
+    /// over). In a rebuild of a national year, the log and the compactions
+    /// cost the pick-up projection about a third of its CPU
+    /// (BENCHMARKS.md, "Bulk replay"). End with [`Store::end_bulk`].
     pub fn begin_bulk(&self) -> Result<(), Error> {
-        self.begin_bulk_folding(FOLD_BYTES)
-    }
-
-    fn begin_bulk_folding(&self, limit: usize) -> Result<(), Error> {
         self.with_db(|db| Ok(db.set_options(BULK_OPTIONS)?))?;
-        *self.fold.write().unwrap_or_else(PoisonError::into_inner) = Some(Fold::new(limit));
+        self.bulk.store(true, Ordering::Release);
         Ok(())
     }
 
-    /// Ends a bulk load: writes out what is folded in memory, so everything
-    /// committed is in the store's files (durable as after logged
-    /// commits), logs commits again, and lets RocksDB compact the files the
-    /// load left (in the background: reads are correct meanwhile, if
-    /// slower).
+    /// Ends a bulk load: flushes what is in memory to the store's files, so
+    /// everything committed is durable as after logged commits, logs
+    /// commits again, and lets RocksDB compact the files the load left (in
+    /// the background: reads are correct meanwhile, if slower).
     pub fn end_bulk(&self) -> Result<(), Error> {
-        let mut fold = self.fold.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(fold) = fold.as_mut() {
-            self.write_out(fold)?;
-        }
-        *fold = None;
-        drop(fold);
-        // The schema and anything else written past the fold.
         self.flush()?;
-        let _ = std::fs::remove_dir(self.path.join(FOLD_DIR));
+        self.bulk.store(false, Ordering::Release);
         self.with_db(|db| Ok(db.set_options(SERVING_OPTIONS)?))
-    }
-
-    /// Writes what `fold` holds as one sorted table file (a deleted key as
-    /// a deletion, hiding any older value in earlier files), has RocksDB
-    /// take the file in, and empties the fold.
-    fn write_out(&self, fold: &mut Fold) -> Result<(), Error> {
-        if fold.rows.is_empty() {
-            return Ok(());
-        }
-        let dir = self.path.join(FOLD_DIR);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::open(&dir, e))?;
-        let file = dir.join(format!("{:06}.sst", fold.written));
-        let opts = file_options(&mut BlockBasedOptions::default());
-        let mut writer = SstFileWriter::create(&opts);
-        writer.open(&file)?;
-        for (k, v) in fold.sorted() {
-            match v {
-                Some(v) => writer.put(k, v)?,
-                None => writer.delete(k)?,
-            }
-        }
-        writer.finish()?;
-        let mut ingest = IngestExternalFileOptions::default();
-        ingest.set_move_files(true);
-        self.with_db(|db| Ok(db.ingest_external_file_opts(&ingest, vec![&file])?))?;
-        // Moved is linked: the file's first name may remain.
-        let _ = std::fs::remove_file(&file);
-        fold.clear();
-        fold.written += 1;
-        Ok(())
-    }
-
-    /// The newest value of `k`: folded in memory during a bulk load, else
-    /// the database's.
-    fn lookup(&self, k: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        if let Some(fold) = self
-            .fold
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            if let Some(v) = fold.get(k) {
-                return Ok(v.clone());
-            }
-        }
-        self.with_db(|db| Ok(db.get(k)?))
     }
 
     /// Closes the database and opens it again from its files. After a
@@ -386,7 +233,7 @@ impl Store {
     }
 
     pub fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-        self.lookup(&key(kind, rest))
+        self.with_db(|db| Ok(db.get(key(kind, rest))?))
     }
 
     pub fn progress(&self) -> Result<Progress, Error> {
@@ -410,19 +257,7 @@ impl Store {
 
     /// Records the layout version (of an empty store, before it applies).
     pub fn set_schema(&self, version: u32) -> Result<(), Error> {
-        let (k, v) = (key(KeyKind::Meta, META_SCHEMA), version.to_be_bytes());
-        match self
-            .fold
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_mut()
-        {
-            Some(fold) => {
-                fold.insert(k, Some(v.to_vec()));
-                Ok(())
-            }
-            None => self.with_db(|db| Ok(db.put(k, v)?)),
-        }
+        self.with_db(|db| Ok(db.put(key(KeyKind::Meta, META_SCHEMA), version.to_be_bytes())?))
     }
 
     /// Every (rest of key, value) of `kind` whose rest starts with `prefix`,
@@ -443,7 +278,7 @@ impl Store {
         if let Some(bound) = end.clone().or_else(|| successor(&start)) {
             read.set_iterate_upper_bound(bound);
         }
-        let stored = self.with_db(|db| {
+        self.with_db(|db| {
             let mut out = Vec::new();
             for item in db.iterator_opt(IteratorMode::From(&start, Direction::Forward), read) {
                 let (k, v) = item?;
@@ -465,19 +300,7 @@ impl Store {
                 out.push((k[1..].to_vec(), v.to_vec()));
             }
             Ok(out)
-        })?;
-        let fold = self.fold.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(fold) = fold.as_ref() else {
-            return Ok(stored);
-        };
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = stored.into_iter().collect();
-        for (k, v) in fold.range(&start, end.as_deref()) {
-            match v {
-                Some(v) => merged.insert(k[1..].to_vec(), v.clone()),
-                None => merged.remove(&k[1..]),
-            };
-        }
-        Ok(merged.into_iter().collect())
+        })
     }
 
     /// A transaction over this store.
@@ -521,7 +344,7 @@ impl Txn<'_> {
         let k = key(kind, rest);
         match self.staged.get(&k) {
             Some(v) => Ok(v.clone()),
-            None => self.store.lookup(&k),
+            None => self.store.with_db(|db| Ok(db.get(k)?)),
         }
     }
 
@@ -552,32 +375,8 @@ impl Txn<'_> {
 
     /// Writes every staged change and the new progress in one atomic batch
     /// (logged, not fsynced: see the module documentation; during a bulk
-    /// load, folded in memory: see [`Store::begin_bulk`]).
+    /// load, not logged).
     pub fn commit(self, progress: Progress) -> Result<(), Error> {
-        let progress = [
-            (META_APPLIED, progress.applied_sequence),
-            (META_EVENTS_APPLIED, progress.events_applied),
-            (META_PARKED, progress.parked),
-        ]
-        .map(|(name, n)| (key(KeyKind::Meta, name), n.to_be_bytes()));
-        let mut fold = self
-            .store
-            .fold
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(fold) = fold.as_mut() {
-            for (k, v) in self.staged {
-                fold.insert(k, v);
-            }
-            for (k, n) in progress {
-                fold.insert(k, Some(n.to_vec()));
-            }
-            if fold.bytes >= fold.limit {
-                self.store.write_out(fold)?;
-            }
-            return Ok(());
-        }
-        drop(fold);
         let mut batch = WriteBatch::default();
         for (k, v) in self.staged {
             match v {
@@ -585,11 +384,21 @@ impl Txn<'_> {
                 None => batch.delete(k),
             }
         }
-        for (k, n) in progress {
-            batch.put(k, n);
-        }
+        batch.put(
+            key(KeyKind::Meta, META_APPLIED),
+            progress.applied_sequence.to_be_bytes(),
+        );
+        batch.put(
+            key(KeyKind::Meta, META_EVENTS_APPLIED),
+            progress.events_applied.to_be_bytes(),
+        );
+        batch.put(
+            key(KeyKind::Meta, META_PARKED),
+            progress.parked.to_be_bytes(),
+        );
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
+        opts.disable_wal(self.store.bulk.load(Ordering::Acquire));
         self.store.with_db(|db| Ok(db.write_opt(batch, &opts)?))
     }
 }
@@ -737,73 +546,6 @@ mod tests {
             store.get(KeyKind::Counter, &50u64.to_be_bytes()).unwrap(),
             Some(vec![7; 1024])
         );
-    }
-
-    /// Every row of the store, through its own reads.
-    fn everything(store: &Store) -> Rows {
-        store.scan(KeyKind::Counter, b"").unwrap()
-    }
-
-    #[test]
-    fn a_bulk_load_folded_across_several_files_reads_and_keeps_what_plain_commits_would() {
-        // The same commits, into a store loaded in bulk with a fold small
-        // enough to be written out many times, and into a plain store.
-        let (dir, plain_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let bulk = Store::open(dir.path()).unwrap();
-        let plain = Store::open(plain_dir.path()).unwrap();
-        bulk.begin_bulk_folding(1000).unwrap();
-        for round in 0..40u64 {
-            for store in [&bulk, &plain] {
-                let mut txn = store.txn();
-                for i in 0..10u64 {
-                    let k = (round * 3 + i) % 50; // rewrites of earlier keys
-                    // Reads see what earlier commits wrote, folded or written out.
-                    let before = txn.get(KeyKind::Counter, &k.to_be_bytes()).unwrap();
-                    let mut value = before.unwrap_or_default();
-                    value.push(round as u8);
-                    txn.put(KeyKind::Counter, &k.to_be_bytes(), value);
-                }
-                if round % 7 == 3 {
-                    // Deleted after it reached a written-out file.
-                    txn.delete(KeyKind::Counter, &(round % 50).to_be_bytes());
-                }
-                txn.commit(Progress {
-                    applied_sequence: round + 1,
-                    ..Default::default()
-                })
-                .unwrap();
-            }
-            assert_eq!(everything(&bulk), everything(&plain), "round {round}");
-            let (from, to) = (10u64.to_be_bytes(), 20u64.to_be_bytes());
-            assert_eq!(
-                bulk.range(KeyKind::Counter, &from, Some(&to)).unwrap(),
-                plain.range(KeyKind::Counter, &from, Some(&to)).unwrap()
-            );
-        }
-        let files = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .path()
-                    .extension()
-                    .is_some_and(|x| x == "sst")
-            })
-            .count();
-        assert!(files > 3, "the fold was written out {files} times");
-        assert!(
-            log_bytes(dir.path()) < 10_000,
-            "bulk commits are not logged: {} bytes",
-            log_bytes(dir.path())
-        );
-        assert_eq!(bulk.progress().unwrap().applied_sequence, 40);
-        bulk.end_bulk().unwrap();
-        assert!(!dir.path().join(FOLD_DIR).exists());
-        let expected = everything(&plain);
-        drop(bulk);
-        let reopened = Store::open(dir.path()).unwrap();
-        assert_eq!(everything(&reopened), expected);
-        assert_eq!(reopened.progress().unwrap().applied_sequence, 40);
     }
 
     #[test]
