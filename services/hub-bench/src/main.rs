@@ -563,6 +563,7 @@ fn typical_event_size() -> usize {
         request_id: "r".repeat(24),
         linked_person_keys: vec!["1".repeat(32)],
         client_key: String::new(),
+        request_digest: "0".repeat(64),
         sealed: Some(hub_proto::events::Sealed {
             key_id: "0".repeat(32),
             nonce: vec![0; 24],

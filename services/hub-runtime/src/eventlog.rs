@@ -333,17 +333,16 @@ impl EventLog {
             .map_err(|e| Error::unavailable_from(format!("reading message {sequence}"), e))
     }
 
-    /// The headers of the messages under `filter` (an agency's own
-    /// `hub.events.<agency>.>`) from `first` to `last` by sequence, read
-    /// through one short-lived consumer limited to `filter` (see
-    /// [`ReadBack`]). A sequence in the range that is not under `filter`
-    /// is absent from the answer.
-    async fn own_headers(
+    /// The messages under `filter` (an agency's own `hub.events.<agency>.>`)
+    /// from `first` to `last` by sequence, read through one short-lived
+    /// consumer limited to `filter` (see [`ReadBack`]). A sequence in the
+    /// range that is not under `filter` is absent from the answer.
+    async fn own_messages(
         &self,
         filter: &str,
         first: u64,
         last: u64,
-    ) -> Result<std::collections::HashMap<u64, HeaderMap>, Error> {
+    ) -> Result<std::collections::HashMap<u64, ReadMessage>, Error> {
         use async_nats::jetstream::consumer::{push, AckPolicy, DeliverPolicy};
         use futures::StreamExt;
         let unavailable = |e: hub_core::error::Cause| {
@@ -376,7 +375,6 @@ impl EventLog {
                     ack_policy: AckPolicy::Explicit,
                     max_ack_pending: i64::try_from(span).unwrap_or(i64::MAX),
                     max_deliver: 1,
-                    headers_only: true,
                     memory_storage: true,
                     num_replicas: 1,
                     inactive_threshold: Duration::from_secs(2),
@@ -402,7 +400,10 @@ impl EventLog {
                 }
                 found.insert(
                     sequence,
-                    message.message.headers.clone().unwrap_or_default(),
+                    ReadMessage {
+                        headers: message.message.headers.clone().unwrap_or_default(),
+                        payload: message.message.payload.clone(),
+                    },
                 );
                 if sequence == last {
                     break;
@@ -411,7 +412,7 @@ impl EventLog {
             let _ = delivered.unsubscribe().await;
             Ok(found)
         };
-        // Headers only: thousands a second even on a small machine.
+        // Thousands a second even on a small machine.
         let allowed = PUBLISH_TIMEOUT + Duration::from_millis(span.min(1_000_000));
         tokio::time::timeout(allowed, attempt)
             .await
@@ -463,8 +464,9 @@ impl EventLog {
 /// Reads back an agency's own messages by sequence, for retried commands.
 ///
 /// JetStream answers a retried command "duplicate" with the first
-/// recording's sequence; the pipeline needs that message's headers (its
-/// event id and request digest). An agency's NATS user may not read the
+/// recording's sequence; the pipeline needs that message (its event id and
+/// request digest: in the body, or in headers for events recorded before
+/// decision record 0012). An agency's NATS user may not read the
 /// stream by sequence (deploy/nats/accounts.conf), only through a consumer
 /// whose create subject (`$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>`,
 /// NATS >= 2.10) names the filter `hub.events.<agency>.>`. One consumer per
@@ -476,9 +478,16 @@ pub struct ReadBack {
     asks: tokio::sync::mpsc::UnboundedSender<Ask>,
 }
 
+/// A message read back: its headers and body.
+#[derive(Debug, Clone, Default)]
+pub struct ReadMessage {
+    pub headers: HeaderMap,
+    pub payload: Bytes,
+}
+
 type Ask = (
     u64,
-    tokio::sync::oneshot::Sender<Result<Option<HeaderMap>, Error>>,
+    tokio::sync::oneshot::Sender<Result<Option<ReadMessage>, Error>>,
 );
 
 /// Sequences further apart than this are read by separate consumers.
@@ -518,14 +527,14 @@ impl ReadBack {
                     // One read answers many: its error, if any, is shared
                     // by all of them, cause and all.
                     let read = log
-                        .own_headers(&filter, first, last)
+                        .own_messages(&filter, first, last)
                         .await
                         .map_err(Arc::new);
                     for (sequence, reply) in answers.by_ref().take(n) {
                         let answer = match &read {
                             Ok(found) => Ok(found.get(&sequence).cloned()),
                             Err(e) => Err(Error::unavailable_from(
-                                "reading back the stream's headers",
+                                "reading back the stream's messages",
                                 e.clone(),
                             )),
                         };
@@ -537,9 +546,8 @@ impl ReadBack {
         Self { asks }
     }
 
-    /// The headers of the message at `sequence`, if it is under this
-    /// reader's filter.
-    pub async fn headers(&self, sequence: u64) -> Result<Option<HeaderMap>, Error> {
+    /// The message at `sequence`, if it is under this reader's filter.
+    pub async fn message(&self, sequence: u64) -> Result<Option<ReadMessage>, Error> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.asks
             .send((sequence, reply))

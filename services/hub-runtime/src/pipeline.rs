@@ -34,15 +34,17 @@ use hub_proto::{
 };
 
 use crate::{
-    eventlog::{EventLog, PUBLISH_TIMEOUT},
+    eventlog::{EventLog, ReadMessage, PUBLISH_TIMEOUT},
     keystore::KeyStore,
     ApiError,
 };
 
-/// Header carrying the keyed digest of the request that produced an event.
+/// Header that carried the keyed digest of the request that produced an
+/// event, in messages recorded before decision record 0012 (now the
+/// event's `request_digest`). Read, never written.
 pub const HEADER_REQUEST_DIGEST: &str = "Hub-Request-Digest";
-/// Header carrying the event id (so a duplicate can be answered without
-/// decoding the body).
+/// Header that carried the event id in the same messages. Read, never
+/// written.
 pub const HEADER_EVENT_ID: &str = "Hub-Event-Id";
 
 pub use hub_core::command::{Checker, Decision, RuleContext};
@@ -191,6 +193,10 @@ impl CommandPipeline {
         let (person_key, linked_person_keys, client_key) = keys
             .map(|k| (k.person_key, k.linked_person_keys, k.client_key))
             .unwrap_or_default();
+        let digest = self.pseudonymiser.request_digest(
+            &format!("{}/{}", self.agency.as_str(), rpc.name()),
+            &req.encode_to_vec(),
+        );
         let event = Event {
             event_id: event_id.clone(),
             event_type: event_type.to_string(),
@@ -206,6 +212,7 @@ impl CommandPipeline {
             request_id: req.request_id().to_string(),
             linked_person_keys,
             client_key: client_key.unwrap_or_default(),
+            request_digest: digest.clone(),
             sealed,
             payload: Some(decision.payload),
         };
@@ -217,10 +224,7 @@ impl CommandPipeline {
                 event_type
             ),
             msg_id: format!("{}:{}", caller.org_code, req.request_id()),
-            digest: self.pseudonymiser.request_digest(
-                &format!("{}/{}", self.agency.as_str(), rpc.name()),
-                &req.encode_to_vec(),
-            ),
+            digest,
             event_id,
             org_code: caller.org_code.clone(),
             body: Bytes::from(event.encode_to_vec()),
@@ -240,7 +244,7 @@ impl CommandPipeline {
             .send(
                 event.subject.clone(),
                 &event.msg_id,
-                event.headers(),
+                HeaderMap::new(),
                 event.body.clone(),
             )
             .await?;
@@ -268,23 +272,19 @@ impl CommandPipeline {
         // this organisation used with another agency is not ours to read.
         let first = self
             .read_back
-            .headers(ack.sequence)
+            .message(ack.sequence)
             .await?
+            .map(|m| FirstRecording::of(&m))
+            .transpose()?
             .unwrap_or_default();
-        let header = |name: &str| {
-            first
-                .get(name)
-                .map(|v| v.as_str().to_string())
-                .unwrap_or_default()
-        };
-        if header(HEADER_REQUEST_DIGEST) != event.digest {
+        if first.digest != event.digest {
             return Err(Error::AlreadyExists(format!(
                 "request_id: already used by organisation {} for a different request; use a new request_id",
                 event.org_code
             )));
         }
         Ok(EventAck {
-            event_id: header(HEADER_EVENT_ID),
+            event_id: first.event_id,
             stream_sequence: ack.sequence,
             duplicate: true,
         })
@@ -320,12 +320,33 @@ struct SealedEvent {
     body: Bytes,
 }
 
-impl SealedEvent {
-    fn headers(&self) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(HEADER_REQUEST_DIGEST, self.digest.as_str());
-        headers.insert(HEADER_EVENT_ID, self.event_id.as_str());
-        headers
+/// What a retried command is answered from: the first recording of its
+/// request id (an empty one when that message is not this agency's, which
+/// no digest matches).
+#[derive(Debug, Default, PartialEq)]
+struct FirstRecording {
+    event_id: String,
+    digest: String,
+}
+
+impl FirstRecording {
+    /// Messages recorded before decision record 0012 carry the event id and
+    /// request digest in headers; later ones only in the event itself, so
+    /// that every reader of the stream is spared two headers per message.
+    fn of(message: &ReadMessage) -> Result<Self, Error> {
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_string());
+        if let Some(digest) = header(HEADER_REQUEST_DIGEST) {
+            return Ok(Self {
+                event_id: header(HEADER_EVENT_ID).unwrap_or_default(),
+                digest,
+            });
+        }
+        let event = Event::decode(message.payload.clone())
+            .map_err(|e| Error::internal_from("decoding a recorded event read back", e))?;
+        Ok(Self {
+            event_id: event.event_id,
+            digest: event.request_digest,
+        })
     }
 }
 
@@ -676,4 +697,68 @@ macro_rules! rpc_table {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str, digest: &str) -> Bytes {
+        Bytes::from(
+            Event {
+                event_id: id.into(),
+                request_digest: digest.into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        )
+    }
+
+    #[test]
+    fn a_first_recording_is_read_from_the_event_itself() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "ORG1:req-1");
+        let message = ReadMessage {
+            headers,
+            payload: event("e-1", "d-1"),
+        };
+        assert_eq!(
+            FirstRecording::of(&message).unwrap(),
+            FirstRecording {
+                event_id: "e-1".into(),
+                digest: "d-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_recording_made_before_0012_is_read_from_its_headers() {
+        // Then the event had no digest of its own: the headers speak for it.
+        let mut headers = HeaderMap::new();
+        headers.insert(HEADER_REQUEST_DIGEST, "d-old");
+        headers.insert(HEADER_EVENT_ID, "e-old");
+        let message = ReadMessage {
+            headers,
+            payload: event("e-old", ""),
+        };
+        assert_eq!(
+            FirstRecording::of(&message).unwrap(),
+            FirstRecording {
+                event_id: "e-old".into(),
+                digest: "d-old".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_no_event_is_an_internal_error_not_a_match() {
+        let message = ReadMessage {
+            headers: HeaderMap::new(),
+            payload: Bytes::from_static(&[0xff, 0xff, 0xff]),
+        };
+        assert!(matches!(
+            FirstRecording::of(&message),
+            Err(Error::Internal(_))
+        ));
+    }
 }

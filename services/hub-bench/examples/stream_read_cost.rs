@@ -1,0 +1,320 @@
+//! What it costs nats-server and a client to read a stream whole, per
+//! message, by the way it is read and by the headers its messages carry.
+//!
+//! Decision record 0012 rests on these figures: a projection's rebuild reads
+//! every message through async-nats, which parses each header of each
+//! message before the projection sees it. This tool fills a stream shaped
+//! like the hub's (`HUB_EVENTS`, S2-compressed, about 4,500 subjects, a
+//! body of the size of a typical event) on a server you start, then reads
+//! it back and prints the CPU each side spent (from `/proc`), so that one
+//! layout can be set against another on the same machine:
+//!
+//! ```sh
+//! nats-server -js -a 127.0.0.1 -p 14222 --store_dir /tmp/three &
+//! stream_read_cost --url nats://127.0.0.1:14222 fill 600000 --headers three
+//! stream_read_cost --url nats://127.0.0.1:14222 --server-pid $! read pull
+//! ```
+//!
+//! The client uses mimalloc, as the projections do.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use async_nats::jetstream::{
+    self,
+    consumer::{pull, AckPolicy, DeliverPolicy},
+};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const STREAM: &str = "HUB_EVENTS";
+
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    url: String,
+    /// nats-server's process id, to read its CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates the stream and publishes `count` messages into it.
+    Fill {
+        count: u64,
+        #[arg(long, value_enum, default_value = "three")]
+        headers: Headers,
+        /// Bytes added to each 330-byte body.
+        #[arg(long, default_value_t = 0)]
+        extra: usize,
+    },
+    /// Reads the whole stream once.
+    Read {
+        #[arg(value_enum)]
+        how: How,
+        /// Messages asked of the server at once (`pull`, `core-pull`, `direct`).
+        #[arg(long, default_value_t = 1024)]
+        batch: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Headers {
+    /// `Nats-Msg-Id`, `Hub-Request-Digest` and `Hub-Event-Id`: the agency
+    /// services' messages before decision record 0012.
+    Three,
+    /// `Nats-Msg-Id` and one header holding both of the others.
+    Two,
+    /// `Nats-Msg-Id` alone: the agency services' messages since 0012.
+    One,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum How {
+    /// An ordered consumer (`hub-bench`'s raw consume).
+    Ordered,
+    /// A pull consumer without acknowledgements through async-nats's
+    /// JetStream layer, in chunks of 512: a projection's rebuild.
+    Pull,
+    /// The same consumer, its pulls sent and its messages read on a core
+    /// subscription, below async-nats's JetStream layer.
+    CorePull,
+    /// Batched direct gets (`$JS.API.DIRECT.GET`, NATS 2.11), two batches
+    /// asked at once.
+    Direct,
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0)
+        / 100.0
+}
+
+/// The stream sequence in a JetStream delivery's reply subject
+/// (`$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`,
+/// or longer with a domain in front: the fourth token from the end).
+fn stream_sequence(reply: &str) -> Result<u64> {
+    Ok(reply.rsplit('.').nth(3).context("short reply")?.parse()?)
+}
+
+async fn fill(js: &jetstream::Context, count: u64, headers: Headers, extra: usize) -> Result<()> {
+    js.create_stream(jetstream::stream::Config {
+        name: STREAM.into(),
+        subjects: vec!["hub.>".into()],
+        compression: Some(jetstream::stream::Compression::S2),
+        allow_direct: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await?;
+    let mut acks = futures::stream::FuturesOrdered::new();
+    for i in 0..count {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert("Nats-Msg-Id", format!("ORG{}:{i:024x}", i % 97).as_str());
+        let digest = format!("{:064x}", u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let event_id = format!("019b{i:028x}");
+        match headers {
+            Headers::Three => {
+                h.insert("Hub-Request-Digest", digest.as_str());
+                h.insert("Hub-Event-Id", event_id.as_str());
+            }
+            Headers::Two => h.insert("Hub-Request", format!("{event_id} {digest}").as_str()),
+            Headers::One => {}
+        }
+        let body: Vec<u8> = (0..330 + extra)
+            .map(|j| ((i as usize).wrapping_mul(31).wrapping_add(j * 7) % 251) as u8)
+            .collect();
+        let subject = format!(
+            "hub.events.pharmacy.E{:05}.needle_exchange_recorded",
+            i.wrapping_mul(2_654_435_761) % 4_500
+        );
+        let pending = js.publish_with_headers(subject, h, body.into()).await?;
+        acks.push_back(std::future::IntoFuture::into_future(pending));
+        if acks.len() >= 256 {
+            acks.next().await.context("ack")??;
+        }
+    }
+    while let Some(ack) = acks.next().await {
+        ack?;
+    }
+    println!("filled {count}");
+    Ok(())
+}
+
+/// Whether a JetStream delivery is the stream's message `last` or later.
+fn reached(m: &jetstream::Message, last: u64) -> Result<bool> {
+    let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(info.stream_sequence >= last)
+}
+
+/// Reads every message up to `last`; returns how many.
+async fn read(client: &async_nats::Client, how: How, batch: usize, last: u64) -> Result<u64> {
+    let js = jetstream::new(client.clone());
+    let stream = js.get_stream(STREAM).await?;
+    let name = format!("read-cost-{}", std::process::id());
+    let consumer = |name: String| pull::Config {
+        name: Some(name),
+        ack_policy: AckPolicy::None,
+        deliver_policy: DeliverPolicy::All,
+        inactive_threshold: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let mut count = 0u64;
+    match how {
+        How::Ordered => {
+            let mut messages = stream
+                .create_consumer(pull::OrderedConfig::default())
+                .await?
+                .messages()
+                .await?;
+            while let Some(m) = messages.next().await {
+                count += 1;
+                if reached(&m?, last)? {
+                    break;
+                }
+            }
+        }
+        How::Pull => {
+            let mut chunks = stream
+                .create_consumer(consumer(name))
+                .await?
+                .stream()
+                .max_messages_per_batch(batch)
+                .expires(Duration::from_secs(5))
+                .heartbeat(Duration::from_secs(1))
+                .messages()
+                .await?
+                .ready_chunks(512);
+            'chunks: while let Some(chunk) = chunks.next().await {
+                for m in chunk {
+                    count += 1;
+                    if reached(&m?, last)? {
+                        break 'chunks;
+                    }
+                }
+            }
+        }
+        How::CorePull => {
+            stream.create_consumer(consumer(name.clone())).await?;
+            let inbox = client.new_inbox();
+            let mut sub = client.subscribe(inbox.clone()).await?;
+            let next = format!("$JS.API.CONSUMER.MSG.NEXT.{STREAM}.{name}");
+            let request = Bytes::from(format!(
+                "{{\"batch\":{batch},\"expires\":{}}}",
+                Duration::from_secs(5).as_nanos()
+            ));
+            client
+                .publish_with_reply(next.clone(), inbox.clone(), request.clone())
+                .await?;
+            let mut pending = batch;
+            while let Some(m) = sub.next().await {
+                if m.status.is_some() {
+                    pending = 0; // the pull ended or expired: ask again
+                } else {
+                    pending -= 1;
+                    count += 1;
+                    if stream_sequence(m.reply.as_deref().unwrap_or_default())? >= last {
+                        break;
+                    }
+                }
+                if pending <= batch / 2 {
+                    client
+                        .publish_with_reply(next.clone(), inbox.clone(), request.clone())
+                        .await?;
+                    pending += batch;
+                }
+            }
+        }
+        How::Direct => {
+            let inbox = client.new_inbox();
+            let mut sub = client.subscribe(format!("{inbox}.*")).await?;
+            let (mut from, mut asked, mut ended) = (1u64, 0u64, 0u64);
+            let ask = |from: u64, k: u64| {
+                client.publish_with_reply(
+                    format!("$JS.API.DIRECT.GET.{STREAM}"),
+                    format!("{inbox}.{k}"),
+                    Bytes::from(format!("{{\"seq\":{from},\"batch\":{batch}}}")),
+                )
+            };
+            for _ in 0..2 {
+                ask(from, asked).await?;
+                from += batch as u64;
+                asked += 1;
+            }
+            while let Some(m) = sub.next().await {
+                if m.status.is_some() {
+                    // The end of one batch.
+                    ended += 1;
+                    if from <= last {
+                        ask(from, asked).await?;
+                        from += batch as u64;
+                        asked += 1;
+                    } else if ended >= asked {
+                        break;
+                    }
+                    continue;
+                }
+                count += 1;
+                if count >= last {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let client = async_nats::connect(args.url.as_str()).await?;
+    let js = jetstream::new(client.clone());
+    match args.command {
+        Command::Fill {
+            count,
+            headers,
+            extra,
+        } => fill(&js, count, headers, extra).await,
+        Command::Read { how, batch } => {
+            let last = js
+                .get_stream(STREAM)
+                .await?
+                .info()
+                .await?
+                .state
+                .last_sequence;
+            if last == 0 {
+                bail!("the stream is empty: fill it first");
+            }
+            let server = args.server_pid.map(cpu_seconds).unwrap_or_default();
+            let me = cpu_seconds(std::process::id());
+            let started = Instant::now();
+            let count = read(&client, how, batch, last).await?;
+            let wall = started.elapsed().as_secs_f64();
+            let per = |cpu: f64| cpu * 1e6 / count as f64;
+            println!(
+                "{count} messages in {wall:.2} s ({:.0}/s); CPU µs per message: nats-server {}, client {:.2}",
+                count as f64 / wall,
+                args.server_pid.map_or("(no --server-pid)".into(), |pid| format!(
+                    "{:.2}",
+                    per(cpu_seconds(pid) - server)
+                )),
+                per(cpu_seconds(std::process::id()) - me),
+            );
+            Ok(())
+        }
+    }
+}
