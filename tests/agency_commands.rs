@@ -1178,3 +1178,68 @@ async fn json_logs_carry_request_ids_and_no_identifiers() {
         );
     }
 }
+
+/// The stream is kept forever and never rewritten: a command first
+/// recorded before decision record 0012 has its request digest and event
+/// id in message headers, none in the event. A retry of it is still the
+/// duplicate it is (its first event id and sequence), and its request id
+/// reused for another body is still refused.
+#[tokio::test]
+async fn a_retry_of_a_command_recorded_with_the_old_headers_is_still_recognised() {
+    use hub_core::{pseudonym::Pseudonymiser, secret::HubSecret};
+    use hub_proto::rpc::PrisonRpc;
+    let hub = Hub::start().unwrap();
+    let id = request_id("old-form");
+    let request = release_date(&id, "bradford");
+    // What prison-service published for it before 0012, written straight
+    // to the stream with the test's own secret.
+    let secret = HubSecret::load(&hub.dir.path().join("hub.secret")).unwrap();
+    let digest = Pseudonymiser::new(&secret).request_digest(
+        &format!("prison/{}", PrisonRpc::RecordReleaseDate.name()),
+        &request.encode_to_vec(),
+    );
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", format!("LEI:{id}").as_str());
+    headers.insert("Hub-Request-Digest", digest.as_str());
+    headers.insert("Hub-Event-Id", "old-event-1");
+    let event = Event {
+        event_id: "old-event-1".into(),
+        event_type: "release_date_recorded".into(),
+        schema_version: 1,
+        agency: "prison".into(),
+        org_code: "LEI".into(),
+        partnership_code: "bradford".into(),
+        request_id: id.clone(),
+        ..Default::default()
+    };
+    let js = async_nats::jetstream::new(async_nats::connect(hub.nats.url()).await.unwrap());
+    let first = js
+        .publish_with_headers(
+            "hub.events.prison.bradford.release_date_recorded",
+            headers,
+            event.encode_to_vec().into(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let held = hub.stream_messages().await;
+    let mut prison = hub.prison().await;
+    let again = prison
+        .record_release_date(authed(request, CARAT))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.duplicate);
+    assert_eq!(
+        (again.event_id.as_str(), again.stream_sequence),
+        ("old-event-1", first.sequence)
+    );
+    let other = prison
+        .record_release_date(authed(release_date(&id, "leeds"), CARAT))
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), Code::AlreadyExists, "{other:?}");
+    assert_eq!(hub.stream_messages().await, held, "nothing recorded again");
+}
