@@ -1,5 +1,6 @@
 //! What it costs nats-server and a client to read a stream whole, per
-//! message, by the way it is read and by the headers its messages carry.
+//! message, by the way it is read, by the headers its messages carry and by
+//! the stream's compression.
 //!
 //! Decision record 0012 rests on these figures: a projection's rebuild reads
 //! every message through async-nats, which parses each header of each
@@ -7,7 +8,9 @@
 //! like the hub's (`HUB_EVENTS`, S2-compressed, about 4,500 subjects, a
 //! body of the size of a typical event) on a server you start, then reads
 //! it back and prints the CPU each side spent (from `/proc`), so that one
-//! layout can be set against another on the same machine:
+//! layout can be set against another on the same machine. BENCHMARKS.md
+//! ("Stream compression, and reading the stream's files") adds
+//! `--compression none`, `--random` bodies and `read snapshot`:
 //!
 //! ```sh
 //! nats-server -js -a 127.0.0.1 -p 14222 --store_dir /tmp/three &
@@ -54,6 +57,14 @@ enum Command {
         /// Bytes added to each 330-byte body.
         #[arg(long, default_value_t = 0)]
         extra: usize,
+        /// Bodies of pseudo-random bytes, which do not compress (the
+        /// default body is a pattern S2 shrinks about tenfold; real events,
+        /// with their ids, digests and sealed fields, lie between).
+        #[arg(long)]
+        random: bool,
+        /// The stream's compression (the hub's is S2).
+        #[arg(long, value_enum, default_value = "s2")]
+        compression: Compression,
     },
     /// Reads the whole stream once.
     Read {
@@ -77,6 +88,12 @@ enum Headers {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Compression {
+    None,
+    S2,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum How {
     /// An ordered consumer (`hub-bench`'s raw consume).
     Ordered,
@@ -89,6 +106,12 @@ enum How {
     /// Batched direct gets (`$JS.API.DIRECT.GET`, NATS 2.11), two batches
     /// asked at once.
     Direct,
+    /// The stream's snapshot (`$JS.API.STREAM.SNAPSHOT`, as `hubctl
+    /// backup` takes it): the server's message blocks as they are on disk,
+    /// in an S2-compressed tar, received and acknowledged chunk by chunk
+    /// but not unpacked. What the server would spend if a rebuild read its
+    /// files rather than its messages.
+    Snapshot,
 }
 
 /// CPU time (user + system) a process has used so far, in seconds.
@@ -110,11 +133,21 @@ fn stream_sequence(reply: &str) -> Result<u64> {
     Ok(reply.rsplit('.').nth(3).context("short reply")?.parse()?)
 }
 
-async fn fill(js: &jetstream::Context, count: u64, headers: Headers, extra: usize) -> Result<()> {
+async fn fill(
+    js: &jetstream::Context,
+    count: u64,
+    headers: Headers,
+    extra: usize,
+    random: bool,
+    compression: Compression,
+) -> Result<()> {
     js.create_stream(jetstream::stream::Config {
         name: STREAM.into(),
         subjects: vec!["hub.>".into()],
-        compression: Some(jetstream::stream::Compression::S2),
+        compression: Some(match compression {
+            Compression::None => jetstream::stream::Compression::None,
+            Compression::S2 => jetstream::stream::Compression::S2,
+        }),
         allow_direct: true,
         duplicate_window: Duration::from_secs(120),
         ..Default::default()
@@ -134,8 +167,19 @@ async fn fill(js: &jetstream::Context, count: u64, headers: Headers, extra: usiz
             Headers::Two => h.insert("Hub-Request", format!("{event_id} {digest}").as_str()),
             Headers::One => {}
         }
+        let mut state = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
         let body: Vec<u8> = (0..330 + extra)
-            .map(|j| ((i as usize).wrapping_mul(31).wrapping_add(j * 7) % 251) as u8)
+            .map(|j| {
+                if random {
+                    // xorshift64
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                } else {
+                    ((i as usize).wrapping_mul(31).wrapping_add(j * 7) % 251) as u8
+                }
+            })
             .collect();
         let subject = format!(
             "hub.events.pharmacy.E{:05}.needle_exchange_recorded",
@@ -273,6 +317,38 @@ async fn read(client: &async_nats::Client, how: How, batch: usize, last: u64) ->
                 }
             }
         }
+        How::Snapshot => {
+            let inbox = client.new_inbox();
+            let mut chunks = client.subscribe(inbox.clone()).await?;
+            let request = serde_json::json!({
+                "deliver_subject": inbox, "no_consumers": true, "chunk_size": 256 * 1024,
+            });
+            let started = client
+                .request(
+                    format!("$JS.API.STREAM.SNAPSHOT.{STREAM}"),
+                    serde_json::to_vec(&request)?.into(),
+                )
+                .await?;
+            let started: serde_json::Value = serde_json::from_slice(&started.payload)?;
+            if started.get("error").is_some() {
+                bail!("snapshot refused: {started}");
+            }
+            let mut bytes = 0usize;
+            while let Some(chunk) = chunks.next().await {
+                if chunk.status.is_some_and(|s| s.as_u16() >= 400) {
+                    bail!("snapshot failed: {:?}", chunk.description);
+                }
+                if chunk.payload.is_empty() {
+                    break;
+                }
+                bytes += chunk.payload.len();
+                if let Some(ack) = chunk.reply {
+                    client.publish(ack, Bytes::new()).await?;
+                }
+            }
+            println!("snapshot: {bytes} bytes");
+            count = last;
+        }
     }
     Ok(count)
 }
@@ -287,7 +363,9 @@ async fn main() -> Result<()> {
             count,
             headers,
             extra,
-        } => fill(&js, count, headers, extra).await,
+            random,
+            compression,
+        } => fill(&js, count, headers, extra, random, compression).await,
         Command::Read { how, batch } => {
             let last = js
                 .get_stream(STREAM)

@@ -132,8 +132,10 @@ pub fn stream_config(name: &str, settings: StreamSettings) -> stream::Config {
         deny_purge: true,
         allow_rollup: false,
         // Events repeat their header names, subjects, codes and the hex of
-        // keyed hashes: S2 (per message block, NATS ≥ 2.10) roughly halves
-        // the bytes kept forever, for little CPU (see BENCHMARKS.md).
+        // keyed hashes: S2 (per message block, NATS ≥ 2.10) took 38 % off
+        // the hub's disk per event (710 → 442 bytes, projections' stores
+        // included) for about 2 µs of nats-server's CPU per message and
+        // reader (BENCHMARKS.md, "Stream compression").
         compression: Some(stream::Compression::S2),
         ..Default::default()
     }
