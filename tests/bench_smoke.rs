@@ -49,6 +49,9 @@ fn hub_bench_writes_every_figure() {
         assert!(v.is_finite() && v > 0.0, "{key} = {v}");
     }
     assert!(doc["national_events"].as_f64().unwrap() >= 2_000.0);
+    // The figures say which collector setting nats-server ran with: by
+    // default the deploy files' memory budget (docs/operations.md).
+    assert_eq!(doc["nats_memory_limit"], "2GiB", "{doc}");
     let table = String::from_utf8_lossy(&run.stdout);
     assert!(table.contains("ingest_ratio"), "{table}");
 }

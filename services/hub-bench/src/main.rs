@@ -124,6 +124,13 @@ struct Args {
     /// to what a day of real traffic leaves; `24h` measures the other.
     #[arg(long, default_value = "2m")]
     dedupe_window: String,
+    /// nats-server's memory budget for Go's garbage collector
+    /// (`GOMEMLIMIT`, with `GOGC=off`: collect only when the heap reaches
+    /// it), as the deploy files run it (docs/operations.md). `none` leaves
+    /// Go's defaults (collect each time the heap doubles), as every run
+    /// before 2026-12-02 did.
+    #[arg(long, default_value = "2GiB")]
+    nats_memory_limit: String,
     /// Soak instead: a steady load for this long (e.g. 30m), reporting
     /// memory and latency per window.
     #[arg(long, value_parser = hub_runtime::config::parse_duration)]
@@ -185,8 +192,15 @@ struct Hub {
 impl Hub {
     /// The whole hub; `extra` settings for every process; every listener
     /// serving TLS (a throwaway CA) when `tls`.
-    fn start(extra: &[(&str, &str)], tls: bool) -> Result<Self> {
-        let nats = NatsServer::start()?;
+    fn start(extra: &[(&str, &str)], tls: bool, nats_memory_limit: &str) -> Result<Self> {
+        let nats_env = match nats_memory_limit {
+            "none" => vec![],
+            limit => vec![
+                ("GOGC".to_string(), "off".to_string()),
+                ("GOMEMLIMIT".to_string(), limit.to_string()),
+            ],
+        };
+        let nats = NatsServer::start_with(None, &nats_env)?;
         let dir = tempfile::Builder::new().prefix("hub-bench-").tempdir()?;
         let tls = match tls {
             true => Some(hub_testkit::tls::TestCa::create(&dir.path().join("tls"))?),
@@ -1014,12 +1028,12 @@ async fn main() -> Result<()> {
             args.soak_rate
         ),
         None => eprintln!(
-        "hub-bench {:?}: {} commands, national year of {} events, e2e {} s at 1,000/s, {} in flight",
-        args.scale, plan.commands, plan.national, plan.e2e_seconds, in_flight
+        "hub-bench {:?}: {} commands, national year of {} events, e2e {} s at 1,000/s, {} in flight, nats-server memory budget {}",
+        args.scale, plan.commands, plan.national, plan.e2e_seconds, in_flight, args.nats_memory_limit
     ),
     }
     let extra = [("HUB_DEDUPE_WINDOW", args.dedupe_window.as_str())];
-    let hub = Hub::start(&extra, args.tls).context("starting the hub")?;
+    let hub = Hub::start(&extra, args.tls, &args.nats_memory_limit).context("starting the hub")?;
     let agencies = Agencies::connect(&hub).await?;
     let partnerships: Vec<String> =
         std::fs::read_to_string(workspace_root().join("seeds/partnerships.tsv"))?
@@ -1262,6 +1276,7 @@ async fn main() -> Result<()> {
     );
     doc.insert("in_flight".into(), json!(in_flight));
     doc.insert("tls".into(), json!(args.tls));
+    doc.insert("nats_memory_limit".into(), json!(args.nats_memory_limit));
     doc.insert("cpu_us_per_event".into(), json!(cpu));
     doc.insert("commands".into(), json!(plan.commands));
     doc.insert("event_bytes".into(), json!(size));
