@@ -1068,7 +1068,7 @@ async fn main() -> Result<()> {
         })
     };
     if let Some(duration) = args.soak {
-        let doc = soak::run(
+        let mut doc = soak::run(
             &hub,
             &agencies,
             &env,
@@ -1077,6 +1077,11 @@ async fn main() -> Result<()> {
             args.soak_window,
         )
         .await?;
+        // Under a budget nats-server's memory grows towards it by design:
+        // the figures say which collector setting they came from.
+        if let Some(fields) = doc.as_object_mut() {
+            fields.insert("nats_memory_limit".into(), json!(args.nats_memory_limit));
+        }
         let out = out_file("soak.json");
         if let Some(dir) = out.parent() {
             std::fs::create_dir_all(dir)?;
