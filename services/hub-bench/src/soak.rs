@@ -29,7 +29,7 @@ use hub_proto::projections::{
     pickup_list_service_client::PickupListServiceClient,
     training_counts_service_client::TrainingCountsServiceClient, ListPickupsRequest,
 };
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::{
     authed, bradford_counts_after, ms, percentile, status_mb, workload, Agencies, Env, Hub,
@@ -288,8 +288,15 @@ pub async fn run(
         let p99 = |ws: &[&Window], f: fn(&Window) -> &Vec<f64>| {
             sorted(ws.iter().flat_map(|w| f(w).iter().copied()).collect())
         };
-        let half = steady.len() / 2;
-        let (early, late) = steady.split_at(half.max(1).min(steady.len()));
+        // Halves need a window each: a soak of two windows has one after
+        // its warm-up, and nothing to compare it with.
+        if steady.len() < 2 {
+            println!(
+                "latency p99 by half: not compared (one window after the warm-up; soak longer or use a shorter --soak-window)"
+            );
+            return Ok(soak_json(elapsed, rate, window, rows, memory));
+        }
+        let (early, late) = steady.split_at(steady.len() / 2);
         let e2e_early = percentile(&p99(early, |w| &w.e2e), 0.99);
         let e2e_late = percentile(&p99(late, |w| &w.e2e), 0.99);
         let ack_early = percentile(&p99(early, |w| &w.acks), 0.99);
@@ -302,11 +309,21 @@ pub async fn run(
             json!({"ack": [ack_early, ack_late], "e2e": [e2e_early, e2e_late]}),
         );
     }
-    Ok(json!({
+    Ok(soak_json(elapsed, rate, window, rows, memory))
+}
+
+fn soak_json(
+    elapsed: Duration,
+    rate: u64,
+    window: Duration,
+    rows: Vec<Value>,
+    summary: serde_json::Map<String, Value>,
+) -> Value {
+    json!({
         "soak_seconds": elapsed.as_secs(),
         "rate_per_s": rate,
         "window_seconds": window.as_secs(),
         "windows": rows,
-        "summary": memory,
-    }))
+        "summary": summary,
+    })
 }
