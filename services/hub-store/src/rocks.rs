@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
-        PoisonError, RwLock,
+        OnceLock, PoisonError, RwLock,
     },
 };
 
@@ -18,11 +18,24 @@ use rocksdb::{
 
 use crate::{key, Error, KeyKind, Kv, Progress, Rows};
 
-/// Memory for each store's block cache, at most (it fills only with blocks
-/// read). At 5 million events the pick-up store outgrew 64 MiB and its
-/// rebuild cost 22 µs of CPU per event instead of 7–10 (hub-bench); with
-/// 512 MiB, 9.7 µs and peak RSS 356 MiB.
+/// Memory for the process's block cache, at most (it fills only with
+/// blocks read). At 5 million events the pick-up store outgrew 64 MiB and
+/// its rebuild cost 22 µs of CPU per event instead of 7–10 (hub-bench);
+/// with 512 MiB, 9.7 µs and peak RSS 356 MiB.
 const BLOCK_CACHE_BYTES: usize = 512 << 20;
+
+/// The one block cache of every store this process opens. A rebuild holds
+/// two stores open (the one serving, the fresh one loading): with a cache
+/// each, a projection could hold twice [`BLOCK_CACHE_BYTES`] of blocks by
+/// the end of a rebuild once its stores outgrow the budget, as years of
+/// stream make them. Shared, the loading store's blocks push out the
+/// serving store's least used ones, and the process's cached blocks stay
+/// within one budget, the figure operators size a projection's memory by
+/// (docs/operations.md, "Memory").
+fn block_cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Cache::new_lru_cache(BLOCK_CACHE_BYTES))
+}
 
 /// RocksDB's settings during a bulk load (see [`Store::begin_bulk`]): 128
 /// MiB memtables instead of 64, flushed into level-0 files that are not
@@ -131,7 +144,7 @@ fn open_db(path: &Path) -> Result<DB, Error> {
     // cache keeps the hot index, filter and data blocks in memory.
     let mut table = BlockBasedOptions::default();
     table.set_bloom_filter(10.0, false);
-    table.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+    table.set_block_cache(block_cache());
     table.set_cache_index_and_filter_blocks(true);
     table.set_pin_l0_filter_and_index_blocks_in_cache(true);
     opts.set_block_based_table_factory(&table);
@@ -545,6 +558,43 @@ mod tests {
         assert_eq!(
             store.get(KeyKind::Counter, &50u64.to_be_bytes()).unwrap(),
             Some(vec![7; 1024])
+        );
+    }
+
+    /// What RocksDB says the block cache of `store` holds, in bytes.
+    fn cache_usage(store: &Store) -> u64 {
+        store
+            .with_db(|db| Ok(db.property_int_value(rocksdb::properties::BLOCK_CACHE_USAGE)?))
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_store_of_a_process_shares_one_block_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let serving = Store::open(&dir.path().join("serving")).unwrap();
+        commit_many(&serving, 1);
+        serving.flush().unwrap();
+        for i in 1..=100u64 {
+            assert!(serving
+                .get(KeyKind::Counter, &i.to_be_bytes())
+                .unwrap()
+                .is_some());
+        }
+        // A store opened afterwards, as a rebuild's, has read nothing, yet
+        // reports the blocks the serving store read: the cache is theirs.
+        let fresh = Store::open(&dir.path().join("store-2")).unwrap();
+        assert!(
+            cache_usage(&serving) >= 100 * 1024,
+            "{}",
+            cache_usage(&serving)
+        );
+        assert!(cache_usage(&fresh) >= 100 * 1024, "{}", cache_usage(&fresh));
+        assert_eq!(
+            fresh
+                .with_db(|db| Ok(db.property_int_value(rocksdb::properties::BLOCK_CACHE_CAPACITY)?))
+                .unwrap(),
+            Some(BLOCK_CACHE_BYTES as u64)
         );
     }
 
