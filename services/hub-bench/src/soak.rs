@@ -29,7 +29,7 @@ use hub_proto::projections::{
     pickup_list_service_client::PickupListServiceClient,
     training_counts_service_client::TrainingCountsServiceClient, ListPickupsRequest,
 };
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::{
     authed, bradford_counts_after, ms, percentile, status_mb, workload, Agencies, Env, Hub,
@@ -294,36 +294,26 @@ pub async fn run(
             println!(
                 "latency p99 by half: not compared (one window after the warm-up; soak longer or use a shorter --soak-window)"
             );
-            return Ok(soak_json(elapsed, rate, window, rows, memory));
+        } else {
+            let (early, late) = steady.split_at(steady.len() / 2);
+            let e2e_early = percentile(&p99(early, |w| &w.e2e), 0.99);
+            let e2e_late = percentile(&p99(late, |w| &w.e2e), 0.99);
+            let ack_early = percentile(&p99(early, |w| &w.acks), 0.99);
+            let ack_late = percentile(&p99(late, |w| &w.acks), 0.99);
+            println!(
+                "latency p99, first half → second half: ack {ack_early:.2} → {ack_late:.2} ms, e2e {e2e_early:.2} → {e2e_late:.2} ms"
+            );
+            memory.insert(
+                "latency_p99_halves_ms".into(),
+                json!({"ack": [ack_early, ack_late], "e2e": [e2e_early, e2e_late]}),
+            );
         }
-        let (early, late) = steady.split_at(steady.len() / 2);
-        let e2e_early = percentile(&p99(early, |w| &w.e2e), 0.99);
-        let e2e_late = percentile(&p99(late, |w| &w.e2e), 0.99);
-        let ack_early = percentile(&p99(early, |w| &w.acks), 0.99);
-        let ack_late = percentile(&p99(late, |w| &w.acks), 0.99);
-        println!(
-            "latency p99, first half → second half: ack {ack_early:.2} → {ack_late:.2} ms, e2e {e2e_early:.2} → {e2e_late:.2} ms"
-        );
-        memory.insert(
-            "latency_p99_halves_ms".into(),
-            json!({"ack": [ack_early, ack_late], "e2e": [e2e_early, e2e_late]}),
-        );
     }
-    Ok(soak_json(elapsed, rate, window, rows, memory))
-}
-
-fn soak_json(
-    elapsed: Duration,
-    rate: u64,
-    window: Duration,
-    rows: Vec<Value>,
-    summary: serde_json::Map<String, Value>,
-) -> Value {
-    json!({
+    Ok(json!({
         "soak_seconds": elapsed.as_secs(),
         "rate_per_s": rate,
         "window_seconds": window.as_secs(),
         "windows": rows,
-        "summary": summary,
-    })
+        "summary": memory,
+    }))
 }
