@@ -10,12 +10,18 @@
 //! it back and prints the CPU each side spent (from `/proc`), so that one
 //! layout can be set against another on the same machine. BENCHMARKS.md
 //! ("Stream compression, and reading the stream's files") adds
-//! `--compression none`, `--random` bodies and `read snapshot`:
+//! `--compression none`, `--random` bodies and `read snapshot`; "Reading
+//! only what a projection uses" adds `fill --mix` (subjects spread as a
+//! national year spreads them) and `read filtered` (a consumer per
+//! subject filter, decision record 0009):
 //!
 //! ```sh
 //! nats-server -js -a 127.0.0.1 -p 14222 --store_dir /tmp/three &
 //! stream_read_cost --url nats://127.0.0.1:14222 fill 600000 --headers three
 //! stream_read_cost --url nats://127.0.0.1:14222 --server-pid $! read pull
+//! stream_read_cost --url ... fill 1000000 --headers one --mix   # on a fresh server
+//! stream_read_cost --url ... --server-pid $! read filtered \
+//!     --filter 'hub.events.custody.>' --filter 'hub.events.pharmacy.*.naloxone_supplied'
 //! ```
 //!
 //! The client uses mimalloc, as the projections do.
@@ -65,14 +71,28 @@ enum Command {
         /// The stream's compression (the hub's is S2).
         #[arg(long, value_enum, default_value = "s2")]
         compression: Compression,
+        /// Subjects as the hub's national year spreads them over agencies
+        /// and event types (149 partnerships; 68.7 % needle exchanges),
+        /// instead of needle exchanges of 4,500 made-up partnerships: for
+        /// `read filtered`.
+        #[arg(long)]
+        mix: bool,
     },
     /// Reads the whole stream once.
     Read {
         #[arg(value_enum)]
         how: How,
-        /// Messages asked of the server at once (`pull`, `core-pull`, `direct`).
+        /// Messages asked of the server at once (`pull`, `core-pull`, `direct`, `filtered`).
         #[arg(long, default_value_t = 1024)]
         batch: usize,
+        /// `filtered`: one pull consumer per filter subject, read at once
+        /// (a subject may hold wildcards); repeat the flag.
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+        /// `filtered`: one consumer holding every `--filter` instead
+        /// (`filter_subjects`, the path decision record 0009 rejected).
+        #[arg(long)]
+        one_consumer: bool,
     },
 }
 
@@ -106,6 +126,12 @@ enum How {
     /// Batched direct gets (`$JS.API.DIRECT.GET`, NATS 2.11), two batches
     /// asked at once.
     Direct,
+    /// Only the messages of the `--filter` subjects, through one pull
+    /// consumer per filter read at once (or one consumer with all of them:
+    /// `--one-consumer`); the count is of messages delivered. What a
+    /// replay that leaves out what a projection ignores would cost the
+    /// server, per message of the stream.
+    Filtered,
     /// The stream's snapshot (`$JS.API.STREAM.SNAPSHOT`, as `hubctl
     /// backup` takes it): the server's message blocks as they are on disk,
     /// in an S2-compressed tar, received and acknowledged chunk by chunk
@@ -140,6 +166,7 @@ async fn fill(
     extra: usize,
     random: bool,
     compression: Compression,
+    mix: bool,
 ) -> Result<()> {
     js.create_stream(jetstream::stream::Config {
         name: STREAM.into(),
@@ -181,10 +208,14 @@ async fn fill(
                 }
             })
             .collect();
-        let subject = format!(
-            "hub.events.pharmacy.E{:05}.needle_exchange_recorded",
-            i.wrapping_mul(2_654_435_761) % 4_500
-        );
+        let subject = if mix {
+            mixed_subject(i)
+        } else {
+            format!(
+                "hub.events.pharmacy.E{:05}.needle_exchange_recorded",
+                i.wrapping_mul(2_654_435_761) % 4_500
+            )
+        };
         let pending = js.publish_with_headers(subject, h, body.into()).await?;
         acks.push_back(std::future::IntoFuture::into_future(pending));
         if acks.len() >= 256 {
@@ -198,14 +229,55 @@ async fn fill(
     Ok(())
 }
 
+/// The subject of message `i` in `--mix`: one of 149 partnerships; 68.7 %
+/// needle exchanges and 3.3 % naloxone supplies (pharmacy), the rest over
+/// seven event types of each of custody, prison, treatment and ambulance
+/// (about 4,600 subjects in all, as in a national year).
+fn mixed_subject(i: u64) -> String {
+    let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20;
+    let partnership = h % 149;
+    let r = (h / 149) % 1000;
+    let (agency, kind) = match r {
+        0..687 => ("pharmacy", "needle_exchange_recorded".to_string()),
+        687..720 => ("pharmacy", "naloxone_supplied".to_string()),
+        _ => (
+            ["custody", "prison", "treatment", "ambulance"][(r % 4) as usize],
+            format!("type_{}", (r / 4) % 7),
+        ),
+    };
+    format!("hub.events.{agency}.P{partnership:03}.{kind}")
+}
+
 /// Whether a JetStream delivery is the stream's message `last` or later.
 fn reached(m: &jetstream::Message, last: u64) -> Result<bool> {
     let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(info.stream_sequence >= last)
 }
 
+/// A pull consumer's messages, `batch` asked at once, in chunks of up to
+/// 512 (as a projection's replay reads them).
+async fn pulled(
+    consumer: jetstream::consumer::PullConsumer,
+    batch: usize,
+) -> Result<impl futures::Stream<Item = Vec<Result<jetstream::Message, pull::MessagesError>>>> {
+    Ok(consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .expires(Duration::from_secs(5))
+        .heartbeat(Duration::from_secs(1))
+        .messages()
+        .await?
+        .ready_chunks(512))
+}
+
 /// Reads every message up to `last`; returns how many.
-async fn read(client: &async_nats::Client, how: How, batch: usize, last: u64) -> Result<u64> {
+async fn read(
+    client: &async_nats::Client,
+    how: How,
+    batch: usize,
+    last: u64,
+    (filters, one_consumer): (&[String], bool),
+) -> Result<u64> {
     let js = jetstream::new(client.clone());
     let stream = js.get_stream(STREAM).await?;
     let name = format!("read-cost-{}", std::process::id());
@@ -232,16 +304,7 @@ async fn read(client: &async_nats::Client, how: How, batch: usize, last: u64) ->
             }
         }
         How::Pull => {
-            let mut chunks = stream
-                .create_consumer(consumer(name))
-                .await?
-                .stream()
-                .max_messages_per_batch(batch)
-                .expires(Duration::from_secs(5))
-                .heartbeat(Duration::from_secs(1))
-                .messages()
-                .await?
-                .ready_chunks(512);
+            let mut chunks = pulled(stream.create_consumer(consumer(name)).await?, batch).await?;
             'chunks: while let Some(chunk) = chunks.next().await {
                 for m in chunk {
                     count += 1;
@@ -317,6 +380,52 @@ async fn read(client: &async_nats::Client, how: How, batch: usize, last: u64) ->
                 }
             }
         }
+        How::Filtered => {
+            if filters.is_empty() {
+                bail!("give at least one --filter");
+            }
+            let configs: Vec<pull::Config> = if one_consumer {
+                vec![pull::Config {
+                    filter_subjects: filters.to_vec(),
+                    ..consumer(name)
+                }]
+            } else {
+                filters
+                    .iter()
+                    .enumerate()
+                    .map(|(k, f)| pull::Config {
+                        filter_subject: f.clone(),
+                        ..consumer(format!("{name}-{k}"))
+                    })
+                    .collect()
+            };
+            let mut readers = tokio::task::JoinSet::new();
+            for config in configs {
+                let mut c = stream.create_consumer(config).await?;
+                // Everything it will deliver: the stream is not written to.
+                let expected = c.info().await?.num_pending;
+                readers.spawn(async move {
+                    let mut got = 0u64;
+                    if expected == 0 {
+                        return Ok::<u64, anyhow::Error>(0);
+                    }
+                    let mut chunks = pulled(c, batch).await?;
+                    'chunks: while let Some(chunk) = chunks.next().await {
+                        for m in chunk {
+                            m?.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+                            got += 1;
+                            if got >= expected {
+                                break 'chunks;
+                            }
+                        }
+                    }
+                    Ok(got)
+                });
+            }
+            while let Some(got) = readers.join_next().await {
+                count += got??;
+            }
+        }
         How::Snapshot => {
             let inbox = client.new_inbox();
             let mut chunks = client.subscribe(inbox.clone()).await?;
@@ -365,8 +474,14 @@ async fn main() -> Result<()> {
             extra,
             random,
             compression,
-        } => fill(&js, count, headers, extra, random, compression).await,
-        Command::Read { how, batch } => {
+            mix,
+        } => fill(&js, count, headers, extra, random, compression, mix).await,
+        Command::Read {
+            how,
+            batch,
+            filters,
+            one_consumer,
+        } => {
             let last = js
                 .get_stream(STREAM)
                 .await?
@@ -380,18 +495,25 @@ async fn main() -> Result<()> {
             let server = args.server_pid.map(cpu_seconds).unwrap_or_default();
             let me = cpu_seconds(std::process::id());
             let started = Instant::now();
-            let count = read(&client, how, batch, last).await?;
+            let count = read(&client, how, batch, last, (&filters, one_consumer)).await?;
             let wall = started.elapsed().as_secs_f64();
-            let per = |cpu: f64| cpu * 1e6 / count as f64;
-            println!(
-                "{count} messages in {wall:.2} s ({:.0}/s); CPU µs per message: nats-server {}, client {:.2}",
-                count as f64 / wall,
-                args.server_pid.map_or("(no --server-pid)".into(), |pid| format!(
-                    "{:.2}",
-                    per(cpu_seconds(pid) - server)
-                )),
-                per(cpu_seconds(std::process::id()) - me),
-            );
+            let server = args.server_pid.map(|pid| cpu_seconds(pid) - server);
+            let client = cpu_seconds(std::process::id()) - me;
+            // CPU µs per one of `n` messages, and their rate.
+            let line = |n: u64| {
+                let per = |cpu: f64| cpu * 1e6 / n as f64;
+                format!(
+                    "{:.0}/s; CPU µs per message: nats-server {}, client {:.2}",
+                    n as f64 / wall,
+                    server.map_or("(no --server-pid)".into(), |s| format!("{:.2}", per(s))),
+                    per(client),
+                )
+            };
+            if matches!(how, How::Filtered) {
+                // Also per message of the stream: what a replay of it costs.
+                println!("per message of the stream ({last}): {}", line(last));
+            }
+            println!("{count} messages in {wall:.2} s ({})", line(count));
             Ok(())
         }
     }
