@@ -232,7 +232,7 @@ async fn fill(
 /// The subject of message `i` in `--mix`: one of 149 partnerships; 68.7 %
 /// needle exchanges and 3.3 % naloxone supplies (pharmacy), the rest over
 /// seven event types of each of custody, prison, treatment and ambulance
-/// (about 4,600 subjects in all, as in a national year).
+/// (4,470 subjects in all, about as many as in a national year).
 fn mixed_subject(i: u64) -> String {
     let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 20;
     let partnership = h % 149;
