@@ -352,6 +352,89 @@ async fn what_agencies_record_is_counted_per_partnership_with_small_counts_withh
     );
 }
 
+/// Needle exchanges of a year and of each quarter: (transactions, client
+/// codes, pharmacies).
+fn needle_exchanges(a: &Activity) -> Vec<(u32, u32, u32)> {
+    std::iter::once(a.year.as_ref().expect("the year"))
+        .chain(&a.quarters)
+        .map(|f| {
+            let nx = f.needle_exchange.expect("needle exchange figures");
+            (nx.transactions, nx.clients, nx.pharmacies)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebuild_counts_each_client_code_once_a_quarter_and_once_a_year_as_the_live_store_did() {
+    let hub = Hub::start().expect("hub");
+    let mut c = Clients::new(&hub).await;
+    // 2026-27: one client in July (Q2) and three times in October (Q3),
+    // with more exchanges between than a rebuild applies at once (8,192),
+    // so that it meets the client again after committing the first time.
+    c.needle_exchange("2026-07-10T10:00:00Z", "JF02031985F", 2, 0)
+        .await;
+    c.needle_exchange("2026-10-06T09:00:00Z", "JF02031985F", 1, 1)
+        .await;
+    const BETWEEN: u32 = 8_300;
+    let between = (0..BETWEEN).map(|_| PharmacyCommand {
+        command: Some(pharmacy_command::Command::RecordNeedleExchange(
+            RecordNeedleExchangeRequest {
+                request_id: request_id("nx-between"),
+                partnership_code: "bradford".into(),
+                occurred_at: at("2026-10-07T09:00:00Z"),
+                pharmacy_code: "FW844".into(),
+                client_code: "MM01011980M".into(),
+                packs_given: 1,
+                returns: 0,
+            },
+        )),
+    });
+    let batch = c
+        .pharmacy
+        .record_batch(authed(futures::stream::iter(between), PHARMACIST))
+        .await
+        .expect("RecordBatch")
+        .into_inner();
+    assert_eq!(batch.recorded, BETWEEN, "{:?}", batch.refused);
+    for day in ["08", "09"] {
+        c.needle_exchange(&format!("2026-10-{day}T09:00:00Z"), "JF02031985F", 1, 1)
+            .await;
+    }
+    c.needle_exchange("2026-10-09T10:00:00Z", "AB01011990M", 5, 0)
+        .await;
+    let n = BETWEEN + 5;
+    let live = c.activity("bradford", "2026-27", ADMIN).await.unwrap();
+    assert_eq!(
+        needle_exchanges(&live),
+        [(n, 3, 1), (0, 0, 0), (1, 1, 1), (n - 1, 3, 1), (0, 0, 0)],
+        "the year, then Q1 to Q4"
+    );
+
+    // A rebuild (a fresh store loaded in bulk, which remembers the members
+    // it has committed) counts them as the live store did.
+    rebuild_and_switch(&hub.activity).await;
+    let rebuilt = c.activity("bradford", "2026-27", ADMIN).await.unwrap();
+    assert_eq!(needle_exchanges(&rebuilt), needle_exchanges(&live));
+
+    // Live again on the rebuilt store: a client already counted in the
+    // quarter is not counted again, a new one is.
+    c.needle_exchange("2026-10-10T09:00:00Z", "AB01011990M", 1, 0)
+        .await;
+    c.needle_exchange("2026-10-10T10:00:00Z", "ZZ01011970F", 1, 0)
+        .await;
+    let after = c.activity("bradford", "2026-27", ADMIN).await.unwrap();
+    assert_eq!(
+        needle_exchanges(&after),
+        [
+            (n + 2, 4, 1),
+            (0, 0, 0),
+            (1, 1, 1),
+            (n + 1, 4, 1),
+            (0, 0, 0)
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_national_comparison_sets_every_partnership_beside_england_and_covers_a_lone_small_count(
 ) {

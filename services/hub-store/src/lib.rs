@@ -105,6 +105,19 @@ pub enum KeyKind {
     AttendanceProtocol = 0x42,
 }
 
+impl KeyKind {
+    /// Kinds whose rows are set members: written with an empty value, never
+    /// changed, never deleted. A store being loaded in bulk remembers which
+    /// it holds, so that asking whether one is there costs no read
+    /// (`Store::begin_bulk`).
+    pub const MEMBERS: &'static [KeyKind] = &[KeyKind::ActivityMember];
+
+    /// Whether rows of this kind are set members (see [`KeyKind::MEMBERS`]).
+    pub fn is_member(self) -> bool {
+        Self::MEMBERS.contains(&self)
+    }
+}
+
 /// Full key: kind byte, then the rest.
 pub fn key(kind: KeyKind, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(rest.len() + 1);

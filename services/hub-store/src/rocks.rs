@@ -3,13 +3,16 @@
 //! its fuzzing).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
+    hash::BuildHasher,
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
-        OnceLock, PoisonError, RwLock,
+        Mutex, OnceLock, PoisonError, RwLock,
     },
 };
+
+use foldhash::fast::RandomState;
 
 use rocksdb::{
     BlockBasedOptions, Cache, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
@@ -55,6 +58,75 @@ const SERVING_OPTIONS: &[(&str, &str)] = &[
     ("level0_stop_writes_trigger", "36"),
 ];
 
+/// Set members a bulk load remembers at most ([`Members`]): 3.5 million
+/// fit a hash table of 2^22 slots of 17 bytes: 68 MiB (and for a moment
+/// 102 MiB, while it grows from 2^21 slots).
+const MEMBERS_REMEMBERED: usize = 3_500_000;
+
+/// Which set members ([`KeyKind::MEMBERS`]) a store being loaded in bulk
+/// holds, so that asking whether one is there costs a hash lookup rather
+/// than a RocksDB read. The activity projection asks for every needle
+/// exchange whether its client code and pharmacy are already counted in
+/// the quarter: a third of its replay's CPU went in those reads
+/// (BENCHMARKS.md, "Where the activity projection's replay goes").
+///
+/// Each member is remembered by a 128-bit hash of its key under keys drawn
+/// at random for the process (two 64-bit hashes), so a million members
+/// take 16 MB, not their keys' 100, and no one can choose keys that
+/// collide. Only what was committed is remembered. While the index is
+/// *complete* (the store held no members when the load began, and none was
+/// forgotten for the bound) a member it does not know is not in the store
+/// either, and is not looked for there.
+struct Members {
+    hashers: (RandomState, RandomState),
+    seen: HashSet<u128, RandomState>,
+    complete: bool,
+    bound: usize,
+}
+
+/// What the index says of a member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Known {
+    Present,
+    Absent,
+    Unknown,
+}
+
+impl Members {
+    fn new(complete: bool, bound: usize) -> Self {
+        Self {
+            hashers: (RandomState::default(), RandomState::default()),
+            seen: HashSet::default(),
+            complete,
+            bound,
+        }
+    }
+
+    fn hash(&self, key: &[u8]) -> u128 {
+        (u128::from(self.hashers.0.hash_one(key)) << 64) | u128::from(self.hashers.1.hash_one(key))
+    }
+
+    fn knows(&self, key: &[u8]) -> Known {
+        if self.seen.contains(&self.hash(key)) {
+            Known::Present
+        } else if self.complete {
+            Known::Absent
+        } else {
+            Known::Unknown
+        }
+    }
+
+    /// Remembers a committed member; past the bound, the index goes on
+    /// answering for what it holds but no longer for what it does not.
+    fn insert(&mut self, hash: u128) {
+        if self.seen.len() < self.bound {
+            self.seen.insert(hash);
+        } else if !self.seen.contains(&hash) {
+            self.complete = false;
+        }
+    }
+}
+
 const META_APPLIED: &[u8] = b"applied_sequence";
 const META_EVENTS_APPLIED: &[u8] = b"events_applied";
 const META_PARKED: &[u8] = b"parked";
@@ -71,6 +143,9 @@ pub struct Store {
     /// Being loaded in bulk (see [`Store::begin_bulk`]): commits skip the
     /// write-ahead log.
     bulk: AtomicBool,
+    /// During a bulk load, the set members the store holds. Locked by the
+    /// store's one writer only (its transactions), never by readers.
+    members: Mutex<Option<Members>>,
 }
 
 impl Drop for Store {
@@ -175,6 +250,7 @@ impl Store {
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
             bulk: AtomicBool::new(false),
+            members: Mutex::new(None),
         })
     }
 
@@ -186,6 +262,7 @@ impl Store {
             path: path.to_path_buf(),
             retired: AtomicBool::new(false),
             bulk: AtomicBool::new(false),
+            members: Mutex::new(None),
         }
     }
 
@@ -203,21 +280,61 @@ impl Store {
     /// fresh store: its folder is removed at start when it never took
     /// over). In a rebuild of a national year, the log and the compactions
     /// cost the pick-up projection about a third of its CPU
-    /// (BENCHMARKS.md, "Bulk replay"). End with [`Store::end_bulk`].
+    /// (BENCHMARKS.md, "Bulk replay"). Until it ends, the store also
+    /// remembers which set members it holds ([`Members`]). End with
+    /// [`Store::end_bulk`].
     pub fn begin_bulk(&self) -> Result<(), Error> {
+        self.begin_bulk_remembering(MEMBERS_REMEMBERED)
+    }
+
+    fn begin_bulk_remembering(&self, bound: usize) -> Result<(), Error> {
         self.with_db(|db| Ok(db.set_options(BULK_OPTIONS)?))?;
+        let mut empty = true;
+        for kind in KeyKind::MEMBERS {
+            empty &= !self.holds_any(*kind)?;
+        }
+        *self.members() = Some(Members::new(empty, bound));
         self.bulk.store(true, Ordering::Release);
         Ok(())
     }
 
     /// Ends a bulk load: flushes what is in memory to the store's files, so
     /// everything committed is durable as after logged commits, logs
-    /// commits again, and lets RocksDB compact the files the load left (in
-    /// the background: reads are correct meanwhile, if slower).
+    /// commits again, lets RocksDB compact the files the load left (in
+    /// the background: reads are correct meanwhile, if slower), and
+    /// forgets the set members it remembered.
     pub fn end_bulk(&self) -> Result<(), Error> {
         self.flush()?;
         self.bulk.store(false, Ordering::Release);
+        if let Some(members) = self.members().take() {
+            tracing::debug!(
+                members = members.seen.len(),
+                complete = members.complete,
+                "a bulk load's set members forgotten"
+            );
+        }
         self.with_db(|db| Ok(db.set_options(SERVING_OPTIONS)?))
+    }
+
+    /// The index of set members of a bulk load.
+    fn members(&self) -> std::sync::MutexGuard<'_, Option<Members>> {
+        self.members.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the store holds any row of `kind` (one seek).
+    fn holds_any(&self, kind: KeyKind) -> Result<bool, Error> {
+        let start = [kind as u8];
+        let mut read = ReadOptions::default();
+        read.set_iterate_upper_bound([kind as u8 + 1]);
+        self.with_db(|db| {
+            match db
+                .iterator_opt(IteratorMode::From(&start, Direction::Forward), read)
+                .next()
+            {
+                Some(item) => item.map(|_| true).map_err(Error::from),
+                None => Ok(false),
+            }
+        })
     }
 
     /// Closes the database and opens it again from its files. After a
@@ -226,6 +343,10 @@ impl Store {
     /// committed is kept and the failed batch is not. Fails, leaving the
     /// store closed, while the fault lasts.
     pub fn reopen(&self) -> Result<(), Error> {
+        // What a bulk load remembered may not have reached the files. (The
+        // index is let go before the database is locked: a commit takes
+        // them in that order.)
+        *self.members() = None;
         let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
         *db = None; // closed first: RocksDB's lock is held by the old handle
         *db = Some(open_db(&self.path)?);
@@ -355,6 +476,15 @@ pub struct Txn<'a> {
 impl Txn<'_> {
     pub fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let k = key(kind, rest);
+        if kind.is_member() {
+            let known = self.store.members().as_ref().map(|m| m.knows(&k));
+            match known {
+                Some(Known::Present) => return Ok(Some(Vec::new())),
+                // Not in the store: only this transaction can hold it.
+                Some(Known::Absent) => return Ok(self.staged.get(&k).cloned().flatten()),
+                Some(Known::Unknown) | None => {}
+            }
+        }
         match self.staged.get(&k) {
             Some(v) => Ok(v.clone()),
             None => self.store.with_db(|db| Ok(db.get(k)?)),
@@ -390,8 +520,24 @@ impl Txn<'_> {
     /// (logged, not fsynced: see the module documentation; during a bulk
     /// load, not logged).
     pub fn commit(self, progress: Progress) -> Result<(), Error> {
+        let mut members = self.store.members();
+        // The members this commit adds, remembered once it succeeds. A
+        // member changed or deleted breaks the kind's promise: the index
+        // is dropped rather than trusted.
+        let mut added = Vec::new();
         let mut batch = WriteBatch::default();
         for (k, v) in self.staged {
+            if let Some(index) = members.as_ref() {
+                if KeyKind::MEMBERS
+                    .iter()
+                    .any(|m| k.first() == Some(&(*m as u8)))
+                {
+                    match &v {
+                        Some(v) if v.is_empty() => added.push(index.hash(&k)),
+                        _ => *members = None,
+                    }
+                }
+            }
             match v {
                 Some(v) => batch.put(k, v),
                 None => batch.delete(k),
@@ -412,7 +558,13 @@ impl Txn<'_> {
         let mut opts = WriteOptions::default();
         opts.set_sync(false);
         opts.disable_wal(self.store.bulk.load(Ordering::Acquire));
-        self.store.with_db(|db| Ok(db.write_opt(batch, &opts)?))
+        self.store.with_db(|db| Ok(db.write_opt(batch, &opts)?))?;
+        if let Some(index) = members.as_mut() {
+            for hash in added {
+                index.insert(hash);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -559,6 +711,120 @@ mod tests {
             store.get(KeyKind::Counter, &50u64.to_be_bytes()).unwrap(),
             Some(vec![7; 1024])
         );
+    }
+
+    fn member(name: &str) -> Vec<u8> {
+        parts(&[b"leeds", b"2026-27", b"1", b"nx.clients", name.as_bytes()])
+    }
+
+    fn add_member(store: &Store, name: &str, sequence: u64) {
+        let mut txn = store.txn();
+        txn.put(KeyKind::ActivityMember, &member(name), Vec::new());
+        txn.commit(Progress {
+            applied_sequence: sequence,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+
+    fn has_member(store: &Store, name: &str) -> bool {
+        store
+            .txn()
+            .get(KeyKind::ActivityMember, &member(name))
+            .unwrap()
+            .is_some()
+    }
+
+    #[test]
+    fn a_bulk_load_answers_for_set_members_as_the_store_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.begin_bulk().unwrap();
+        assert!(!has_member(&store, "a"));
+        add_member(&store, "a", 1);
+        assert!(has_member(&store, "a"));
+        assert!(!has_member(&store, "b"));
+        // Staged and not yet committed: seen by its own transaction only.
+        let mut txn = store.txn();
+        txn.put(KeyKind::ActivityMember, &member("b"), Vec::new());
+        assert!(txn
+            .get(KeyKind::ActivityMember, &member("b"))
+            .unwrap()
+            .is_some());
+        drop(txn);
+        assert!(
+            !has_member(&store, "b"),
+            "a dropped transaction added nothing"
+        );
+        let mut txn = store.txn();
+        txn.put(KeyKind::ActivityMember, &member("c"), Vec::new());
+        *store.db.write().unwrap() = None;
+        assert!(txn.commit(Progress::default()).is_err());
+        // (Answered by the index alone: the database is closed.)
+        assert!(!has_member(&store, "c"), "a failed commit added nothing");
+        assert!(has_member(&store, "a"));
+        store.reopen().unwrap();
+        assert!(
+            store.members().is_none(),
+            "a reopened store does not trust what it remembered"
+        );
+        store.end_bulk().unwrap();
+        assert!(store.members().is_none());
+        assert!(has_member(&store, "a"), "from the store's files once ended");
+    }
+
+    #[test]
+    fn members_already_in_a_store_are_read_from_it_during_a_bulk_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        add_member(&store, "before", 1);
+        // The store is not empty: members the index does not know may be
+        // in its files (a live store catching up).
+        store.begin_bulk().unwrap();
+        assert!(has_member(&store, "before"));
+        add_member(&store, "during", 2);
+        assert!(has_member(&store, "during"));
+        assert!(!has_member(&store, "never"));
+    }
+
+    #[test]
+    fn past_its_bound_the_index_reads_the_store_for_what_it_does_not_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.begin_bulk_remembering(2).unwrap();
+        for (i, name) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            add_member(&store, name, i as u64 + 1);
+        }
+        assert!(!store.members().as_ref().unwrap().complete);
+        for name in ["a", "b", "c", "d"] {
+            assert!(has_member(&store, name), "{name}");
+        }
+        assert!(!has_member(&store, "e"));
+    }
+
+    #[test]
+    fn a_member_deleted_or_given_a_value_drops_the_index() {
+        for change in [None, Some(vec![1])] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            store.begin_bulk().unwrap();
+            add_member(&store, "a", 1);
+            let mut txn = store.txn();
+            match &change {
+                None => txn.delete(KeyKind::ActivityMember, &member("a")),
+                Some(v) => txn.put(KeyKind::ActivityMember, &member("a"), v.clone()),
+            }
+            txn.commit(Progress::default()).unwrap();
+            assert!(store.members().is_none(), "{change:?}");
+            assert_eq!(
+                store
+                    .txn()
+                    .get(KeyKind::ActivityMember, &member("a"))
+                    .unwrap(),
+                change,
+                "read from the store"
+            );
+        }
     }
 
     /// What RocksDB says the block cache of `store` holds, in bytes.
