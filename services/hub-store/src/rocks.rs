@@ -72,8 +72,8 @@ const MEMBERS_REMEMBERED: usize = 3_500_000;
 ///
 /// Each member is remembered by a 128-bit hash of its key under keys drawn
 /// at random for the process (two 64-bit hashes), so a million members
-/// take 16 MB, not their keys' 100, and no one can choose keys that
-/// collide. Only what was committed is remembered. While the index is
+/// take 16 MB of hashes rather than the 50–100 MB of their keys, and no
+/// one can choose keys that collide. Only what was committed is remembered. While the index is
 /// *complete* (the store held no members when the load began, and none was
 /// forgotten for the bound) a member it does not know is not in the store
 /// either, and is not looked for there.
