@@ -42,6 +42,24 @@ fn by_nhs(nhs: &str) -> Option<PersonRef> {
     })
 }
 
+/// A needle exchange in Bradford at pharmacy FW844.
+fn needle_exchange(
+    when: &str,
+    client_code: &str,
+    packs: u32,
+    returns: u32,
+) -> RecordNeedleExchangeRequest {
+    RecordNeedleExchangeRequest {
+        request_id: request_id("nx"),
+        partnership_code: "bradford".into(),
+        occurred_at: at(when),
+        pharmacy_code: "FW844".into(),
+        client_code: client_code.into(),
+        packs_given: packs,
+        returns,
+    }
+}
+
 struct Clients {
     custody: CustodyServiceClient<tonic::transport::Channel>,
     pharmacy: PharmacyServiceClient<tonic::transport::Channel>,
@@ -112,15 +130,7 @@ impl Clients {
     }
 
     async fn needle_exchange(&mut self, when: &str, client_code: &str, packs: u32, returns: u32) {
-        let r = RecordNeedleExchangeRequest {
-            request_id: request_id("nx"),
-            partnership_code: "bradford".into(),
-            occurred_at: at(when),
-            pharmacy_code: "FW844".into(),
-            client_code: client_code.into(),
-            packs_given: packs,
-            returns,
-        };
+        let r = needle_exchange(when, client_code, packs, returns);
         let ack = self
             .pharmacy
             .record_needle_exchange(authed(r, PHARMACIST))
@@ -378,15 +388,7 @@ async fn a_rebuild_counts_each_client_code_once_a_quarter_and_once_a_year_as_the
     const BETWEEN: u32 = 8_300;
     let between = (0..BETWEEN).map(|_| PharmacyCommand {
         command: Some(pharmacy_command::Command::RecordNeedleExchange(
-            RecordNeedleExchangeRequest {
-                request_id: request_id("nx-between"),
-                partnership_code: "bradford".into(),
-                occurred_at: at("2026-10-07T09:00:00Z"),
-                pharmacy_code: "FW844".into(),
-                client_code: "MM01011980M".into(),
-                packs_given: 1,
-                returns: 0,
-            },
+            needle_exchange("2026-10-07T09:00:00Z", "MM01011980M", 1, 0),
         )),
     });
     let batch = c

@@ -112,9 +112,11 @@ impl KeyKind {
     /// (`Store::begin_bulk`).
     pub const MEMBERS: &'static [KeyKind] = &[KeyKind::ActivityMember];
 
-    /// Whether rows of this kind are set members (see [`KeyKind::MEMBERS`]).
-    pub fn is_member(self) -> bool {
-        Self::MEMBERS.contains(&self)
+    /// Whether the full key `key` (its kind byte first) is of a set member
+    /// (see [`KeyKind::MEMBERS`]).
+    pub fn is_member_key(key: &[u8]) -> bool {
+        key.first()
+            .is_some_and(|b| Self::MEMBERS.iter().any(|m| *m as u8 == *b))
     }
 }
 

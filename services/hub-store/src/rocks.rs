@@ -73,10 +73,10 @@ const MEMBERS_REMEMBERED: usize = 3_500_000;
 /// Each member is remembered by a 128-bit hash of its key under keys drawn
 /// at random for the process (two 64-bit hashes), so a million members
 /// take 16 MB of hashes rather than the 50–100 MB of their keys, and no
-/// one can choose keys that collide. Only what was committed is remembered. While the index is
-/// *complete* (the store held no members when the load began, and none was
-/// forgotten for the bound) a member it does not know is not in the store
-/// either, and is not looked for there.
+/// one can choose keys that collide. Only what was committed is
+/// remembered. While the index is *complete* (the store held no members
+/// when the load began, and none was forgotten for the bound) a member it
+/// does not know is not in the store either, and is not looked for there.
 struct Members {
     hashers: (RandomState, RandomState),
     seen: HashSet<u128, RandomState>,
@@ -476,7 +476,7 @@ pub struct Txn<'a> {
 impl Txn<'_> {
     pub fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let k = key(kind, rest);
-        if kind.is_member() {
+        if KeyKind::is_member_key(&k) {
             let known = self.store.members().as_ref().map(|m| m.knows(&k));
             match known {
                 Some(Known::Present) => return Ok(Some(Vec::new())),
@@ -528,10 +528,7 @@ impl Txn<'_> {
         let mut batch = WriteBatch::default();
         for (k, v) in self.staged {
             if let Some(index) = members.as_ref() {
-                if KeyKind::MEMBERS
-                    .iter()
-                    .any(|m| k.first() == Some(&(*m as u8)))
-                {
+                if KeyKind::is_member_key(&k) {
                     match &v {
                         Some(v) if v.is_empty() => added.push(index.hash(&k)),
                         _ => *members = None,
