@@ -49,7 +49,9 @@ pub const BATCH: usize = crate::source::CHUNK;
 /// messages are all in the stream already, so it waits for a large batch
 /// instead of applying whatever chunk is ready: fewer, larger commits,
 /// whose keys (sorted in one `WriteBatch`) RocksDB inserts close to each
-/// other, and repeated keys (a person named again) written once.
+/// other, and repeated keys (a person named again) written once. 2,048
+/// cost more CPU per event, 32,768 no less and more memory
+/// (BENCHMARKS.md, "A bulk load's sizes").
 pub const REPLAY_BATCH: usize = 16 * BATCH;
 
 /// How far behind the stream a live store catches up in bulk (see

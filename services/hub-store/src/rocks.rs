@@ -43,7 +43,9 @@ fn block_cache() -> &'static Cache {
 /// RocksDB's settings during a bulk load (see [`Store::begin_bulk`]): 128
 /// MiB memtables instead of 64, flushed into level-0 files that are not
 /// compacted, and never a write stall for their number (a national year
-/// leaves a few dozen at most).
+/// leaves a few dozen at most). With 32 or 16 MiB the bench's second
+/// rebuild was slower, as more level-0 files for each read to look in
+/// would make it (BENCHMARKS.md, "A bulk load's sizes").
 const BULK_OPTIONS: &[(&str, &str)] = &[
     ("write_buffer_size", "134217728"),
     ("disable_auto_compactions", "true"),
