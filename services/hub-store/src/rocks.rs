@@ -325,18 +325,7 @@ impl Store {
 
     /// Whether the store holds any row of `kind` (one seek).
     fn holds_any(&self, kind: KeyKind) -> Result<bool, Error> {
-        let start = [kind as u8];
-        let mut read = ReadOptions::default();
-        read.set_iterate_upper_bound([kind as u8 + 1]);
-        self.with_db(|db| {
-            match db
-                .iterator_opt(IteratorMode::From(&start, Direction::Forward), read)
-                .next()
-            {
-                Some(item) => item.map(|_| true).map_err(Error::from),
-                None => Ok(false),
-            }
-        })
+        Ok(!self.rows(kind, b"", None, 1)?.is_empty())
     }
 
     /// Closes the database and opens it again from its files. After a
@@ -405,6 +394,17 @@ impl Store {
     /// Keys of `kind` from `from` (inclusive) while they are `< to` (when
     /// given) and start with `from`'s kind.
     pub fn range(&self, kind: KeyKind, from: &[u8], to: Option<&[u8]>) -> Result<Rows, Error> {
+        self.rows(kind, from, to, usize::MAX)
+    }
+
+    /// The first `limit` rows of [`Store::range`].
+    fn rows(
+        &self,
+        kind: KeyKind,
+        from: &[u8],
+        to: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Rows, Error> {
         let start = key(kind, from);
         let end = to.map(|t| key(kind, t));
         // RocksDB stops at the bound itself, rather than reading on into
@@ -416,7 +416,8 @@ impl Store {
         }
         self.with_db(|db| {
             let mut out = Vec::new();
-            for item in db.iterator_opt(IteratorMode::From(&start, Direction::Forward), read) {
+            let rows = db.iterator_opt(IteratorMode::From(&start, Direction::Forward), read);
+            for item in rows.take(limit) {
                 let (k, v) = item?;
                 if k.first() != Some(&(kind as u8)) {
                     break;
@@ -478,19 +479,19 @@ pub struct Txn<'a> {
 impl Txn<'_> {
     pub fn get(&self, kind: KeyKind, rest: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         let k = key(kind, rest);
+        if let Some(v) = self.staged.get(&k) {
+            return Ok(v.clone());
+        }
+        // A set member a bulk load remembers (or knows is not there) needs
+        // no read of the store.
         if KeyKind::is_member_key(&k) {
-            let known = self.store.members().as_ref().map(|m| m.knows(&k));
-            match known {
+            match self.store.members().as_ref().map(|m| m.knows(&k)) {
                 Some(Known::Present) => return Ok(Some(Vec::new())),
-                // Not in the store: only this transaction can hold it.
-                Some(Known::Absent) => return Ok(self.staged.get(&k).cloned().flatten()),
+                Some(Known::Absent) => return Ok(None),
                 Some(Known::Unknown) | None => {}
             }
         }
-        match self.staged.get(&k) {
-            Some(v) => Ok(v.clone()),
-            None => self.store.with_db(|db| Ok(db.get(k)?)),
-        }
+        self.store.with_db(|db| Ok(db.get(k)?))
     }
 
     pub fn put(&mut self, kind: KeyKind, rest: &[u8], value: Vec<u8>) {
@@ -750,6 +751,12 @@ mod tests {
             .get(KeyKind::ActivityMember, &member("b"))
             .unwrap()
             .is_some());
+        // What a transaction stages comes before what the index says.
+        txn.delete(KeyKind::ActivityMember, &member("a"));
+        assert!(txn
+            .get(KeyKind::ActivityMember, &member("a"))
+            .unwrap()
+            .is_none());
         drop(txn);
         assert!(
             !has_member(&store, "b"),
