@@ -54,7 +54,8 @@ pub async fn run(
         label: "pickup",
         service_name: "hub.projections.v1.PickupListService",
         schema: SCHEMA,
-        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
+        apply: hub_projection::Fold::new(|txn, event, seq| model::apply(txn, event, seq))
+            .with_envelope(|txn, env, _| Ok(model::apply_envelope(txn, env))),
     };
     hub_projection::serve(
         spec,

@@ -1,6 +1,6 @@
 //! Start-up (feature `server`, on by default).
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
 use tokio::net::TcpListener;
 
@@ -21,7 +21,8 @@ pub async fn run(
         label: "training",
         service_name: "hub.projections.v1.TrainingCountsService",
         schema: SCHEMA,
-        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
+        apply: hub_projection::Fold::new(|txn, event, seq| model::apply(txn, event, seq))
+            .with_envelope(|_, env, _| Ok(model::apply_envelope(env))),
     };
     hub_projection::serve(spec, config, listener, shutdown, None, |projection| {
         tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(

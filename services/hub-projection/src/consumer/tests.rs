@@ -229,6 +229,71 @@ async fn unusable_messages_are_parked_with_their_subject_and_never_block_the_str
 }
 
 #[tokio::test]
+async fn what_the_envelope_function_takes_is_never_decoded_and_the_rest_is_as_before() {
+    let mut rig = rig(MemorySource::new());
+    // Takes needle exchanges, noting the sequence of each.
+    rig.consumer.apply = apply().with_envelope(|txn, env, seq| {
+        if !env.is_needle_exchange() {
+            return Ok(false);
+        }
+        let mut seen = txn.get(KeyKind::Counter, b"envelope")?.unwrap_or_default();
+        seen.extend_from_slice(&seq.to_be_bytes());
+        txn.put(KeyKind::Counter, b"envelope", seen);
+        Ok(true)
+    });
+    let needle_exchange = |schema_version| Event {
+        event_id: "nx".into(),
+        schema_version,
+        payload: Some(hub_proto::events::event::Payload::NeedleExchangeRecorded(
+            Default::default(),
+        )),
+        ..Default::default()
+    };
+    rig.source.push("hub.events.pharmacy.a", event(1));
+    let nx = needle_exchange(hub_proto::SCHEMA_VERSION).encode_to_vec();
+    rig.source.push("hub.events.pharmacy.b", nx);
+    // From a newer schema: parked, not offered.
+    let newer = needle_exchange(hub_proto::SCHEMA_VERSION + 1).encode_to_vec();
+    rig.source.push("hub.events.pharmacy.c", newer);
+    rig.source
+        .push("hub.events.pharmacy.d", b"\xff\xff not protobuf".to_vec());
+    rig.source.push("hub.events.pharmacy.e", event(5));
+    rig.live_until(5).await;
+    let progress = rig.store.progress().expect("progress");
+    assert_eq!(
+        (
+            progress.applied_sequence,
+            progress.events_applied,
+            progress.parked
+        ),
+        (5, 3, 2)
+    );
+    let envelope = rig.store.get(KeyKind::Counter, b"envelope").expect("read");
+    assert_eq!(
+        envelope,
+        Some(2u64.to_be_bytes().to_vec()),
+        "only the needle exchange of this schema"
+    );
+    assert_eq!(
+        rig.store.get(KeyKind::Counter, b"nx").expect("read"),
+        None,
+        "not decoded and applied"
+    );
+    for parked in [3u64, 4] {
+        let kept = rig
+            .store
+            .get(KeyKind::Parked, &parked.to_be_bytes())
+            .expect("read");
+        assert!(kept.is_some(), "message {parked} parked");
+    }
+    let applied = rig.applications(5);
+    assert_eq!(
+        (applied[0].as_slice(), applied[4].as_slice()),
+        (&[1][..], &[5][..])
+    );
+}
+
+#[tokio::test]
 async fn a_store_from_another_history_of_the_stream_is_refused_until_the_right_one_is_back() {
     let rig = rig(MemorySource::new());
     rig.push_events(1..=5);
