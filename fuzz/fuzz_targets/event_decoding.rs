@@ -1,7 +1,6 @@
 //! Event decoding and folding in the projections: the input is a run of
 //! stream messages (each a 2-byte big-endian length, then that many bytes
-//! of body), read exactly as the projections' consumer reads them (the
-//! envelope offered first, then decoded) and
+//! of body), decoded exactly as the projections' consumer decodes them and
 //! applied, in order, to both projections' pure models over an in-memory
 //! store; then every pick-up record is read back and viewed and a year's
 //! training counts tallied. Whatever a message holds, the projections
@@ -9,7 +8,7 @@
 #![no_main]
 
 use hub_core::time::FinancialYear;
-use hub_projection::message::{offer, Decoded};
+use hub_projection::message::{decode, Decoded};
 use hub_store::{KeyKind, Kv, MemKv};
 use libfuzzer_sys::fuzz_target;
 
@@ -22,16 +21,8 @@ fuzz_target!(|data: &[u8]| {
         let body = &rest[2..(2 + len).min(rest.len())];
         rest = &rest[2 + body.len()..];
         sequence += 1;
-        // Each projection is offered the message's envelope first, as the
-        // consumer offers it.
-        if let Ok(Some(Decoded::Event(event))) = offer(body, |env| {
-            Ok::<_, ()>(pickup_projection::model::apply_envelope(&mut pickup, env))
-        }) {
+        if let Decoded::Event(event) = decode(body) {
             let _ = pickup_projection::model::apply(&mut pickup, &event, sequence);
-        }
-        if let Ok(Some(Decoded::Event(event))) = offer(body, |env| {
-            Ok::<_, ()>(training_projection::model::apply_envelope(env))
-        }) {
             let _ = training_projection::model::apply(&mut training, &event, sequence);
         }
     }

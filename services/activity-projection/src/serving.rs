@@ -1,6 +1,6 @@
 //! Start-up (feature `server`, on by default).
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 
@@ -42,7 +42,7 @@ pub async fn run(
         label: "activity",
         service_name: "hub.projections.v1.ActivityService",
         schema: SCHEMA,
-        apply: hub_projection::Fold::new(|txn, event, seq| model::apply(txn, event, seq)),
+        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
     };
     hub_projection::serve(
         spec,

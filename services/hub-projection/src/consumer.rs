@@ -39,7 +39,7 @@ use hub_store::{Error, KeyKind, Progress, Store, Txn};
 
 use crate::{
     identity::Changed,
-    message::{decode, offer, Decoded, Envelope},
+    message::{decode, Decoded},
     source::{Delivered, Delivery, EventSource, Mode, SourceError},
 };
 
@@ -75,78 +75,13 @@ fn digest(payload: &[u8]) -> Vec<u8> {
 /// whose entries may have changed, for live watchers.
 pub type ApplyFn = dyn Fn(&mut Txn<'_>, &Event, u64) -> Result<Vec<Changed>, Error> + Send + Sync;
 
-/// How a projection applies a message from its [`Envelope`] alone, when
-/// that is all its event would ask of it (changing nothing a watcher
-/// sees): `true` when it did; `false` (having written nothing) to have the
-/// event decoded and applied in full.
-pub type EnvelopeFn = dyn Fn(&mut Txn<'_>, &Envelope<'_>, u64) -> Result<bool, Error> + Send + Sync;
-
-/// How a projection folds stream messages into its store: each event in
-/// full, and, where the projection can, some from their envelope without
-/// decoding them.
-#[derive(Clone)]
-pub struct Fold {
-    event: Arc<ApplyFn>,
-    envelope: Option<Arc<EnvelopeFn>>,
-}
-
-impl Fold {
-    /// Every event decoded and applied by `event`.
-    pub fn new(
-        event: impl Fn(&mut Txn<'_>, &Event, u64) -> Result<Vec<Changed>, Error> + Send + Sync + 'static,
-    ) -> Self {
-        Self {
-            event: Arc::new(event),
-            envelope: None,
-        }
-    }
-
-    /// Messages of this schema offered to `envelope` first (see
-    /// [`EnvelopeFn`]); the rest, and those it declines, to the event
-    /// function.
-    pub fn with_envelope(
-        self,
-        envelope: impl Fn(&mut Txn<'_>, &Envelope<'_>, u64) -> Result<bool, Error>
-            + Send
-            + Sync
-            + 'static,
-    ) -> Self {
-        Self {
-            envelope: Some(Arc::new(envelope)),
-            ..self
-        }
-    }
-
-    /// Applies the message `payload` at `sequence`: the people whose
-    /// entries may have changed, or why it is parked instead (nothing
-    /// written).
-    fn apply(
-        &self,
-        txn: &mut Txn<'_>,
-        payload: &[u8],
-        sequence: u64,
-    ) -> Result<Result<Vec<Changed>, &'static str>, Error> {
-        let decoded = match &self.envelope {
-            Some(envelope) => match offer(payload, |env| envelope(txn, env, sequence))? {
-                Some(decoded) => decoded,
-                None => return Ok(Ok(Vec::new())),
-            },
-            None => decode(payload),
-        };
-        match decoded {
-            Decoded::Event(event) => Ok(Ok((self.event)(txn, &event, sequence)?)),
-            Decoded::Parked(why) => Ok(Err(why)),
-        }
-    }
-}
-
 /// One projection's consumer.
 #[derive(Clone)]
 pub struct Consumer {
     /// Durable consumer name, also the metrics label.
     pub(crate) name: &'static str,
     pub(crate) source: Arc<dyn EventSource>,
-    pub(crate) apply: Fold,
+    pub(crate) apply: Arc<ApplyFn>,
     pub(crate) progress: watch::Sender<Progress>,
     pub(crate) changes: broadcast::Sender<Changed>,
     /// Why the store cannot be used, while it cannot (`None` when well):
@@ -534,12 +469,12 @@ impl Consumer {
                 break;
             }
             fresh = false;
-            match self.apply.apply(&mut txn, &msg.payload, seq)? {
-                Ok(people) => {
-                    changed.extend(people);
+            match decode(&msg.payload) {
+                Decoded::Event(event) => {
+                    changed.extend((self.apply)(&mut txn, &event, seq)?);
                     next.events_applied += 1;
                 }
-                Err(why) => {
+                Decoded::Parked(why) => {
                     tracing::warn!(projection = self.name, sequence = seq, subject = %msg.subject, reason = why, "parked a message");
                     metrics::counter!("hub_projection_parked_total", "projection" => self.name)
                         .increment(1);

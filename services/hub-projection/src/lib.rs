@@ -7,8 +7,7 @@
 //! - [`identity`]: who is whom, per partnership, undoable (facts refolded).
 //! - [`audit`]: the audit trail's records (person keys packed) and its
 //!   tamper-evident chain; [`trail`] writes and reads it.
-//! - [`message`]: a stream message as an event to apply or one to park, and
-//!   its envelope, read without decoding it.
+//! - [`message`]: a stream message as an event to apply or one to park.
 //! - [`source`]: the stream as the consumer reads it (JetStream, or in
 //!   memory for tests).
 //! - [`consumer`]: the durable consumer, exactly-once in effect; parking.

@@ -15,7 +15,7 @@ use hub_core::{
 use hub_runtime::{eventlog::EventLog, ApiError};
 use hub_store::{KeyKind, Rows};
 
-use crate::{consumer::Fold, source::EventSource, trail::AuditTrail};
+use crate::{consumer::ApplyFn, source::EventSource, trail::AuditTrail};
 
 pub mod engine;
 pub use engine::{Engine, Hold, Lag, Report, READ_YOUR_WRITES_TIMEOUT};
@@ -32,7 +32,7 @@ pub struct Parts {
     /// Where it reads the events it applies.
     pub source: Arc<dyn EventSource>,
     /// How it folds one event into its store.
-    pub apply: Fold,
+    pub apply: Arc<ApplyFn>,
     pub auth: Arc<hub_runtime::authn::Authenticator>,
     pub partnerships: PartnershipRegister,
     /// The audit trail of person-level reads (`None`: counts only).

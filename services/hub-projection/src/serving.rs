@@ -10,7 +10,7 @@ use hub_core::Error;
 use hub_proto::projections::projection_status_service_server::ProjectionStatusServiceServer;
 use hub_runtime::{config::CommonArgs, eventlog, prometheus, server};
 
-pub use crate::consumer::{ApplyFn, EnvelopeFn, Fold};
+pub use crate::consumer::ApplyFn;
 pub use crate::runtime::Projection;
 
 /// Settings of a projection binary.
@@ -40,7 +40,7 @@ pub struct Spec {
     /// The version of the store layout this code writes.
     pub schema: u32,
     /// How it folds one event into its store.
-    pub apply: Fold,
+    pub apply: Arc<ApplyFn>,
 }
 
 /// Opens the store (rebuilding it if the spec's layout version is newer

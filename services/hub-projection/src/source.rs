@@ -526,12 +526,14 @@ impl MemoryDelivery {
 /// by id, and an apply function that records each application.
 #[cfg(test)]
 pub(crate) mod testing {
+    use std::sync::Arc;
+
     use prost::Message;
 
     use hub_proto::events::{event::Payload, Event, NaloxoneSupplied};
     use hub_store::{KeyKind, Store};
 
-    use crate::consumer::Fold;
+    use crate::consumer::ApplyFn;
 
     /// An event the test apply function counts, told apart by its id.
     pub fn event(n: u64) -> Vec<u8> {
@@ -547,8 +549,8 @@ pub(crate) mod testing {
 
     /// Records, per event id, how many times it was applied and at which
     /// sequences: a second application shows as a count of 2.
-    pub fn apply() -> Fold {
-        Fold::new(|txn, event, seq| {
+    pub fn apply() -> Arc<ApplyFn> {
+        Arc::new(|txn, event, seq| {
             let key = event.event_id.as_bytes();
             let mut seen = txn.get(KeyKind::Counter, key)?.unwrap_or_default();
             seen.extend_from_slice(&seq.to_be_bytes());

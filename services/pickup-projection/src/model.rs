@@ -47,10 +47,7 @@ use jiff::civil::Date;
 use prost::Message;
 
 use hub_core::time::{london_date, FinancialYear};
-use hub_projection::{
-    identity::{self, Changed, PersonModel},
-    message::Envelope,
-};
+use hub_projection::identity::{self, Changed, PersonModel};
 use hub_proto::{
     common::ConsentPurpose,
     events::{event::Payload, Event, Sealed},
@@ -586,18 +583,6 @@ pub fn apply<K: Kv>(kv: &mut K, event: &Event, sequence: u64) -> Result<Vec<Chan
     identity::apply(kv, event, sequence, concerns_the_list(event), &Pickup)
 }
 
-/// Applies a message from its envelope alone when that is all [`apply`]
-/// would do with its event: a needle exchange naming one key at most and
-/// nothing sealed (two thirds of a year's events) only notes when its key
-/// was last named. `false` (nothing written) for any other.
-pub fn apply_envelope<K: Kv>(kv: &mut K, env: &Envelope<'_>) -> bool {
-    let only_retention = env.is_needle_exchange() && env.names_one_key_at_most() && !env.sealed;
-    if only_retention {
-        crate::retention::touch_envelope(kv, env);
-    }
-    only_retention
-}
-
 /// Whether `event` says anything the list shows: a fact of a release
 /// episode or its checklist, consent, a handover, a name.
 fn concerns_the_list(event: &Event) -> bool {
@@ -965,39 +950,6 @@ mod tests {
     }
 
     const TODAY: &str = "2026-11-23";
-
-    #[test]
-    fn what_the_envelope_applies_is_what_the_event_applies() {
-        // Known people: k1 linked to nhs, named and released soon.
-        let mut w = World::new();
-        w.given(&["nhs", "k1"], "2026-11-20", release_date("2026-11-25"));
-        w.given(&["nhs"], "2026-11-20", consent(true));
-        let (mut taken, mut declined) = (Vec::new(), Vec::new());
-        for event in hub_projection::message::envelope_cases() {
-            let bytes = event.encode_to_vec();
-            let env = Envelope::read(&bytes).expect("an envelope");
-            let mut by_envelope = w.kv.clone();
-            if apply_envelope(&mut by_envelope, &env) {
-                let mut in_full = w.kv.clone();
-                apply(&mut in_full, &event, 100).unwrap();
-                assert_eq!(by_envelope, in_full, "{event:?}");
-                taken.push(event);
-            } else {
-                assert_eq!(by_envelope, w.kv, "declined, and wrote nothing");
-                declined.push(event);
-            }
-        }
-        let nx = |e: &Event| matches!(e.payload, Some(Payload::NeedleExchangeRecorded(_)));
-        // Unsealed needle exchanges naming one key at most: five of the
-        // six key lists (k1; k9; k1 twice; none; none then k1, which names
-        // no one without a first key), three ways of dating, two places.
-        assert!(taken.iter().all(nx));
-        assert_eq!(taken.len(), 5 * 3 * 2);
-        assert!(declined
-            .iter()
-            .any(|e| nx(e) && e.linked_person_keys == ["k2"]));
-        assert!(declined.iter().any(|e| nx(e) && e.sealed.is_some()));
-    }
 
     #[test]
     fn events_the_list_does_not_use_leave_no_trace_but_links_still_join_people() {

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::Timestamp;
 
-use hub_projection::{identity, message::Envelope};
+use hub_projection::identity;
 use hub_proto::events::{event::Payload, Event};
 use hub_store::{Error, KeyKind, Kv};
 
@@ -94,35 +94,20 @@ pub fn touch<K: Kv>(kv: &mut K, event: &Event) -> Result<(), Error> {
         }
         return Ok(());
     }
+    if event.partnership_code.is_empty() || event.person_key.is_empty() {
+        return Ok(()); // the hub's own records, and counts, name no one
+    }
     let at = event
         .recorded_at
         .as_ref()
         .or(event.occurred_at.as_ref())
-        .map(|t| t.seconds);
-    note(kv, &event.person_key, &event.partnership_code, at);
-    Ok(())
-}
-
-/// [`touch`] for an event read from its envelope only (never an erasure).
-pub fn touch_envelope<K: Kv>(kv: &mut K, env: &Envelope<'_>) {
-    note(
-        kv,
-        env.person_key,
-        env.partnership_code,
-        env.recorded_at.or(env.occurred_at),
-    );
-}
-
-/// Notes that `key` was named in `partnership` at `at` (seconds).
-fn note<K: Kv>(kv: &mut K, key: &str, partnership: &str, at: Option<i64>) {
-    if partnership.is_empty() || key.is_empty() {
-        return; // the hub's own records, and counts, name no one
-    }
+        .map_or(0, |t| t.seconds);
     kv.put(
         KeyKind::LastSeen,
-        &row_key(key, partnership),
-        at.unwrap_or(0).to_be_bytes().to_vec(),
+        &row_key(&event.person_key, &event.partnership_code),
+        at.to_be_bytes().to_vec(),
     );
+    Ok(())
 }
 
 /// A person as retention sees them: every key linked to one, the

@@ -54,8 +54,7 @@ pub async fn run(
         label: "pickup",
         service_name: "hub.projections.v1.PickupListService",
         schema: SCHEMA,
-        apply: hub_projection::Fold::new(|txn, event, seq| model::apply(txn, event, seq))
-            .with_envelope(|txn, env, _| Ok(model::apply_envelope(txn, env))),
+        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
     };
     hub_projection::serve(
         spec,

@@ -21,10 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{civil::Date, Timestamp};
 
 use hub_core::time::{end_of_london_day, period_of, FinancialYear};
-use hub_projection::{
-    identity::{self, Changed, PersonModel},
-    message::Envelope,
-};
+use hub_projection::identity::{self, Changed, PersonModel};
 use hub_proto::{
     common::TrainingAudience,
     events::{event::Payload, Event},
@@ -232,14 +229,6 @@ impl PersonModel for Trainings {
         }
         Ok(None)
     }
-}
-
-/// Whether [`apply`] would change nothing for the message of this
-/// envelope, so that it need not be decoded: a needle exchange naming one
-/// key at most (two thirds of a year's events) trains no one and links no
-/// one.
-pub fn apply_envelope(env: &Envelope<'_>) -> bool {
-    env.is_needle_exchange() && env.names_one_key_at_most()
 }
 
 /// Applies one event at stream `sequence`.
@@ -612,35 +601,6 @@ mod tests {
             audience: audience as i32,
             naloxone_kit_supplied: kit,
         })
-    }
-
-    #[test]
-    fn what_the_envelope_leaves_alone_the_event_leaves_alone() {
-        use prost::Message;
-        // Known people: k1 linked to nhs, trained.
-        let mut w = World::new();
-        w.given(
-            &["nhs", "k1"],
-            "2026-11-20T12:00:00Z",
-            training(TrainingAudience::ServiceUser, true),
-        );
-        let mut taken = Vec::new();
-        for event in hub_projection::message::envelope_cases() {
-            let bytes = event.encode_to_vec();
-            let env = Envelope::read(&bytes).expect("an envelope");
-            if apply_envelope(&env) {
-                let mut in_full = w.kv.clone();
-                apply(&mut in_full, &event, 100).unwrap();
-                assert_eq!(in_full, w.kv, "{event:?}");
-                taken.push(event);
-            }
-        }
-        // Needle exchanges naming one key at most, sealed or not: five of
-        // the six key lists, three seals, three ways of dating, two places.
-        assert!(taken
-            .iter()
-            .all(|e| matches!(e.payload, Some(Payload::NeedleExchangeRecorded(_)))));
-        assert_eq!(taken.len(), 5 * 3 * 3 * 2);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Start-up (feature `server`, on by default).
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use tokio::net::TcpListener;
 
@@ -21,8 +21,7 @@ pub async fn run(
         label: "training",
         service_name: "hub.projections.v1.TrainingCountsService",
         schema: SCHEMA,
-        apply: hub_projection::Fold::new(|txn, event, seq| model::apply(txn, event, seq))
-            .with_envelope(|_, env, _| Ok(model::apply_envelope(env))),
+        apply: Arc::new(|txn, event, seq| model::apply(txn, event, seq)),
     };
     hub_projection::serve(spec, config, listener, shutdown, None, |projection| {
         tonic::service::Routes::new(TrainingCountsServiceServer::new(api::TrainingApi(

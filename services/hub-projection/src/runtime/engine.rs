@@ -44,7 +44,7 @@ use hub_runtime::{shutdown::Stopping, ApiError};
 use hub_store::{Progress, Store};
 
 use crate::{
-    consumer::{on_storage, Consumer, Fold},
+    consumer::{on_storage, ApplyFn, Consumer},
     identity::Changed,
     source::EventSource,
 };
@@ -219,7 +219,7 @@ impl Engine {
         data_dir: &Path,
         schema: u32,
         source: Arc<dyn EventSource>,
-        apply: Fold,
+        apply: Arc<ApplyFn>,
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::config("HUB_DATA_DIR", format!("{}: {e}", data_dir.display())))?;
