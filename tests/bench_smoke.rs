@@ -41,6 +41,7 @@ fn hub_bench_writes_every_figure() {
         "national_rebuild3_s",
         "replay3_per_s",
         "disk_bytes_per_event",
+        "disk_bytes_per_event_settled",
         "peak_rss_mb",
     ] {
         let v = doc[key]
@@ -49,6 +50,28 @@ fn hub_bench_writes_every_figure() {
         assert!(v.is_finite() && v > 0.0, "{key} = {v}");
     }
     assert!(doc["national_events"].as_f64().unwrap() >= 2_000.0);
+    // What an operator sizes each disk by: JetStream's and every
+    // projection's store, per event.
+    let by_store = doc["disk_bytes_per_event_by_store_settled"]
+        .as_object()
+        .unwrap_or_else(|| panic!("disk by store missing: {doc}"));
+    let mut stores: Vec<&str> = by_store.keys().map(String::as_str).collect();
+    stores.sort_unstable();
+    assert_eq!(
+        stores,
+        [
+            "activity-projection",
+            "nats-server",
+            "pickup-projection",
+            "training-projection"
+        ]
+    );
+    assert!(
+        by_store
+            .values()
+            .all(|v| v.as_f64().is_some_and(|b| b > 0.0)),
+        "{by_store:?}"
+    );
     // The figures say which collector setting nats-server ran with: by
     // default the deploy files' memory budget (docs/operations.md).
     assert_eq!(doc["nats_memory_limit"], "2GiB", "{doc}");
