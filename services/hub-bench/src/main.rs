@@ -936,12 +936,15 @@ fn disk_by_store(hub: &Hub) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-/// [`disk_by_store`] once it has stopped changing (by less than 0.5 %
-/// over 5 s: compactions and the removal of replaced stores done), or
-/// after 120 s; with the seconds waited.
-async fn settled_disk(hub: &Hub) -> (Vec<(&'static str, u64)>, f64) {
+/// [`disk_by_store`], from `last` (a reading just taken) on, once it has
+/// stopped changing (by less than 0.5 % over 5 s: compactions and the
+/// removal of replaced stores done), or after 120 s; with the seconds
+/// waited.
+async fn settled_disk(
+    hub: &Hub,
+    mut last: Vec<(&'static str, u64)>,
+) -> (Vec<(&'static str, u64)>, f64) {
     let start = Instant::now();
-    let mut last = disk_by_store(hub);
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let now = disk_by_store(hub);
@@ -1264,7 +1267,7 @@ async fn main() -> Result<()> {
     figures.insert("disk_bytes_per_event", disk as f64 / events as f64);
     // Once the fresh stores' compactions have settled: what an operator
     // sizes disks by.
-    let (settled, settle_s) = settled_disk(&hub).await;
+    let (settled, settle_s) = settled_disk(&hub, stores).await;
     figures.insert(
         "disk_bytes_per_event_settled",
         settled.iter().map(|(_, b)| b).sum::<u64>() as f64 / events as f64,
@@ -1290,9 +1293,9 @@ async fn main() -> Result<()> {
     ));
 
     print_table(&figures, &rss, &args, &plan, size, events);
-    let by_store: Vec<String> = disk_by_store
+    let by_store: Vec<String> = settled
         .iter()
-        .map(|(n, b)| format!("{n} {:.0}", b.as_f64().unwrap_or(f64::NAN)))
+        .map(|(n, b)| format!("{n} {:.0}", *b as f64 / events as f64))
         .collect();
     println!(
         "disk bytes per event, settled, by store: {}",
