@@ -936,6 +936,11 @@ fn disk_by_store(hub: &Hub) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
+/// The bytes of every store in a [`disk_by_store`] reading.
+fn total_bytes(stores: &[(&str, u64)]) -> u64 {
+    stores.iter().map(|(_, b)| b).sum()
+}
+
 /// [`disk_by_store`], from `last` (a reading just taken) on, once it has
 /// stopped changing (by less than 0.5 % over 5 s: compactions and the
 /// removal of replaced stores done), or after 120 s; with the seconds
@@ -948,8 +953,8 @@ async fn settled_disk(
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
         let now = disk_by_store(hub);
-        let total = |v: &[(&str, u64)]| v.iter().map(|(_, b)| *b).sum::<u64>() as f64;
-        let steady = (total(&now) - total(&last)).abs() <= 0.005 * total(&last);
+        let (now_total, last_total) = (total_bytes(&now) as f64, total_bytes(&last) as f64);
+        let steady = (now_total - last_total).abs() <= 0.005 * last_total;
         last = now;
         if steady || start.elapsed() >= Duration::from_secs(120) {
             return (last, start.elapsed().as_secs_f64());
@@ -1263,17 +1268,19 @@ async fn main() -> Result<()> {
     figures.insert("national_rebuilt_p50_ms", percentile(&rebuilt_ms, 0.50));
     figures.insert("national_rebuilt_p99_ms", percentile(&rebuilt_ms, 0.99));
     let stores = disk_by_store(&hub);
-    let disk: u64 = stores.iter().map(|(_, b)| b).sum();
-    figures.insert("disk_bytes_per_event", disk as f64 / events as f64);
+    figures.insert(
+        "disk_bytes_per_event",
+        total_bytes(&stores) as f64 / events as f64,
+    );
     // Once the fresh stores' compactions have settled: what an operator
     // sizes disks by.
     let (settled, settle_s) = settled_disk(&hub, stores).await;
     figures.insert(
         "disk_bytes_per_event_settled",
-        settled.iter().map(|(_, b)| b).sum::<u64>() as f64 / events as f64,
+        total_bytes(&settled) as f64 / events as f64,
     );
     figures.insert("disk_settle_s", settle_s);
-    let disk_by_store: serde_json::Map<String, serde_json::Value> = settled
+    let settled_by_store: serde_json::Map<String, serde_json::Value> = settled
         .iter()
         .map(|(name, bytes)| (name.to_string(), json!(*bytes as f64 / events as f64)))
         .collect();
@@ -1337,7 +1344,7 @@ async fn main() -> Result<()> {
     doc.insert("event_bytes".into(), json!(size));
     doc.insert(
         "disk_bytes_per_event_by_store_settled".into(),
-        json!(disk_by_store),
+        json!(settled_by_store),
     );
     doc.insert(
         "rss_mb".into(),
