@@ -388,7 +388,11 @@ pub async fn seed(
         }
         for (i, (day, person)) in referred.into_iter().enumerate() {
             let engaged_on = day + jiff::Span::new().days(2 + rng.below(40) as i64);
-            if engaged_on <= today && rng.below(10) < 6 {
+            // Drawn whether or not the day has come: the number of draws
+            // must not depend on the date, or the people leaving prison
+            // (drawn after) would be other people each day.
+            let engages = rng.below(10) < 6;
+            if engaged_on <= today && engages {
                 send!(
                     treatment.record_treatment_engagement,
                     RecordTreatmentEngagementRequest {
