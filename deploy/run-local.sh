@@ -38,6 +38,10 @@ mkdir -p $VAR/nats $VAR/logs var/logs
 [ -f "$HUB_SECRET_FILE" ] || $BIN/hubctl secret create "$HUB_SECRET_FILE"
 
 pids=()
+# nats-server's garbage collector with a memory budget, as deployed
+# (docs/operations.md, "A memory budget for nats-server's garbage
+# collector"); set GOMEMLIMIT to give it another.
+NATS_ENV=(GOGC=off "GOMEMLIMIT=${GOMEMLIMIT:-2GiB}")
 stop() {
   trap - EXIT INT TERM
   echo; echo "stopping the hub..."
@@ -109,14 +113,14 @@ if [ "${HUB_LOCAL_CLUSTER:-0}" = 1 ]; then
     HUB_NODE_NAME=hub-$((i + 1)) HUB_NODE_HOST=127.0.0.1 HUB_NODE_PORT=${NATS_PORTS[$i]} \
       HUB_NODE_CLUSTER_PORT=${ROUTE_PORTS[$i]} HUB_NODE_STORE_DIR=$VAR/nats/hub-$((i + 1)) \
       HUB_ROUTE_1=${routes[0]} HUB_ROUTE_2=${routes[1]} HUB_ROUTE_3=${routes[2]} \
-      .venv/bin/nats-server -c deploy/nats/cluster/node.conf >"$VAR/logs/nats-server-$((i + 1)).log" 2>&1 &
+      env "${NATS_ENV[@]}" .venv/bin/nats-server -c deploy/nats/cluster/node.conf >"$VAR/logs/nats-server-$((i + 1)).log" 2>&1 &
     pids+=($!)
   done
   for i in 1 2 3; do
     wait_for_line "$VAR/logs/nats-server-$i.log" "Server is ready" "nats-server hub-$i"
   done
 else
-  .venv/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" --store_dir var/nats >var/logs/nats-server.log 2>&1 &
+  env "${NATS_ENV[@]}" .venv/bin/nats-server -js -a 127.0.0.1 -p "$NATS_PORT" --store_dir var/nats >var/logs/nats-server.log 2>&1 &
   pids+=($!)
   wait_for_line var/logs/nats-server.log "Server is ready" "nats-server"
 fi
