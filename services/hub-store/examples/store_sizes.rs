@@ -16,6 +16,7 @@
 
 use std::{collections::BTreeMap, path::Path};
 
+use hub_store::table_file_bytes;
 use rocksdb::{
     BlockBasedOptions, BottommostLevelCompaction, CompactOptions, DBCompressionType, IteratorMode,
     Options, WriteBatch, DB,
@@ -36,17 +37,6 @@ struct Tally {
     value_bytes: u64,
 }
 
-fn table_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.path().extension().is_some_and(|e| e == "sst") {
-            total += entry.metadata()?.len();
-        }
-    }
-    Ok(total)
-}
-
 fn report(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     let db = DB::open_for_read_only(&Options::default(), dir, false)?;
     let mut by_kind: BTreeMap<u8, Tally> = BTreeMap::new();
@@ -60,7 +50,7 @@ fn report(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         tally.value_bytes += value.len() as u64;
     }
     let all: u64 = by_kind.values().map(|t| t.key_bytes + t.value_bytes).sum();
-    let on_disk = table_bytes(dir)?;
+    let on_disk = table_file_bytes(dir)?;
     println!("{}", dir.display());
     println!(
         "{:>6} {:>12} {:>14} {:>14} {:>8} {:>10}",
@@ -87,6 +77,9 @@ fn report(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Writes every row of `from` into a fresh store at `to` compressed as
 /// `variant` says, compacts it whole, and returns its table files' size.
+/// Of the stores' own settings (`hub-store`'s `open_db`) it keeps those
+/// that bear on size: LZ4 above the last level, dynamic level sizes, a
+/// Bloom filter per table.
 fn rewrite(
     from: &DB,
     to: &Path,
@@ -116,7 +109,7 @@ fn rewrite(
     compact.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
     db.compact_range_opt::<&[u8], &[u8]>(None, None, &compact);
     drop(db);
-    Ok(table_bytes(to)?)
+    Ok(table_file_bytes(to)?)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

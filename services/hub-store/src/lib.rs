@@ -34,7 +34,7 @@ use std::collections::BTreeMap;
 
 pub use error::Error;
 #[cfg(feature = "rocksdb")]
-pub use rocks::{Store, Txn};
+pub use rocks::{table_file_bytes, Store, Txn};
 
 /// The first byte of every key. Values are never reused: a retired kind
 /// keeps its number.

@@ -210,6 +210,19 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
+/// The size of a store's table files (`*.sst`) in `dir`: what its rows
+/// take on disk once flushed, without the log and RocksDB's own files.
+pub fn table_file_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.path().extension().is_some_and(|e| e == "sst") {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
 fn open_db(path: &Path) -> Result<DB, Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::open(path, e))?;
     let mut opts = Options::default();
@@ -1003,13 +1016,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let mut on_disk = 0u64;
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let entry = entry.unwrap();
-            if entry.path().extension().is_some_and(|e| e == "sst") {
-                on_disk += entry.metadata().unwrap().len();
-            }
-        }
+        let on_disk = table_file_bytes(dir.path()).unwrap();
         let ratio = on_disk as f64 / rows_bytes as f64;
         assert!(
             ratio < 0.65,

@@ -124,7 +124,7 @@ pub async fn seed(
     let mut rng = Rng(seed);
     let london = jiff::tz::TimeZone::get("Europe/London")?;
     let today = jiff::Timestamp::now().to_zoned(london.clone()).date();
-    let year_start = hub_core_fy_start(today);
+    let year_start = hub_core::time::FinancialYear::of(today).quarter_first_day(1);
     // Everything is dated: noon on past days, midnight today, so the same
     // seed on the same day sends the same bodies (a re-run records nothing).
     let at = |day: jiff::civil::Date| -> Result<prost_types::Timestamp> {
@@ -694,16 +694,6 @@ pub async fn seed(
     Ok(format!(
         "demo seed {seed}: {recorded} events recorded, {duplicates} already there"
     ))
-}
-
-/// 1 April of the financial year `day` is in.
-fn hub_core_fy_start(day: jiff::civil::Date) -> jiff::civil::Date {
-    let year = if day.month() >= 4 {
-        day.year()
-    } else {
-        day.year() - 1
-    };
-    jiff::civil::Date::new(year, 4, 1).expect("1 April exists")
 }
 
 #[cfg(test)]
