@@ -7,7 +7,8 @@
 //!
 //! Opens each store read-only (a running projection may keep it open) and
 //! reads every row once. Bytes are as written, before RocksDB's block
-//! encoding and compression; the table files' size is what lies on disk.
+//! encoding and compression; the table files' size is what lies on disk,
+//! and RocksDB's level statistics say in which level the files lie.
 //!
 //! With `--rewrite DIR`, each store's rows are also written into fresh
 //! stores under `DIR`, one per way of compressing them, and compacted
@@ -69,9 +70,14 @@ fn report(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "rows' bytes {all}, table files {on_disk} ({:.2} of the rows' bytes)\n",
+        "rows' bytes {all}, table files {on_disk} ({:.2} of the rows' bytes)",
         on_disk as f64 / all.max(1) as f64
     );
+    // Which level the files lie in: the last one is Zstandard's, the
+    // others LZ4's.
+    if let Some(levels) = db.property_value("rocksdb.levelstats")? {
+        println!("{levels}");
+    }
     Ok(())
 }
 
